@@ -1,0 +1,570 @@
+//! HF checkpoint folders: `config.json` plus `model.safetensors` or shards with
+//! `model.safetensors.index.json`, stored in f32, f16 or bf16.
+//!
+//! Loading checks every expected tensor (presence, shape, dtype) before any data is read and names
+//! the file and tensor in one line when something is off. Saving writes the same layout, names and
+//! on-disk dtypes with `format: pt` metadata into a temporary folder that is renamed into place, and
+//! never writes into the folder it loaded from.
+
+mod shard;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use burn::tensor::backend::Backend;
+use burn::tensor::TensorData;
+use serde::Deserialize;
+
+pub use shard::DiskDtype;
+use shard::Shard;
+
+use crate::model::{expected_tensors, ConfigError, MaskedDiffusionLm, ModelConfig, Weight};
+
+pub const SINGLE_FILE: &str = "model.safetensors";
+pub const INDEX_FILE: &str = "model.safetensors.index.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{file}: cannot read: {source}")]
+    Io {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{dir}: no weights: expected {SINGLE_FILE} or {INDEX_FILE}")]
+    NoWeights { dir: String },
+    #[error("{file}: not a valid safetensors file: {reason}")]
+    Corrupt { file: String, reason: String },
+    #[error("{file}: {reason}")]
+    Index { file: String, reason: String },
+    #[error("{file}: tensor `{name}` is missing (expected shape {expected:?}){hint}")]
+    Missing {
+        file: String,
+        name: String,
+        expected: Vec<usize>,
+        hint: String,
+    },
+    #[error("{file}: tensor `{name}` has shape {found:?}, expected {expected:?}")]
+    Shape {
+        file: String,
+        name: String,
+        found: Vec<usize>,
+        expected: Vec<usize>,
+    },
+    #[error("{file}: tensor `{name}` is stored as {found}; expected F32, F16 or BF16")]
+    Dtype {
+        file: String,
+        name: String,
+        found: String,
+    },
+    #[error("{dir}: the model needs about {need_gib:.2} GiB on {device} but only {have_gib:.2} GiB is available")]
+    TooBig {
+        dir: String,
+        device: String,
+        need_gib: f64,
+        have_gib: f64,
+    },
+    #[error("{dir}: tensor `{name}` is {need_mib:.0} MiB, more than the {limit_mib:.0} MiB one buffer may hold on {device}")]
+    BufferLimit {
+        dir: String,
+        name: String,
+        device: String,
+        need_mib: f64,
+        limit_mib: f64,
+    },
+    #[error("{dir}: refusing to save: {reason}")]
+    Output { dir: String, reason: String },
+    #[error("{file}: cannot write: {source}")]
+    Write {
+        file: String,
+        source: std::io::Error,
+    },
+}
+
+/// How the weights of a checkpoint are laid out on disk, so a save can reproduce it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WeightLayout {
+    /// Shard file names in order; one entry (`model.safetensors`) when not sharded.
+    pub files: Vec<String>,
+    pub sharded: bool,
+    /// Tensor name → file that holds it.
+    pub tensor_file: BTreeMap<String, String>,
+    /// Tensor name → on-disk dtype.
+    pub dtypes: BTreeMap<String, DiskDtype>,
+}
+
+impl WeightLayout {
+    /// One `model.safetensors` with every tensor in `dtype` (for models that never had a file).
+    pub fn single(config: &ModelConfig, dtype: DiskDtype) -> Self {
+        let names: Vec<String> = expected_tensors(config)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        Self {
+            files: vec![SINGLE_FILE.into()],
+            sharded: false,
+            tensor_file: names
+                .iter()
+                .map(|n| (n.clone(), SINGLE_FILE.into()))
+                .collect(),
+            dtypes: names.iter().map(|n| (n.clone(), dtype)).collect(),
+        }
+    }
+
+    /// The dtype most tensors are stored in (shown to users as "the" checkpoint dtype).
+    pub fn main_dtype(&self) -> DiskDtype {
+        let mut counts: BTreeMap<&str, (usize, DiskDtype)> = BTreeMap::new();
+        for d in self.dtypes.values() {
+            counts.entry(d.name()).or_insert((0, *d)).0 += 1;
+        }
+        counts
+            .values()
+            .max_by_key(|(n, _)| *n)
+            .map(|(_, d)| *d)
+            .unwrap_or(DiskDtype::F32)
+    }
+}
+
+/// A checkpoint folder whose config and tensor headers have been read and checked (no weights yet).
+pub struct Checkpoint {
+    pub dir: PathBuf,
+    pub config: ModelConfig,
+    pub layout: WeightLayout,
+    shards: BTreeMap<String, Shard>,
+}
+
+#[derive(Deserialize)]
+struct IndexJson {
+    weight_map: BTreeMap<String, String>,
+}
+
+impl Checkpoint {
+    /// Reads `config.json` and the safetensors headers and checks every expected tensor.
+    pub fn open(dir: &Path) -> Result<Self, CheckpointError> {
+        let config = ModelConfig::from_dir(dir)?;
+        let index_path = dir.join(INDEX_FILE);
+        let single_path = dir.join(SINGLE_FILE);
+        let (sharded, weight_map) = if index_path.exists() {
+            let file = index_path.display().to_string();
+            let text =
+                std::fs::read_to_string(&index_path).map_err(|source| CheckpointError::Io {
+                    file: file.clone(),
+                    source,
+                })?;
+            let index: IndexJson =
+                serde_json::from_str(&text).map_err(|e| CheckpointError::Index {
+                    file: file.clone(),
+                    reason: format!("not a valid index: {e}"),
+                })?;
+            (true, Some(index.weight_map))
+        } else if single_path.exists() {
+            (false, None)
+        } else {
+            return Err(CheckpointError::NoWeights {
+                dir: dir.display().to_string(),
+            });
+        };
+
+        let mut files: Vec<String> = match &weight_map {
+            Some(map) => map
+                .values()
+                .cloned()
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+            None => vec![SINGLE_FILE.to_string()],
+        };
+        files.sort();
+        let mut shards = BTreeMap::new();
+        for f in &files {
+            shards.insert(f.clone(), Shard::open(&dir.join(f))?);
+        }
+
+        let mut tensor_file = BTreeMap::new();
+        let mut dtypes = BTreeMap::new();
+        let mut used = BTreeSet::new();
+        for (name, expected) in expected_tensors(&config) {
+            let file_name = match &weight_map {
+                Some(map) => match map.get(&name) {
+                    Some(f) => f.clone(),
+                    None => {
+                        let file = index_path.display().to_string();
+                        let hint = closest_unknown(&name, map.keys(), &expected_names(&config));
+                        return Err(CheckpointError::Missing {
+                            file,
+                            name,
+                            expected,
+                            hint,
+                        });
+                    }
+                },
+                None => SINGLE_FILE.to_string(),
+            };
+            let shard = &shards[&file_name];
+            let file = shard.path.display().to_string();
+            let Some(entry) = shard.tensors.get(&name) else {
+                let hint = closest_unknown(&name, shard.tensors.keys(), &expected_names(&config));
+                return Err(CheckpointError::Missing {
+                    file,
+                    name,
+                    expected,
+                    hint,
+                });
+            };
+            if entry.shape != expected {
+                return Err(CheckpointError::Shape {
+                    file,
+                    name,
+                    found: entry.shape.clone(),
+                    expected,
+                });
+            }
+            let Some(dtype) = DiskDtype::parse(&entry.dtype) else {
+                return Err(CheckpointError::Dtype {
+                    file,
+                    name,
+                    found: entry.dtype.clone(),
+                });
+            };
+            used.insert(name.clone());
+            tensor_file.insert(name.clone(), file_name);
+            dtypes.insert(name, dtype);
+        }
+        let layout = WeightLayout {
+            files,
+            sharded,
+            tensor_file,
+            dtypes,
+        };
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            config,
+            layout,
+            shards,
+        })
+    }
+
+    /// Bytes the weights occupy on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        self.shards.values().map(|s| s.data_len() as u64).sum()
+    }
+
+    /// Reads one tensor as f32 host data in its HF shape.
+    pub fn tensor_data(&self, name: &str) -> Result<TensorData, CheckpointError> {
+        let file_name = &self.layout.tensor_file[name];
+        let shard = &self.shards[file_name];
+        let entry = &shard.tensors[name];
+        let dtype = self.layout.dtypes[name];
+        Ok(TensorData::new(
+            dtype.decode(shard.bytes(entry)),
+            entry.shape.clone(),
+        ))
+    }
+
+    /// Raw on-disk bytes of a tensor (tests compare these after a save).
+    pub fn tensor_bytes(&self, name: &str) -> &[u8] {
+        let shard = &self.shards[&self.layout.tensor_file[name]];
+        shard.bytes(&shard.tensors[name])
+    }
+
+    /// The `__metadata__` of the file holding `name`.
+    pub fn file_metadata(&self, file: &str) -> Option<&BTreeMap<String, String>> {
+        self.shards.get(file).map(|s| &s.metadata)
+    }
+
+    /// Loads the weights as f32 onto `device`, after checking the memory estimate against `budget`.
+    pub fn load<B: Backend>(
+        &self,
+        device: &B::Device,
+        budget: &MemoryBudget,
+    ) -> Result<MaskedDiffusionLm<B>, CheckpointError> {
+        budget.check(&self.dir, &self.config, 4)?;
+        MaskedDiffusionLm::build(&self.config, device, |w: Weight, layer| {
+            let name = w
+                .name(&self.config, layer)
+                .expect("build asks only for weights the architecture has");
+            self.tensor_data(&name)
+        })
+    }
+}
+
+fn expected_names(config: &ModelConfig) -> BTreeSet<String> {
+    expected_tensors(config)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect()
+}
+
+/// For a missing tensor, names the unexpected tensor in the file that looks most like it.
+fn closest_unknown<'a>(
+    missing: &str,
+    present: impl Iterator<Item = &'a String>,
+    expected: &BTreeSet<String>,
+) -> String {
+    let common = |a: &str, b: &str| {
+        let prefix = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
+        let suffix = a
+            .bytes()
+            .rev()
+            .zip(b.bytes().rev())
+            .take_while(|(x, y)| x == y)
+            .count();
+        prefix + suffix
+    };
+    present
+        .filter(|n| !expected.contains(*n))
+        .max_by_key(|n| common(missing, n))
+        .map(|n| format!("; the file has an unexpected tensor `{n}`"))
+        .unwrap_or_default()
+}
+
+/// What a device can hold, for the pre-load estimate.
+#[derive(Clone, Debug)]
+pub struct MemoryBudget {
+    pub device: String,
+    /// Bytes free for the model, when known.
+    pub available: Option<u64>,
+    /// Largest single buffer the device allows, when limited (wgpu).
+    pub max_buffer: Option<u64>,
+}
+
+impl MemoryBudget {
+    pub fn unlimited(device: &str) -> Self {
+        Self {
+            device: device.to_string(),
+            available: None,
+            max_buffer: None,
+        }
+    }
+
+    /// Refuses with the numbers when the weights (at `bytes_per_param`) plus a forward pass's working set cannot fit.
+    pub fn check(
+        &self,
+        dir: &Path,
+        config: &ModelConfig,
+        bytes_per_param: u64,
+    ) -> Result<(), CheckpointError> {
+        let need = estimate_bytes(config, bytes_per_param);
+        if let Some(have) = self.available {
+            if need > have {
+                let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+                return Err(CheckpointError::TooBig {
+                    dir: dir.display().to_string(),
+                    device: self.device.clone(),
+                    need_gib: gib(need),
+                    have_gib: gib(have),
+                });
+            }
+        }
+        if let Some(limit) = self.max_buffer {
+            for (name, shape) in expected_tensors(config) {
+                let bytes = shape.iter().product::<usize>() as u64 * bytes_per_param;
+                if bytes > limit {
+                    let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+                    return Err(CheckpointError::BufferLimit {
+                        dir: dir.display().to_string(),
+                        name,
+                        device: self.device.clone(),
+                        need_mib: mib(bytes),
+                        limit_mib: mib(limit),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Weights plus the working set of one 512-token forward pass (largest activation and logits rows).
+pub fn estimate_bytes(config: &ModelConfig, bytes_per_param: u64) -> u64 {
+    let weights = config.num_parameters() * bytes_per_param;
+    let tokens = 512u64;
+    let activations =
+        tokens * (config.hidden_size.max(config.intermediate_size) as u64) * 8 * bytes_per_param;
+    let attention = tokens * tokens * config.num_heads as u64 * bytes_per_param * 2;
+    let logits = tokens * config.vocab_size as u64 * 4;
+    weights + activations + attention + logits
+}
+
+/// Writes `model` as an HF checkpoint into `out`, reproducing `layout` (names, files, dtypes) and
+/// copying every non-weight file (config, tokenizer, templates, remote code) from `source_dir`.
+/// The folder is written beside `out` under a temporary name and renamed into place.
+pub fn save<B: Backend>(
+    model: &MaskedDiffusionLm<B>,
+    layout: &WeightLayout,
+    source_dir: Option<&Path>,
+    out: &Path,
+) -> Result<(), CheckpointError> {
+    let out_name = out.display().to_string();
+    let refuse = |reason: String| CheckpointError::Output {
+        dir: out_name.clone(),
+        reason,
+    };
+    if out.exists() {
+        let non_empty = std::fs::read_dir(out)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true);
+        if non_empty {
+            return Err(refuse(
+                "the folder exists and is not empty; choose a new folder".into(),
+            ));
+        }
+    }
+    if let Some(src) = source_dir {
+        if let (Ok(a), Ok(b)) = (src.canonicalize(), out.canonicalize()) {
+            if a == b {
+                return Err(refuse("it is the checkpoint being read".into()));
+            }
+        }
+    }
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|source| CheckpointError::Write {
+        file: parent.display().to_string(),
+        source,
+    })?;
+    let tmp = parent.join(format!(
+        ".{}.partial-{}",
+        out.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("checkpoint"),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let result = write_folder(model, layout, source_dir, &tmp).and_then(|()| {
+        if out.exists() {
+            std::fs::remove_dir(out).map_err(|source| CheckpointError::Write {
+                file: out_name.clone(),
+                source,
+            })?;
+        }
+        std::fs::rename(&tmp, out).map_err(|source| CheckpointError::Write {
+            file: out_name.clone(),
+            source,
+        })
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    result
+}
+
+/// A tensor ready for the safetensors writer.
+struct EncodedTensor {
+    dtype: safetensors::Dtype,
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+impl safetensors::View for &EncodedTensor {
+    fn dtype(&self) -> safetensors::Dtype {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
+        std::borrow::Cow::Borrowed(&self.bytes)
+    }
+    fn data_len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+fn write_folder<B: Backend>(
+    model: &MaskedDiffusionLm<B>,
+    layout: &WeightLayout,
+    source_dir: Option<&Path>,
+    dir: &Path,
+) -> Result<(), CheckpointError> {
+    let write_err = |file: &Path| {
+        let file = file.display().to_string();
+        move |source| CheckpointError::Write { file, source }
+    };
+    std::fs::create_dir_all(dir).map_err(write_err(dir))?;
+    let mut per_file: BTreeMap<String, Vec<(String, EncodedTensor)>> = BTreeMap::new();
+    let mut total_size = 0u64;
+    for (name, data) in model.named_tensors() {
+        let dtype = layout.dtypes.get(&name).copied().unwrap_or(DiskDtype::F32);
+        let file = layout
+            .tensor_file
+            .get(&name)
+            .cloned()
+            .unwrap_or_else(|| layout.files[0].clone());
+        let values = data
+            .clone()
+            .convert::<f32>()
+            .into_vec::<f32>()
+            .expect("f32 after convert");
+        let bytes = dtype.encode(&values);
+        total_size += bytes.len() as u64;
+        per_file.entry(file).or_default().push((
+            name,
+            EncodedTensor {
+                dtype: dtype.safetensors(),
+                shape: data.shape.to_vec(),
+                bytes,
+            },
+        ));
+    }
+    let metadata: std::collections::HashMap<String, String> =
+        [("format".to_string(), "pt".to_string())].into();
+    for (file, tensors) in &per_file {
+        let path = dir.join(file);
+        let views = tensors.iter().map(|(n, t)| (n.as_str(), t));
+        safetensors::serialize_to_file(views, Some(metadata.clone()), &path).map_err(|e| {
+            CheckpointError::Write {
+                file: path.display().to_string(),
+                source: std::io::Error::other(e),
+            }
+        })?;
+    }
+    if layout.sharded {
+        let weight_map: BTreeMap<&str, &str> = per_file
+            .iter()
+            .flat_map(|(f, ts)| ts.iter().map(move |(n, _)| (n.as_str(), f.as_str())))
+            .collect();
+        let index = serde_json::json!({ "metadata": { "total_size": total_size }, "weight_map": weight_map });
+        let path = dir.join(INDEX_FILE);
+        std::fs::write(
+            &path,
+            serde_json::to_string_pretty(&index).expect("json") + "\n",
+        )
+        .map_err(write_err(&path))?;
+    }
+    match source_dir {
+        Some(src) => copy_side_files(src, dir)?,
+        None => {
+            // A model that never had a folder (random init): write its config in HF form.
+            let path = dir.join("config.json");
+            let json =
+                serde_json::to_string_pretty(&model.config.to_hf_json()).expect("json") + "\n";
+            std::fs::write(&path, json).map_err(write_err(&path))?;
+        }
+    }
+    Ok(())
+}
+
+/// Copies config, tokenizer and any other non-weight files (remote code, generation config).
+fn copy_side_files(src: &Path, dst: &Path) -> Result<(), CheckpointError> {
+    let entries = std::fs::read_dir(src).map_err(|source| CheckpointError::Io {
+        file: src.display().to_string(),
+        source,
+    })?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().to_string();
+        let is_weight = name.ends_with(".safetensors") || name == INDEX_FILE;
+        if path.is_file() && !is_weight {
+            let target = dst.join(&name);
+            std::fs::copy(&path, &target).map_err(|source| CheckpointError::Write {
+                file: target.display().to_string(),
+                source,
+            })?;
+        }
+    }
+    Ok(())
+}

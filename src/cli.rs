@@ -1,0 +1,185 @@
+//! Command-line interface: `mdu` (GUI) and the headless subcommands.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use burn::tensor::backend::Backend;
+use clap::{Parser, Subcommand};
+
+use crate::bench::{BenchPreset, ForwardBench};
+use crate::checkpoint::{self, Checkpoint};
+use crate::device::{device_help, list_devices, BackendTask, DeviceChoice};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mdu",
+    version,
+    about = "MDU Workbench: masked-diffusion unlearning for LLaDA and Dream models.\nWith no subcommand, opens the GUI."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Print the raw logits (before any Dream shift) for a token sequence as JSON: {"logits": [[V floats] per id]}.
+    Logits {
+        /// HF checkpoint folder (config.json, *.safetensors).
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Comma-separated token ids, e.g. 5,17,99.
+        #[arg(long, value_delimiter = ',', required = true)]
+        ids: Vec<u32>,
+        #[arg(long, default_value = "auto", help = device_arg_help())]
+        device: String,
+    },
+    /// Load a checkpoint and save it again in the same layout and dtypes into a new folder.
+    Convert {
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Output folder (must not exist or be empty; never the input).
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "cpu", help = device_arg_help())]
+        device: String,
+    },
+    /// Describe a checkpoint (architecture, parameters, dtype, vocabulary, special ids, memory estimate).
+    Inspect {
+        #[arg(long)]
+        checkpoint: PathBuf,
+    },
+    /// List the compute devices this machine offers.
+    Devices,
+    /// Forward-pass throughput on a preset LLaDA shape (random weights); prints one JSON line.
+    BenchForward {
+        #[arg(long, value_enum, default_value = "tiny")]
+        preset: BenchPreset,
+        #[arg(long, default_value = "cpu", help = device_arg_help())]
+        device: String,
+        #[arg(long, default_value_t = 2)]
+        warmup: usize,
+        #[arg(long, default_value_t = 5)]
+        iters: usize,
+    },
+}
+
+fn device_arg_help() -> String {
+    format!("Compute device: {}", device_help())
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        None => {
+            crate::gui::run().map_err(|e| anyhow::anyhow!("the window could not be opened: {e}"))
+        }
+        Some(Command::Logits {
+            checkpoint,
+            ids,
+            device,
+        }) => {
+            let device = DeviceChoice::parse(&device).map_err(anyhow::Error::msg)?;
+            let rows = device.run(LogitsTask {
+                dir: checkpoint,
+                ids,
+            })?;
+            let json = serde_json::json!({ "logits": rows });
+            println!("{}", serde_json::to_string(&json)?);
+            Ok(())
+        }
+        Some(Command::Convert {
+            checkpoint,
+            out,
+            device,
+        }) => {
+            let device = DeviceChoice::parse(&device).map_err(anyhow::Error::msg)?;
+            device.run(ConvertTask {
+                dir: checkpoint.clone(),
+                out: out.clone(),
+            })?;
+            eprintln!("saved {} -> {}", checkpoint.display(), out.display());
+            Ok(())
+        }
+        Some(Command::Inspect { checkpoint }) => inspect(&checkpoint),
+        Some(Command::Devices) => {
+            for (choice, label) in list_devices() {
+                println!("{choice}\t{label}");
+            }
+            if let Some(why) = crate::device::cuda_unavailable_reason() {
+                println!("(cuda unavailable: {why})");
+            }
+            Ok(())
+        }
+        Some(Command::BenchForward {
+            preset,
+            device,
+            warmup,
+            iters,
+        }) => {
+            let choice = DeviceChoice::parse(&device).map_err(anyhow::Error::msg)?;
+            let report = choice.run(ForwardBench {
+                preset,
+                warmup,
+                iters,
+                device_name: choice.to_string(),
+            });
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
+    }
+}
+
+struct LogitsTask {
+    dir: PathBuf,
+    ids: Vec<u32>,
+}
+
+impl BackendTask for LogitsTask {
+    type Output = Result<Vec<Vec<f32>>>;
+    fn run<B: Backend>(self, device: &B::Device) -> Self::Output {
+        let ckpt = Checkpoint::open(&self.dir)?;
+        let vocab = ckpt.config.vocab_size;
+        if let Some(bad) = self.ids.iter().find(|&&id| id as usize >= vocab) {
+            bail!("--ids: token id {bad} is outside the model's vocabulary of {vocab}");
+        }
+        let model = ckpt.load::<B>(device, &checkpoint::MemoryBudget::unlimited("device"))?;
+        let flat = model.logits_host(&[self.ids.clone()], None, device);
+        Ok(flat.chunks(vocab).map(<[f32]>::to_vec).collect())
+    }
+}
+
+struct ConvertTask {
+    dir: PathBuf,
+    out: PathBuf,
+}
+
+impl BackendTask for ConvertTask {
+    type Output = Result<()>;
+    fn run<B: Backend>(self, device: &B::Device) -> Self::Output {
+        let ckpt = Checkpoint::open(&self.dir)?;
+        let model = ckpt.load::<B>(device, &checkpoint::MemoryBudget::unlimited("device"))?;
+        checkpoint::save(&model, &ckpt.layout, Some(&self.dir), &self.out)?;
+        Ok(())
+    }
+}
+
+fn inspect(dir: &std::path::Path) -> Result<()> {
+    let ckpt = Checkpoint::open(dir)?;
+    let c = &ckpt.config;
+    let tokenizer = crate::tokenizer::TextTokenizer::from_dir(dir, c)
+        .with_context(|| format!("{}: tokenizer", dir.display()))?;
+    let info = serde_json::json!({
+        "architecture": c.architecture.name(),
+        "parameters": c.num_parameters(),
+        "dtype": ckpt.layout.main_dtype().name(),
+        "sharded": ckpt.layout.sharded,
+        "files": ckpt.layout.files,
+        "vocab_rows": c.vocab_size,
+        "tokenizer_vocab": tokenizer.vocab_size(),
+        "special_ids": tokenizer.special,
+        "config": c,
+        "estimated_bytes_f32": checkpoint::estimate_bytes(c, 4),
+    });
+    println!("{}", serde_json::to_string_pretty(&info)?);
+    Ok(())
+}

@@ -1,0 +1,35 @@
+//! MDU Workbench: masked-diffusion language models (LLaDA, Dream) on Burn, and the engine that
+//! unlearns a forget set from them. The `mdu` binary wraps this library in a GUI and a CLI.
+//!
+//! - [`model`]: the bidirectional transformer and the two architectures' config keys and tensor names.
+//! - [`checkpoint`]: HF safetensors folders (single or sharded; f32/f16/bf16), load and save.
+//! - [`tokenizer`]: tokenizers, special ids and chat templates from a checkpoint folder.
+//! - [`device`]: backend choice (CUDA → wgpu → CPU) and device listing.
+//! - [`bench`]: forward-pass throughput on preset shapes.
+//! - [`gui`]: the eframe application.
+
+pub mod bench;
+pub mod checkpoint;
+pub mod cli;
+pub mod device;
+pub mod gui;
+pub mod model;
+pub mod tokenizer;
+
+use std::path::Path;
+
+use burn::tensor::backend::Backend;
+
+pub use checkpoint::{Checkpoint, CheckpointError};
+pub use model::MaskedDiffusionLm;
+
+/// Opens a checkpoint folder, checks it fits `device`, and loads it as f32.
+pub fn load_model<B: Backend>(
+    dir: &Path,
+    device: &B::Device,
+    budget: &checkpoint::MemoryBudget,
+) -> Result<(Checkpoint, MaskedDiffusionLm<B>), CheckpointError> {
+    let ckpt = Checkpoint::open(dir)?;
+    let model = ckpt.load::<B>(device, budget)?;
+    Ok((ckpt, model))
+}

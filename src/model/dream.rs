@@ -1,0 +1,113 @@
+//! Dream (`Dream-org/Dream-v0-Instruct-7B`): config keys and tensor names.
+//!
+//! Key characteristics (mdlm.md §3): Qwen2 layout with bidirectional attention, GQA (28 query / 4 kv
+//! heads in the 7B), q/k/v biases, untied `lm_head`, half-rotation RoPE (θ = 1e6), RMSNorm eps 1e-6,
+//! an embedding row at `pad_token_id` that receives no gradient, and logits that consumers shift right
+//! by one position (the prediction for position i comes from the hidden state at i−1).
+
+use super::config::{Architecture, ConfigError, HfKeys, ModelConfig};
+use super::Weight;
+
+pub fn config_from_hf(keys: &HfKeys) -> Result<ModelConfig, ConfigError> {
+    let hidden_size = keys.usize("hidden_size")?;
+    let num_heads = keys.usize("num_attention_heads")?;
+    keys.require(
+        "tie_word_embeddings",
+        !keys.bool_or("tie_word_embeddings", false)?,
+        "tied embeddings are not supported (Dream ships an untied lm_head)",
+    )?;
+    keys.require(
+        "use_sliding_window",
+        !keys.bool_or("use_sliding_window", false)?,
+        "sliding-window attention is not supported",
+    )?;
+    keys.require(
+        "use_mrope",
+        !keys.bool_or("use_mrope", false)?,
+        "multimodal RoPE is not supported",
+    )?;
+    if let Ok(act) = keys.string("hidden_act") {
+        keys.require(
+            "hidden_act",
+            act == "silu",
+            &format!("activation {act:?} is not supported; expected \"silu\""),
+        )?;
+    }
+    if let Some(scaling) = keys.raw("rope_scaling") {
+        keys.require(
+            "rope_scaling",
+            false,
+            &format!("RoPE scaling {scaling} is not supported"),
+        )?;
+    }
+    Ok(ModelConfig {
+        architecture: Architecture::Dream,
+        hidden_size,
+        num_layers: keys.usize("num_hidden_layers")?,
+        num_heads,
+        num_kv_heads: keys.opt_usize("num_key_value_heads")?.unwrap_or(num_heads),
+        head_dim: keys.opt_usize("head_dim")?.unwrap_or(if num_heads > 0 {
+            hidden_size / num_heads
+        } else {
+            0
+        }),
+        intermediate_size: keys.usize("intermediate_size")?,
+        vocab_size: keys.usize("vocab_size")?,
+        rope_theta: keys.f64_or("rope_theta", 10000.0)?,
+        rms_norm_eps: keys.f64_or("rms_norm_eps", 1e-6)?,
+        max_position_embeddings: keys.opt_usize("max_position_embeddings")?.unwrap_or(2048),
+        qkv_bias: true,
+        mask_token_id: keys.opt_token_id("mask_token_id")?,
+        eos_token_id: keys.opt_token_id("eos_token_id")?,
+        pad_token_id: keys.opt_token_id("pad_token_id")?,
+        bos_token_id: keys.opt_token_id("bos_token_id")?,
+    })
+}
+
+pub fn config_to_hf(c: &ModelConfig) -> serde_json::Value {
+    serde_json::json!({
+        "model_type": "Dream",
+        "architectures": ["DreamModel"],
+        "hidden_size": c.hidden_size,
+        "num_hidden_layers": c.num_layers,
+        "num_attention_heads": c.num_heads,
+        "num_key_value_heads": c.num_kv_heads,
+        "intermediate_size": c.intermediate_size,
+        "vocab_size": c.vocab_size,
+        "hidden_act": "silu",
+        "rms_norm_eps": c.rms_norm_eps,
+        "rope_theta": c.rope_theta,
+        "rope_scaling": null,
+        "max_position_embeddings": c.max_position_embeddings,
+        "tie_word_embeddings": false,
+        "use_sliding_window": false,
+        "use_mrope": false,
+        "attention_dropout": 0.0,
+        "mask_token_id": c.mask_token_id,
+        "eos_token_id": c.eos_token_id,
+        "pad_token_id": c.pad_token_id,
+        "bos_token_id": c.bos_token_id,
+    })
+}
+
+/// The HF name of a weight.
+pub fn tensor_name(weight: Weight, layer: usize) -> Option<String> {
+    let layer_w = |leaf: &str| Some(format!("model.layers.{layer}.{leaf}"));
+    match weight {
+        Weight::Embed => Some("model.embed_tokens.weight".into()),
+        Weight::FinalNorm => Some("model.norm.weight".into()),
+        Weight::LmHead => Some("lm_head.weight".into()),
+        Weight::AttnNorm => layer_w("input_layernorm.weight"),
+        Weight::Q => layer_w("self_attn.q_proj.weight"),
+        Weight::K => layer_w("self_attn.k_proj.weight"),
+        Weight::V => layer_w("self_attn.v_proj.weight"),
+        Weight::QBias => layer_w("self_attn.q_proj.bias"),
+        Weight::KBias => layer_w("self_attn.k_proj.bias"),
+        Weight::VBias => layer_w("self_attn.v_proj.bias"),
+        Weight::O => layer_w("self_attn.o_proj.weight"),
+        Weight::MlpNorm => layer_w("post_attention_layernorm.weight"),
+        Weight::Gate => layer_w("mlp.gate_proj.weight"),
+        Weight::Up => layer_w("mlp.up_proj.weight"),
+        Weight::Down => layer_w("mlp.down_proj.weight"),
+    }
+}

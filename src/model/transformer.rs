@@ -1,0 +1,336 @@
+//! The bidirectional transformer behind both architectures (mdlm.md §1.4, §3.4).
+//!
+//! Weights keep the HF layout (`nn.Linear` as `[out, in]`) so loading and saving never transpose,
+//! and a checkpoint round-trips bit for bit. The model returns hidden states; callers apply the LM
+//! head to the rows they need (`logits_for_rows`), because losses only need masked answer positions.
+
+use burn::module::{Module, Param};
+use burn::tensor::activation::silu;
+use burn::tensor::backend::Backend;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{Bool, DType, Int, Tensor, TensorData};
+
+use super::config::ModelConfig;
+use super::Weight;
+
+/// One pre-norm block: attention then SwiGLU MLP, each with a residual.
+#[derive(Module, Debug)]
+pub struct Block<B: Backend> {
+    pub attn_norm: Param<Tensor<B, 1>>,
+    pub q: Param<Tensor<B, 2>>,
+    pub k: Param<Tensor<B, 2>>,
+    pub v: Param<Tensor<B, 2>>,
+    pub q_bias: Option<Param<Tensor<B, 1>>>,
+    pub k_bias: Option<Param<Tensor<B, 1>>>,
+    pub v_bias: Option<Param<Tensor<B, 1>>>,
+    pub o: Param<Tensor<B, 2>>,
+    pub mlp_norm: Param<Tensor<B, 1>>,
+    pub gate: Param<Tensor<B, 2>>,
+    pub up: Param<Tensor<B, 2>>,
+    pub down: Param<Tensor<B, 2>>,
+}
+
+/// A masked-diffusion LM (LLaDA or Dream) with its resolved config.
+#[derive(Module, Debug)]
+pub struct MaskedDiffusionLm<B: Backend> {
+    pub embed: Param<Tensor<B, 2>>,
+    pub blocks: Vec<Block<B>>,
+    pub final_norm: Param<Tensor<B, 1>>,
+    pub lm_head: Param<Tensor<B, 2>>,
+    #[module(skip)]
+    pub config: ModelConfig,
+}
+
+impl<B: Backend> MaskedDiffusionLm<B> {
+    /// Builds the model from a source of HF-layout tensors (a checkpoint, or a random initialiser).
+    /// `source(weight, layer)` returns the data for that weight; the shape is checked by the caller.
+    pub fn build<E>(
+        config: &ModelConfig,
+        device: &B::Device,
+        mut source: impl FnMut(Weight, usize) -> Result<TensorData, E>,
+    ) -> Result<Self, E> {
+        let p2 = |data: TensorData| Param::from_tensor(Tensor::<B, 2>::from_data(data, device));
+        let p1 = |data: TensorData| Param::from_tensor(Tensor::<B, 1>::from_data(data, device));
+        let embed = p2(source(Weight::Embed, 0)?);
+        let mut blocks = Vec::with_capacity(config.num_layers);
+        for layer in 0..config.num_layers {
+            let mut bias = |w: Weight| -> Result<_, E> {
+                Ok(if config.qkv_bias {
+                    Some(p1(source(w, layer)?))
+                } else {
+                    None
+                })
+            };
+            let (q_bias, k_bias, v_bias) = (
+                bias(Weight::QBias)?,
+                bias(Weight::KBias)?,
+                bias(Weight::VBias)?,
+            );
+            blocks.push(Block {
+                attn_norm: p1(source(Weight::AttnNorm, layer)?),
+                q: p2(source(Weight::Q, layer)?),
+                k: p2(source(Weight::K, layer)?),
+                v: p2(source(Weight::V, layer)?),
+                q_bias,
+                k_bias,
+                v_bias,
+                o: p2(source(Weight::O, layer)?),
+                mlp_norm: p1(source(Weight::MlpNorm, layer)?),
+                gate: p2(source(Weight::Gate, layer)?),
+                up: p2(source(Weight::Up, layer)?),
+                down: p2(source(Weight::Down, layer)?),
+            });
+        }
+        Ok(Self {
+            embed,
+            blocks,
+            final_norm: p1(source(Weight::FinalNorm, 0)?),
+            lm_head: p2(source(Weight::LmHead, 0)?),
+            config: config.clone(),
+        })
+    }
+
+    /// Every weight with its HF name, in checkpoint order, as host data (for saving).
+    pub fn named_tensors(&self) -> Vec<(String, TensorData)> {
+        let c = &self.config;
+        let mut out = Vec::new();
+        let mut push = |w: Weight, layer: usize, data: TensorData| {
+            if let Some(name) = w.name(c, layer) {
+                out.push((name, data));
+            }
+        };
+        push(Weight::Embed, 0, self.embed.val().into_data());
+        for (layer, b) in self.blocks.iter().enumerate() {
+            push(Weight::AttnNorm, layer, b.attn_norm.val().into_data());
+            push(Weight::Q, layer, b.q.val().into_data());
+            push(Weight::K, layer, b.k.val().into_data());
+            push(Weight::V, layer, b.v.val().into_data());
+            for (w, bias) in [
+                (Weight::QBias, &b.q_bias),
+                (Weight::KBias, &b.k_bias),
+                (Weight::VBias, &b.v_bias),
+            ] {
+                if let Some(bias) = bias {
+                    push(w, layer, bias.val().into_data());
+                }
+            }
+            push(Weight::O, layer, b.o.val().into_data());
+            push(Weight::MlpNorm, layer, b.mlp_norm.val().into_data());
+            push(Weight::Gate, layer, b.gate.val().into_data());
+            push(Weight::Up, layer, b.up.val().into_data());
+            push(Weight::Down, layer, b.down.val().into_data());
+        }
+        push(Weight::FinalNorm, 0, self.final_norm.val().into_data());
+        push(Weight::LmHead, 0, self.lm_head.val().into_data());
+        out
+    }
+
+    /// Final hidden states `[B, L, D]` (after the last RMSNorm) for token ids `[B, L]`.
+    /// `key_padding` is `[B, L]`, true where a key is padding: padded keys get no attention
+    /// weight; padded query rows are still computed (as in HF LLaDA after commit 852152c).
+    pub fn forward_hidden(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        key_padding: Option<Tensor<B, 2, Bool>>,
+    ) -> Tensor<B, 3> {
+        let c = &self.config;
+        let [batch, len] = ids.dims();
+        let device = ids.device();
+        let mut x = burn::tensor::module::embedding(self.embed.val(), ids);
+        let rope = Rope::new(c, len, &device);
+        let mask = key_padding.map(|pad| {
+            pad.reshape([batch, 1, 1, len])
+                .expand([batch, c.num_heads, len, len])
+        });
+        for block in &self.blocks {
+            x = block.forward(x, c, &rope, mask.clone());
+        }
+        rms_norm(x, &self.final_norm, c.rms_norm_eps)
+    }
+
+    /// LM head on selected hidden rows `[N, D]` → logits `[N, V]` (never the full `[B·L, V]` unless asked).
+    pub fn logits_for_rows(&self, hidden_rows: Tensor<B, 2>) -> Tensor<B, 2> {
+        hidden_rows.matmul(self.lm_head.val().transpose())
+    }
+
+    /// Logits at every position `[B, L, V]`, raw (before any Dream right shift).
+    pub fn logits_all(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
+        let [batch, len, dim] = hidden.dims();
+        let rows = self.logits_for_rows(hidden.reshape([batch * len, dim]));
+        let vocab = rows.dims()[1];
+        rows.reshape([batch, len, vocab])
+    }
+}
+
+impl<B: Backend> MaskedDiffusionLm<B> {
+    /// Raw logits `[B][L][V]` (flattened) for host token ids; rows of `key_padding` are true on padded keys.
+    pub fn logits_host(
+        &self,
+        ids: &[Vec<u32>],
+        key_padding: Option<&[Vec<bool>]>,
+        device: &B::Device,
+    ) -> Vec<f32> {
+        let (batch, len) = (ids.len(), ids.first().map_or(0, Vec::len));
+        let flat: Vec<i64> = ids.iter().flatten().map(|&i| i as i64).collect();
+        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(flat, [batch, len]), device);
+        let pad = key_padding.map(|rows| {
+            let flat: Vec<bool> = rows.iter().flatten().copied().collect();
+            Tensor::<B, 2, Bool>::from_data(TensorData::new(flat, [batch, len]), device)
+        });
+        let hidden = self.forward_hidden(ids, pad);
+        self.logits_all(hidden)
+            .into_data()
+            .convert::<f32>()
+            .into_vec::<f32>()
+            .expect("f32 logits")
+    }
+}
+
+/// Gathers hidden rows at flat positions (`b·L + l`) into `[N, D]`.
+pub fn gather_rows<B: Backend>(
+    hidden: Tensor<B, 3>,
+    flat_positions: Tensor<B, 1, Int>,
+) -> Tensor<B, 2> {
+    let [batch, len, dim] = hidden.dims();
+    hidden.reshape([batch * len, dim]).select(0, flat_positions)
+}
+
+impl<B: Backend> Block<B> {
+    fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        c: &ModelConfig,
+        rope: &Rope<B>,
+        mask: Option<Tensor<B, 4, Bool>>,
+    ) -> Tensor<B, 3> {
+        let [batch, len, _] = x.dims();
+        let heads =
+            |t: Tensor<B, 3>, n: usize| t.reshape([batch, len, n, c.head_dim]).swap_dims(1, 2);
+        let h = rms_norm(x.clone(), &self.attn_norm, c.rms_norm_eps);
+        let q = heads(
+            linear(h.clone(), &self.q, self.q_bias.as_ref()),
+            c.num_heads,
+        );
+        let k = heads(
+            linear(h.clone(), &self.k, self.k_bias.as_ref()),
+            c.num_kv_heads,
+        );
+        let v = heads(linear(h, &self.v, self.v_bias.as_ref()), c.num_kv_heads);
+        let (q, k) = (rope.apply(q), rope.apply(k));
+        let repeat = c.num_heads / c.num_kv_heads;
+        let (k, v) = (repeat_kv(k, repeat), repeat_kv(v, repeat));
+        // Bidirectional: no causal mask; the default scale is 1/sqrt(head_dim).
+        let a = attention(q, k, v, mask, None, AttentionModuleOptions::default());
+        let a = a
+            .swap_dims(1, 2)
+            .reshape([batch, len, c.num_heads * c.head_dim]);
+        let x = x + linear(a, &self.o, None);
+        let h = rms_norm(x.clone(), &self.mlp_norm, c.rms_norm_eps);
+        let mlp = silu(linear(h.clone(), &self.gate, None)) * linear(h, &self.up, None);
+        x + linear(mlp, &self.down, None)
+    }
+}
+
+/// `x @ W^T + b` with `W` in the HF `[out, in]` layout.
+fn linear<B: Backend>(
+    x: Tensor<B, 3>,
+    weight: &Param<Tensor<B, 2>>,
+    bias: Option<&Param<Tensor<B, 1>>>,
+) -> Tensor<B, 3> {
+    let y = x.matmul(weight.val().transpose().unsqueeze::<3>());
+    match bias {
+        Some(b) => y + b.val().unsqueeze::<3>(),
+        None => y,
+    }
+}
+
+/// RMSNorm as HF computes it: normalise in f32, cast back, then multiply the weight.
+fn rms_norm<B: Backend>(x: Tensor<B, 3>, weight: &Param<Tensor<B, 1>>, eps: f64) -> Tensor<B, 3> {
+    let dtype = x.dtype();
+    let xf = if dtype == DType::F32 {
+        x
+    } else {
+        x.cast(DType::F32)
+    };
+    let rms = (xf.clone().powi_scalar(2).mean_dim(2) + eps).sqrt();
+    let normed = xf / rms;
+    let normed = if dtype == DType::F32 {
+        normed
+    } else {
+        normed.cast(dtype)
+    };
+    normed * weight.val().unsqueeze::<3>()
+}
+
+/// Each kv head serves `repeat` consecutive query heads (`repeat_kv` in HF).
+fn repeat_kv<B: Backend>(x: Tensor<B, 4>, repeat: usize) -> Tensor<B, 4> {
+    if repeat == 1 {
+        return x;
+    }
+    let [batch, kv_heads, len, dim] = x.dims();
+    x.unsqueeze_dim::<5>(2)
+        .expand([batch, kv_heads, repeat, len, dim])
+        .reshape([batch, kv_heads * repeat, len, dim])
+}
+
+/// Half-rotation ("NeoX") rotary embedding with positions `0..L`, computed in f32 like HF.
+pub struct Rope<B: Backend> {
+    cos: Tensor<B, 4>,
+    sin: Tensor<B, 4>,
+}
+
+impl<B: Backend> Rope<B> {
+    pub fn new(c: &ModelConfig, len: usize, device: &B::Device) -> Self {
+        let (cos, sin) = rope_tables(c.head_dim, c.rope_theta, len);
+        let table = |v: Vec<f32>| {
+            Tensor::<B, 2>::from_data(TensorData::new(v, [len, c.head_dim]), device)
+                .unsqueeze::<4>()
+        };
+        Self {
+            cos: table(cos),
+            sin: table(sin),
+        }
+    }
+
+    /// `x·cos + rotate_half(x)·sin` on `[B, H, L, hd]`, in f32 whatever the activation dtype.
+    fn apply(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let dtype = x.dtype();
+        let x = if dtype == DType::F32 {
+            x
+        } else {
+            x.cast(DType::F32)
+        };
+        let [b, h, l, d] = x.dims();
+        let half = d / 2;
+        let first = x.clone().slice([0..b, 0..h, 0..l, 0..half]);
+        let second = x.clone().slice([0..b, 0..h, 0..l, half..d]);
+        let rotated = Tensor::cat(vec![second.neg(), first], 3);
+        let out = x * self.cos.clone() + rotated * self.sin.clone();
+        if dtype == DType::F32 {
+            out
+        } else {
+            out.cast(dtype)
+        }
+    }
+}
+
+/// cos/sin tables `[len, head_dim]`: `inv_freq = 1/θ^(2i/d)` and `emb = cat(freqs, freqs)`, all in f32.
+pub fn rope_tables(head_dim: usize, theta: f64, len: usize) -> (Vec<f32>, Vec<f32>) {
+    let half = head_dim / 2;
+    let inv_freq: Vec<f32> = (0..half)
+        .map(|i| 1.0 / (theta as f32).powf((2 * i) as f32 / head_dim as f32))
+        .collect();
+    let mut cos = Vec::with_capacity(len * head_dim);
+    let mut sin = Vec::with_capacity(len * head_dim);
+    for pos in 0..len {
+        for _ in 0..2 {
+            for f in &inv_freq {
+                let angle = pos as f32 * f;
+                cos.push(angle.cos());
+                sin.push(angle.sin());
+            }
+        }
+    }
+    (cos, sin)
+}

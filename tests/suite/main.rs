@@ -1,0 +1,12 @@
+//! One integration-test binary (one link of Burn instead of one per file).
+//!
+//! Reference values come from `scripts/make_fixtures.py` (PyTorch written from mdlm.md's formulas,
+//! cross-checked against transformers' Llama/Qwen2 with the causal mask removed) and are committed
+//! under `tests/fixtures/`.
+
+mod checkpoint_io;
+mod cli;
+mod common;
+mod gui;
+mod parity;
+mod tokenizer;
