@@ -79,9 +79,11 @@ pub fn run(cli: Cli) -> Result<()> {
             device,
         }) => {
             let device = DeviceChoice::parse(&device).map_err(anyhow::Error::msg)?;
+            let budget = device.memory_budget();
             let rows = device.run(LogitsTask {
                 dir: checkpoint,
                 ids,
+                budget,
             })?;
             let json = serde_json::json!({ "logits": rows });
             println!("{}", serde_json::to_string(&json)?);
@@ -93,9 +95,11 @@ pub fn run(cli: Cli) -> Result<()> {
             device,
         }) => {
             let device = DeviceChoice::parse(&device).map_err(anyhow::Error::msg)?;
+            let budget = device.memory_budget();
             device.run(ConvertTask {
                 dir: checkpoint.clone(),
                 out: out.clone(),
+                budget,
             })?;
             eprintln!("saved {} -> {}", checkpoint.display(), out.display());
             Ok(())
@@ -132,6 +136,7 @@ pub fn run(cli: Cli) -> Result<()> {
 struct LogitsTask {
     dir: PathBuf,
     ids: Vec<u32>,
+    budget: checkpoint::MemoryBudget,
 }
 
 impl BackendTask for LogitsTask {
@@ -142,7 +147,7 @@ impl BackendTask for LogitsTask {
         if let Some(bad) = self.ids.iter().find(|&&id| id as usize >= vocab) {
             bail!("--ids: token id {bad} is outside the model's vocabulary of {vocab}");
         }
-        let model = ckpt.load::<B>(device, &checkpoint::MemoryBudget::unlimited("device"))?;
+        let model = ckpt.load::<B>(device, &self.budget)?;
         let flat = model.logits_host(&[self.ids.clone()], None, device);
         Ok(flat.chunks(vocab).map(<[f32]>::to_vec).collect())
     }
@@ -151,13 +156,14 @@ impl BackendTask for LogitsTask {
 struct ConvertTask {
     dir: PathBuf,
     out: PathBuf,
+    budget: checkpoint::MemoryBudget,
 }
 
 impl BackendTask for ConvertTask {
     type Output = Result<()>;
     fn run<B: Backend>(self, device: &B::Device) -> Self::Output {
         let ckpt = Checkpoint::open(&self.dir)?;
-        let model = ckpt.load::<B>(device, &checkpoint::MemoryBudget::unlimited("device"))?;
+        let model = ckpt.load::<B>(device, &self.budget)?;
         checkpoint::save(&model, &ckpt.layout, Some(&self.dir), &self.out)?;
         Ok(())
     }

@@ -241,6 +241,25 @@ fn memory_estimate_refuses_with_numbers() {
 }
 
 #[test]
+fn buffer_limit_names_the_largest_tensor() {
+    let ckpt = Checkpoint::open(&fixture("llada_f32")).unwrap();
+    // The embedding (296 × 32 f32 = 37,888 bytes) cannot fit a 16 KiB buffer; norms (128 bytes) can.
+    let budget = MemoryBudget {
+        device: "small-gpu".into(),
+        available: None,
+        max_buffer: Some(16 * 1024),
+    };
+    let text = ckpt
+        .load::<B>(&Default::default(), &budget)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("model.transformer.wte.weight") && text.contains("small-gpu"),
+        "{text}"
+    );
+}
+
+#[test]
 fn parameter_count_matches_the_files() {
     for name in FIXTURES {
         let ckpt = Checkpoint::open(&fixture(name)).unwrap();
