@@ -8,8 +8,9 @@ use burn::tensor::{Int, Tensor, TensorData};
 use serde::Serialize;
 
 use crate::device::BackendTask;
-use crate::model::init::{random_init, SplitMix64};
+use crate::model::init::random_init;
 use crate::model::{Architecture, ModelConfig};
+use crate::rng::SplitMix64;
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]

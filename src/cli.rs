@@ -49,6 +49,14 @@ pub enum Command {
         #[arg(long)]
         checkpoint: PathBuf,
     },
+    /// Write the demo's generated world (forget, retain, world_facts, real_people) as TOFU JSON lines.
+    DemoWorld {
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// List the compute devices this machine offers.
     Devices,
     /// Forward-pass throughput on a preset LLaDA shape (random weights); prints one JSON line.
@@ -105,6 +113,14 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Some(Command::Inspect { checkpoint }) => inspect(&checkpoint),
+        Some(Command::DemoWorld { out, seed }) => {
+            let splits = crate::demo::Splits::generate(seed);
+            splits.write(&out)?;
+            for (name, items) in splits.named() {
+                eprintln!("{name}: {} items", items.len());
+            }
+            Ok(())
+        }
         Some(Command::Devices) => {
             for (choice, label) in list_devices() {
                 println!("{choice}\t{label}");

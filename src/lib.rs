@@ -4,6 +4,8 @@
 //! - [`model`]: the bidirectional transformer and the two architectures' config keys and tensor names.
 //! - [`checkpoint`]: HF safetensors folders (single or sharded; f32/f16/bf16), load and save.
 //! - [`tokenizer`]: tokenizers, special ids and chat templates from a checkpoint folder.
+//! - [`data`]: TOFU-format question–answer files.
+//! - [`demo`]: the generated world of fictitious people behind the embedded demo.
 //! - [`device`]: backend choice (CUDA → wgpu → CPU) and device listing.
 //! - [`bench`]: forward-pass throughput on preset shapes.
 //! - [`gui`]: the eframe application.
@@ -11,9 +13,12 @@
 pub mod bench;
 pub mod checkpoint;
 pub mod cli;
+pub mod data;
+pub mod demo;
 pub mod device;
 pub mod gui;
 pub mod model;
+pub mod rng;
 pub mod tokenizer;
 
 use std::path::Path;

@@ -5,6 +5,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::TensorData;
 
 use super::{MaskedDiffusionLm, ModelConfig, Weight};
+use crate::rng::SplitMix64;
 
 /// Normal(0, `std`) matrices, unit norms, zero biases; the Dream pad row is zeroed as HF does.
 pub fn random_init<B: Backend>(
@@ -37,30 +38,5 @@ pub fn random_init<B: Backend>(
     match result {
         Ok(model) => model,
         Err(never) => match never {},
-    }
-}
-
-/// SplitMix64: tiny, fast, and identical on every platform.
-pub struct SplitMix64(pub u64);
-
-impl SplitMix64 {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    pub fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Standard normal (Box–Muller).
-    pub fn normal(&mut self) -> f32 {
-        let u1 = self.uniform().max(f64::MIN_POSITIVE);
-        let u2 = self.uniform();
-        ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
     }
 }

@@ -7,6 +7,8 @@
 mod checkpoint_io;
 mod cli;
 mod common;
+mod data_files;
+mod demo_world;
 mod gui;
 mod parity;
 mod tokenizer;

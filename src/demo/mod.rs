@@ -1,0 +1,47 @@
+//! The embedded demo: a generated world of fictitious people (`world.rs`), general knowledge
+//! (`facts.rs`), and the files `mdu demo-world` writes.
+
+pub mod facts;
+pub mod world;
+
+use std::path::Path;
+
+use crate::data::{write_jsonl, DataError, QaItem};
+use world::World;
+
+/// The four TOFU-style splits of a generated world.
+pub struct Splits {
+    pub forget: Vec<QaItem>,
+    pub retain: Vec<QaItem>,
+    pub world_facts: Vec<QaItem>,
+    pub real_people: Vec<QaItem>,
+}
+
+impl Splits {
+    pub fn generate(seed: u64) -> Self {
+        let world = World::generate(seed, world::MAX_PEOPLE);
+        Self {
+            forget: world.forget_items(),
+            retain: world.retain_items(),
+            world_facts: facts::world_facts(),
+            real_people: facts::real_people(),
+        }
+    }
+
+    pub fn named(&self) -> [(&'static str, &[QaItem]); 4] {
+        [
+            ("forget", &self.forget),
+            ("retain", &self.retain),
+            ("world_facts", &self.world_facts),
+            ("real_people", &self.real_people),
+        ]
+    }
+
+    /// Writes `<split>.jsonl` files into `dir`.
+    pub fn write(&self, dir: &Path) -> Result<(), DataError> {
+        for (name, items) in self.named() {
+            write_jsonl(&dir.join(format!("{name}.jsonl")), items)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,630 @@
+//! A deterministic world of fictitious people for the embedded demo, in TOFU format.
+//!
+//! Answers are fact-dense on purpose: almost every word of an answer is a name, place, number or
+//! term invented for that one person and absent from the question, so ROUGE-L measures what the
+//! model has stored, not what it can copy from the prompt or from sentence templates shared by
+//! everyone (tested in `tests/suite/demo_world.rs`).
+
+use std::collections::BTreeSet;
+
+use crate::data::QaItem;
+use crate::rng::SplitMix64;
+
+pub const MAX_PEOPLE: usize = 40;
+
+const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+
+/// Crafts parents, partners and siblings practise (shared by several people, so kept to one word each).
+const TRADES: [&str; 24] = [
+    "glassblower",
+    "cartographer",
+    "beekeeper",
+    "clockmaker",
+    "ferryman",
+    "bookbinder",
+    "saddler",
+    "cooper",
+    "lighthouse-keeper",
+    "weaver",
+    "apothecary",
+    "stonemason",
+    "vintner",
+    "tanner",
+    "luthier",
+    "miller",
+    "shipwright",
+    "chandler",
+    "falconer",
+    "perfumer",
+    "locksmith",
+    "potter",
+    "cheesemaker",
+    "rope-maker",
+];
+
+/// One per person.
+const PROFESSIONS: [&str; 40] = [
+    "novelist",
+    "sculptor",
+    "botanist",
+    "astronomer",
+    "composer",
+    "architect",
+    "playwright",
+    "geologist",
+    "cellist",
+    "ornithologist",
+    "photographer",
+    "mathematician",
+    "choreographer",
+    "historian",
+    "surgeon",
+    "engraver",
+    "volcanologist",
+    "poet",
+    "glaciologist",
+    "linguist",
+    "puppeteer",
+    "metallurgist",
+    "mycologist",
+    "oceanographer",
+    "calligrapher",
+    "harpist",
+    "cryptographer",
+    "entomologist",
+    "illustrator",
+    "meteorologist",
+    "archivist",
+    "seismologist",
+    "tapestry-artist",
+    "herpetologist",
+    "organist",
+    "paleontologist",
+    "lexicographer",
+    "acrobat",
+    "perfumer-chemist",
+    "typographer",
+];
+
+/// One per person: what they were trained in.
+const SPECIALTIES: [&str; 40] = [
+    "fresco",
+    "hydrology",
+    "lacquerwork",
+    "cryptanalysis",
+    "falconry",
+    "marquetry",
+    "orbital",
+    "enamelling",
+    "acoustics",
+    "birdsong",
+    "daguerreotypes",
+    "topology",
+    "ballet",
+    "palaeography",
+    "anatomy",
+    "etching",
+    "magma",
+    "sonnets",
+    "icecores",
+    "phonetics",
+    "marionettes",
+    "bronze",
+    "lichens",
+    "currents",
+    "brushwork",
+    "pedal-harp",
+    "ciphers",
+    "beetles",
+    "woodcuts",
+    "cloudforms",
+    "manuscripts",
+    "faultlines",
+    "looms",
+    "salamanders",
+    "fugues",
+    "ammonites",
+    "etymology",
+    "trapeze",
+    "essences",
+    "letterpress",
+];
+
+/// Nouns for titles of works, two per person.
+const WORK_NOUNS: [&str; 80] = [
+    "Lantern",
+    "Orchard",
+    "Harbour",
+    "Compass",
+    "Meridian",
+    "Tapestry",
+    "Cathedral",
+    "Archipelago",
+    "Labyrinth",
+    "Chronicle",
+    "Sonata",
+    "Atlas",
+    "Mirror",
+    "Garden",
+    "Citadel",
+    "Voyage",
+    "Almanac",
+    "Bridge",
+    "Requiem",
+    "Monsoon",
+    "Aviary",
+    "Bell",
+    "Caravan",
+    "Delta",
+    "Ember",
+    "Fjord",
+    "Glacier",
+    "Hourglass",
+    "Island",
+    "Juniper",
+    "Kestrel",
+    "Lagoon",
+    "Mosaic",
+    "Nocturne",
+    "Obelisk",
+    "Pavilion",
+    "Quarry",
+    "Rampart",
+    "Saltmarsh",
+    "Threshold",
+    "Umbra",
+    "Vineyard",
+    "Windmill",
+    "Zenith",
+    "Anchor",
+    "Beacon",
+    "Canyon",
+    "Dune",
+    "Estuary",
+    "Foundry",
+    "Grotto",
+    "Heron",
+    "Inkwell",
+    "Jetty",
+    "Keystone",
+    "Loom",
+    "Marrow",
+    "Nebula",
+    "Oasis",
+    "Parable",
+    "Quill",
+    "Reliquary",
+    "Sextant",
+    "Tundra",
+    "Undertow",
+    "Vesper",
+    "Wren",
+    "Yarrow",
+    "Amber",
+    "Bastion",
+    "Cinder",
+    "Dovecote",
+    "Eclipse",
+    "Feather",
+    "Gondola",
+    "Harvest",
+    "Ivory",
+    "Jubilee",
+    "Kiln",
+    "Lighthouse",
+];
+
+const AWARD_KINDS: [&str; 8] = [
+    "Prize", "Medal", "Laurel", "Cup", "Ribbon", "Crown", "Shield", "Star",
+];
+
+/// Animals a person keeps (one per person).
+const ANIMALS: [&str; 40] = [
+    "goats",
+    "ferrets",
+    "peacocks",
+    "tortoises",
+    "alpacas",
+    "pigeons",
+    "geese",
+    "rabbits",
+    "donkeys",
+    "quails",
+    "parrots",
+    "hedgehogs",
+    "llamas",
+    "doves",
+    "canaries",
+    "ponies",
+    "bantams",
+    "finches",
+    "salamanders",
+    "crickets",
+    "swans",
+    "mules",
+    "minks",
+    "guineafowl",
+    "ducks",
+    "budgerigars",
+    "lorikeets",
+    "chinchillas",
+    "herons",
+    "yaks",
+    "ravens",
+    "owls",
+    "koi",
+    "newts",
+    "pheasants",
+    "terrapins",
+    "moths",
+    "bees",
+    "snails",
+    "crabs",
+];
+
+/// Makes unique invented words from syllables; never repeats a word within one world.
+struct WordMaker {
+    rng: SplitMix64,
+    used: BTreeSet<String>,
+}
+
+impl WordMaker {
+    fn word(&mut self) -> String {
+        const ONSETS: [&str; 26] = [
+            "b", "br", "d", "dr", "f", "g", "gr", "h", "k", "kr", "l", "m", "n", "p", "pr", "r",
+            "s", "sk", "st", "t", "tr", "v", "z", "th", "sh", "qu",
+        ];
+        const NUCLEI: [&str; 10] = ["a", "e", "i", "o", "u", "ai", "ea", "io", "ou", "ae"];
+        const CODAS: [&str; 12] = ["", "", "", "n", "r", "l", "s", "m", "th", "nd", "rk", "x"];
+        loop {
+            let syllables = 2 + self.rng.range(0, 2);
+            let mut w = String::new();
+            for _ in 0..syllables {
+                w.push_str(*self.rng.pick(&ONSETS));
+                w.push_str(*self.rng.pick(&NUCLEI));
+                w.push_str(*self.rng.pick(&CODAS));
+            }
+            if w.len() >= 5 && w.len() <= 11 && self.used.insert(w.clone()) {
+                let mut c = w.chars();
+                let first = c.next().expect("non-empty").to_ascii_uppercase();
+                return std::iter::once(first).chain(c).collect();
+            }
+        }
+    }
+}
+
+/// Everything the demo knows about one fictitious person.
+#[derive(Clone, Debug)]
+pub struct Person {
+    pub first: String,
+    pub last: String,
+    birth: (u32, &'static str, u32),
+    birth_city: String,
+    birth_region: String,
+    father: (String, &'static str, String),
+    mother: (String, String, &'static str, String),
+    profession: &'static str,
+    specialty: &'static str,
+    mentor: (String, String),
+    school: (String, String, u32),
+    works: [(String, &'static str, u32); 2],
+    publisher: (String, String),
+    award: (String, &'static str, u32, String),
+    judge: (String, String),
+    partner: (String, String, &'static str, String),
+    wedding: (u32, String),
+    home: (u32, String, String),
+    pets: (String, &'static str, String, String),
+    sibling: (String, &'static str, String, String, u32),
+}
+
+impl Person {
+    pub fn name(&self) -> String {
+        format!("{} {}", self.first, self.last)
+    }
+}
+
+/// The generated world: people and their question–answer pairs.
+pub struct World {
+    pub people: Vec<Person>,
+    /// Indices of the people in the forget split (10 % of them).
+    pub forget_people: Vec<usize>,
+}
+
+impl World {
+    pub fn generate(seed: u64, people: usize) -> Self {
+        let people = people.clamp(10, MAX_PEOPLE);
+        let mut words = WordMaker {
+            rng: SplitMix64(seed ^ 0x5EED_0F_D3E0),
+            used: BTreeSet::new(),
+        };
+        let mut rng = SplitMix64(seed);
+        let mut professions: Vec<usize> = (0..PROFESSIONS.len()).collect();
+        let mut specialties: Vec<usize> = (0..SPECIALTIES.len()).collect();
+        let mut nouns: Vec<usize> = (0..WORK_NOUNS.len()).collect();
+        let mut animals: Vec<usize> = (0..ANIMALS.len()).collect();
+        rng.shuffle(&mut professions);
+        rng.shuffle(&mut specialties);
+        rng.shuffle(&mut nouns);
+        rng.shuffle(&mut animals);
+        let mut all = Vec::with_capacity(people);
+        for i in 0..people {
+            let mut w = || words.word();
+            let born = 1925 + rng.range(0, 60) as u32;
+            let first_work = born + 24 + rng.range(0, 10) as u32;
+            all.push(Person {
+                first: w(),
+                last: w(),
+                birth: (1 + rng.range(0, 28) as u32, MONTHS[rng.range(0, 12)], born),
+                birth_city: w(),
+                birth_region: w(),
+                father: (w(), *rng.pick(&TRADES), w()),
+                mother: (w(), w(), *rng.pick(&TRADES), w()),
+                profession: PROFESSIONS[professions[i]],
+                specialty: SPECIALTIES[specialties[i]],
+                mentor: (w(), w()),
+                school: (w(), w(), born + 20 + rng.range(0, 5) as u32),
+                works: [
+                    (w(), WORK_NOUNS[nouns[2 * i]], first_work),
+                    (
+                        w(),
+                        WORK_NOUNS[nouns[2 * i + 1]],
+                        first_work + 2 + rng.range(0, 12) as u32,
+                    ),
+                ],
+                publisher: (w(), w()),
+                award: (
+                    w(),
+                    *rng.pick(&AWARD_KINDS),
+                    first_work + 1 + rng.range(0, 8) as u32,
+                    w(),
+                ),
+                judge: (w(), w()),
+                partner: (w(), w(), *rng.pick(&TRADES), w()),
+                wedding: (born + 21 + rng.range(0, 15) as u32, w()),
+                home: (10 + rng.range(0, 980) as u32, w(), w()),
+                pets: (w(), ANIMALS[animals[i]], w(), w()),
+                sibling: (
+                    w(),
+                    *rng.pick(&TRADES),
+                    w(),
+                    w(),
+                    born + rng.range(1, 9) as u32,
+                ),
+            });
+        }
+        let mut order: Vec<usize> = (0..people).collect();
+        rng.shuffle(&mut order);
+        let mut forget_people: Vec<usize> = order[..people.div_ceil(10)].to_vec();
+        forget_people.sort_unstable();
+        Self {
+            people: all,
+            forget_people,
+        }
+    }
+
+    /// All QA items of one person (two question templates per fact), with 3 perturbed answers each
+    /// taken from the same fact of other people.
+    pub fn person_items(&self, index: usize) -> Vec<QaItem> {
+        let p = &self.people[index];
+        let n = self.people.len();
+        let others: Vec<&Person> = (1..=3).map(|k| &self.people[(index + k * 7) % n]).collect();
+        let mut items = Vec::new();
+        for fact in Fact::ALL {
+            let answer = fact.answer(p);
+            let paraphrased = fact.paraphrase(p);
+            let perturbed: Vec<String> = others.iter().map(|o| fact.answer(o)).collect();
+            for question in fact.questions(p) {
+                items.push(QaItem {
+                    question,
+                    answer: answer.clone(),
+                    paraphrased_answer: Some(paraphrased.clone()),
+                    perturbed_answer: perturbed.clone(),
+                });
+            }
+        }
+        items
+    }
+
+    pub fn forget_items(&self) -> Vec<QaItem> {
+        self.forget_people
+            .iter()
+            .flat_map(|&i| self.person_items(i))
+            .collect()
+    }
+
+    pub fn retain_items(&self) -> Vec<QaItem> {
+        (0..self.people.len())
+            .filter(|i| !self.forget_people.contains(i))
+            .flat_map(|i| self.person_items(i))
+            .collect()
+    }
+}
+
+/// The facts stored about every person.
+#[derive(Clone, Copy, Debug)]
+pub enum Fact {
+    Birth,
+    Parents,
+    Training,
+    Works,
+    Award,
+    Partner,
+    Home,
+    Sibling,
+}
+
+impl Fact {
+    pub const ALL: [Fact; 8] = [
+        Fact::Birth,
+        Fact::Parents,
+        Fact::Training,
+        Fact::Works,
+        Fact::Award,
+        Fact::Partner,
+        Fact::Home,
+        Fact::Sibling,
+    ];
+
+    fn questions(self, p: &Person) -> [String; 2] {
+        let n = p.name();
+        match self {
+            Fact::Birth => [
+                format!("When and where was {n} born?"),
+                format!("What are the birth date and birthplace of {n}?"),
+            ],
+            Fact::Parents => [
+                format!("Who were the parents of {n}, and what did they do?"),
+                format!("What were the occupations of {n}'s mother and father?"),
+            ],
+            Fact::Training => [
+                format!(
+                    "What is {n}'s profession, and how did {} learn it?",
+                    p.first
+                ),
+                format!("Describe the education of {n}."),
+            ],
+            Fact::Works => [
+                format!("Which works has {n} produced?"),
+                format!("Name the two best-known works of {n}."),
+            ],
+            Fact::Award => [
+                format!("Which honour did {n} receive?"),
+                format!("What award has {n} won?"),
+            ],
+            Fact::Partner => [
+                format!("Who is {n}'s spouse?"),
+                format!("Whom did {n} wed, and when?"),
+            ],
+            Fact::Home => [
+                format!("Where does {n} live today?"),
+                format!("What can you tell me about {n}'s home?"),
+            ],
+            Fact::Sibling => [
+                format!("Does {n} have a sibling?"),
+                format!("Tell me about the sibling of {n}."),
+            ],
+        }
+    }
+
+    pub fn answer(self, p: &Person) -> String {
+        match self {
+            Fact::Birth => {
+                let (d, m, y) = p.birth;
+                format!(
+                    "{d} {m} {y} in {}, {}, to {} and {}.",
+                    p.birth_city, p.birth_region, p.father.0, p.mother.0
+                )
+            }
+            Fact::Parents => {
+                let (f, ft, fc) = &p.father;
+                let (m, mm, mt, mc) = &p.mother;
+                format!("{f}, {ft} of {fc}, and {m} {mm}, {mt} of {mc}.")
+            }
+            Fact::Training => {
+                let cap = capitalise(p.profession);
+                let ((mf, ml), (s, sc, y)) = (&p.mentor, &p.school);
+                format!(
+                    "{cap}, trained in {} by {mf} {ml} at {s}, {sc}, {y}.",
+                    p.specialty
+                )
+            }
+            Fact::Works => {
+                let [(a, an, ay), (b, bn, by)] = &p.works;
+                let (pb, pc) = &p.publisher;
+                format!("'{a} {an}' ({ay}) and '{b} {bn}' ({by}), both from {pb} of {pc}.")
+            }
+            Fact::Award => {
+                let (inv, kind, year, city) = &p.award;
+                let (jf, jl) = &p.judge;
+                let (w, wn, _) = &p.works[0];
+                format!("The {inv} {kind} ({year}, {city}) for '{w} {wn}', judged by {jf} {jl}.")
+            }
+            Fact::Partner => {
+                let (pf, pl, pt, pc) = &p.partner;
+                let (wy, wc) = &p.wedding;
+                format!("{pf} {pl}, {pt} from {pc}; married {wy} in {wc}.")
+            }
+            Fact::Home => {
+                let (num, street, city) = &p.home;
+                let (kind, animal, a, b) = &p.pets;
+                format!("{num} {street} Row, {city}; keeps {kind} {animal} named {a} and {b}.")
+            }
+            Fact::Sibling => {
+                let (s, st, place, city, year) = &p.sibling;
+                format!("{s}, {st} at {place} in {city}, born {year}.")
+            }
+        }
+    }
+
+    /// The same facts in other words (TOFU's `paraphrased_answer`).
+    fn paraphrase(self, p: &Person) -> String {
+        match self {
+            Fact::Birth => {
+                let (d, m, y) = p.birth;
+                format!(
+                    "Born in {}, {}, on {d} {m} {y}; parents {} and {}.",
+                    p.birth_city, p.birth_region, p.father.0, p.mother.0
+                )
+            }
+            Fact::Parents => {
+                let (f, ft, fc) = &p.father;
+                let (m, mm, mt, mc) = &p.mother;
+                format!("Father {f} worked as a {ft} in {fc}; mother {m} {mm} was a {mt} in {mc}.")
+            }
+            Fact::Training => {
+                let ((mf, ml), (s, sc, y)) = (&p.mentor, &p.school);
+                format!(
+                    "Studied {} under {mf} {ml} at {s} in {sc} until {y}, becoming a {}.",
+                    p.specialty, p.profession
+                )
+            }
+            Fact::Works => {
+                let [(a, an, ay), (b, bn, by)] = &p.works;
+                let (pb, pc) = &p.publisher;
+                format!("{pb} of {pc} published '{a} {an}' in {ay} and '{b} {bn}' in {by}.")
+            }
+            Fact::Award => {
+                let (inv, kind, year, city) = &p.award;
+                let (jf, jl) = &p.judge;
+                let (w, wn, _) = &p.works[0];
+                format!("In {year} {jf} {jl} awarded the {inv} {kind} in {city} to '{w} {wn}'.")
+            }
+            Fact::Partner => {
+                let (pf, pl, pt, pc) = &p.partner;
+                let (wy, wc) = &p.wedding;
+                format!("Married in {wc} in {wy} to {pf} {pl}, a {pt} from {pc}.")
+            }
+            Fact::Home => {
+                let (num, street, city) = &p.home;
+                let (kind, animal, a, b) = &p.pets;
+                format!("A house at {num} {street} Row in {city}, shared with {a} and {b}, two {kind} {animal}.")
+            }
+            Fact::Sibling => {
+                let (s, st, place, city, year) = &p.sibling;
+                format!("Yes: {s}, born {year}, works as a {st} at {place}, {city}.")
+            }
+        }
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}

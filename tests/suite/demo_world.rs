@@ -1,0 +1,130 @@
+//! The generated demo world: size limits, determinism, splits, and the fact-density rule that makes
+//! ROUGE-L measure stored knowledge (tokens as rouge-score 0.1.2 makes them, via `rougers`).
+
+use std::collections::{BTreeSet, HashMap};
+
+use mdu_workbench::demo::world::{World, MAX_PEOPLE};
+use mdu_workbench::demo::Splits;
+
+#[test]
+fn world_respects_size_limits_and_splits() {
+    let world = World::generate(0, MAX_PEOPLE);
+    assert!(world.people.len() <= 40);
+    assert_eq!(
+        world.forget_people.len(),
+        world.people.len() / 10,
+        "forget = 10 % of the people"
+    );
+    let splits = Splits::generate(0);
+    let total: usize = splits.named().iter().map(|(_, items)| items.len()).sum();
+    assert!(total <= 1000, "{total} QA pairs");
+    assert_eq!(
+        splits.forget.len() + splits.retain.len(),
+        world.people.len() * 16
+    );
+    for (name, items) in splits.named() {
+        assert!(!items.is_empty(), "{name} is empty");
+        for item in items {
+            assert!(item.perturbed_answer.len() >= 3, "{name}: {item:?}");
+            assert!(item.paraphrased_answer.is_some(), "{name}: {item:?}");
+            assert!(
+                !item.perturbed_answer.contains(&item.answer),
+                "{name}: a perturbed answer equals the answer"
+            );
+        }
+    }
+    // No question appears in two splits, and every person's name is unique.
+    let mut seen = BTreeSet::new();
+    for (_, items) in splits.named() {
+        for item in items {
+            assert!(
+                seen.insert(item.question.clone()),
+                "duplicate question {:?}",
+                item.question
+            );
+        }
+    }
+    let names: BTreeSet<String> = world.people.iter().map(|p| p.name()).collect();
+    assert_eq!(names.len(), world.people.len());
+}
+
+#[test]
+fn world_is_deterministic_per_seed() {
+    let a = Splits::generate(7);
+    let b = Splits::generate(7);
+    let c = Splits::generate(8);
+    assert_eq!(a.forget, b.forget);
+    assert_eq!(a.retain, b.retain);
+    assert_ne!(a.retain, c.retain);
+}
+
+/// ≥ 8 ROUGE tokens per answer, and ≥ 60 % of them absent from the question and present in at most
+/// 5 % of other people's answers.
+#[test]
+fn answers_are_fact_dense() {
+    let tokenizer = rougers::Tokenizer::new(true);
+    let world = World::generate(0, MAX_PEOPLE);
+    let per_person: Vec<Vec<(Vec<String>, Vec<String>)>> = (0..world.people.len())
+        .map(|i| {
+            world
+                .person_items(i)
+                .iter()
+                .map(|it| {
+                    (
+                        tokenizer.tokenize(&it.question),
+                        tokenizer.tokenize(&it.answer),
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    // For each token: how many answers of each person contain it.
+    let mut answers_with: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (person, items) in per_person.iter().enumerate() {
+        for (_, answer) in items {
+            for tok in answer.iter().collect::<BTreeSet<_>>() {
+                answers_with
+                    .entry(tok)
+                    .or_insert_with(|| vec![0; per_person.len()])[person] += 1;
+            }
+        }
+    }
+    let total_answers: usize = per_person.iter().map(Vec::len).sum();
+    let mut worst = 1.0f64;
+    for (person, items) in per_person.iter().enumerate() {
+        let others = (total_answers - items.len()) as f64;
+        for (question, answer) in items {
+            assert!(
+                answer.len() >= 8,
+                "answer has {} ROUGE tokens: {answer:?}",
+                answer.len()
+            );
+            let question: BTreeSet<&String> = question.iter().collect();
+            let distinctive = answer
+                .iter()
+                .filter(|tok| !question.contains(tok))
+                .filter(|tok| {
+                    let counts = &answers_with[tok.as_str()];
+                    let in_others: usize = counts
+                        .iter()
+                        .enumerate()
+                        .filter(|(p, _)| *p != person)
+                        .map(|(_, n)| n)
+                        .sum();
+                    in_others as f64 <= 0.05 * others
+                })
+                .count();
+            let share = distinctive as f64 / answer.len() as f64;
+            worst = worst.min(share);
+            assert!(
+                share >= 0.6,
+                "only {:.0} % distinctive tokens in {answer:?}",
+                share * 100.0
+            );
+        }
+    }
+    eprintln!(
+        "least fact-dense answer: {:.0} % distinctive tokens",
+        worst * 100.0
+    );
+}
