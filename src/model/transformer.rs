@@ -232,17 +232,22 @@ impl<B: Backend> Block<B> {
     }
 }
 
-/// `x @ W^T + b` with `W` in the HF `[out, in]` layout.
+/// `x @ W^T + b` with `W` in the HF `[out, in]` layout, as one `[B·L, in] × [in, out]` product
+/// (a single large GEMM is faster than a batch of small ones on every backend we run).
 fn linear<B: Backend>(
     x: Tensor<B, 3>,
     weight: &Param<Tensor<B, 2>>,
     bias: Option<&Param<Tensor<B, 1>>>,
 ) -> Tensor<B, 3> {
-    let y = x.matmul(weight.val().transpose().unsqueeze::<3>());
-    match bias {
-        Some(b) => y + b.val().unsqueeze::<3>(),
+    let [batch, len, d_in] = x.dims();
+    let w = weight.val();
+    let d_out = w.dims()[0];
+    let y = x.reshape([batch * len, d_in]).matmul(w.transpose());
+    let y = match bias {
+        Some(b) => y + b.val().unsqueeze::<2>(),
         None => y,
-    }
+    };
+    y.reshape([batch, len, d_out])
 }
 
 /// RMSNorm as HF computes it: normalise in f32, cast back, then multiply the weight.
