@@ -16,6 +16,7 @@ pub mod cli;
 pub mod data;
 pub mod demo;
 pub mod device;
+pub mod diffusion;
 pub mod gui;
 pub mod model;
 pub mod rng;

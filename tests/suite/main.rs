@@ -9,6 +9,7 @@ mod cli;
 mod common;
 mod data_files;
 mod demo_world;
+mod diffusion;
 mod gui;
 mod parity;
 mod tokenizer;
