@@ -4,4 +4,5 @@
 
 pub mod loss;
 pub mod noise;
+pub mod sampler;
 pub mod schedule;

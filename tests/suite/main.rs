@@ -12,4 +12,5 @@ mod demo_world;
 mod diffusion;
 mod gui;
 mod parity;
+mod sampler;
 mod tokenizer;

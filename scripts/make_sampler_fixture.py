@@ -1,0 +1,80 @@
+"""Reference for the Rust MDLM sampler (src/diffusion/sampler.rs): dllm's MDLMSampler with
+low-confidence remasking at temperature 0, written from mdlm.md §4.1-4.2, run on the llada_f32
+fixture. Writes tests/fixtures/reference/sampler_llada_f32.json.
+
+    /opt/venv/bin/python scripts/make_sampler_fixture.py
+"""
+import json
+import math
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+import mdlm_ref  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def dllm_transfer_counts(masked: int, steps: int) -> list[int]:
+    """dllm get_num_transfer_tokens, linear schedule, non-stochastic; zero steps dropped."""
+    out, remaining = [], masked
+    for j in range(steps):
+        if remaining == 0:
+            break
+        t = torch.tensor((steps - j) / steps, dtype=torch.float32)
+        s = torch.tensor((steps - j - 1) / steps, dtype=torch.float32)
+        p = 1.0 - s / t
+        k = min(int(torch.round(torch.tensor(float(remaining), dtype=torch.float32) * p).item()), remaining)
+        remaining -= k
+        if k > 0:
+            out.append(k)
+    return out
+
+
+@torch.no_grad()
+def sample(weights, cfg, prompts, mask_id, pad_id, gen, block_size, steps):
+    batch = len(prompts)
+    width = max(len(p) for p in prompts) + gen
+    x = torch.full((batch, width), pad_id, dtype=torch.long)
+    am = torch.zeros((batch, width), dtype=torch.long)
+    for b, p in enumerate(prompts):
+        x[b, : len(p)] = torch.tensor(p)
+        x[b, len(p) : len(p) + gen] = mask_id
+        am[b, : len(p) + gen] = 1
+    blocks = math.ceil(gen / block_size)
+    spb = math.ceil(steps / blocks)
+    for blk in range(blocks):
+        spans = [(len(p) + blk * block_size, len(p) + min((blk + 1) * block_size, gen)) for p in prompts]
+        sched = [dllm_transfer_counts(int((x[b, lo:hi] == mask_id).sum()), spb) for b, (lo, hi) in enumerate(spans)]
+        for i in range(max(len(s) for s in sched)):
+            logits = mdlm_ref.forward_logits(weights, cfg, "llada", x, am).double()
+            x0 = logits.argmax(-1)
+            conf = torch.softmax(logits, -1).gather(-1, x0[..., None])[..., 0]
+            for b, (lo, hi) in enumerate(spans):
+                k = sched[b][i] if i < len(sched[b]) else 0
+                cand = [(float(conf[b, pos]), pos) for pos in range(lo, hi) if x[b, pos] == mask_id]
+                cand.sort(key=lambda c: (-c[0], c[1]))
+                for _, pos in cand[:k]:
+                    x[b, pos] = x0[b, pos]
+    return [x[b, len(p) : len(p) + gen].tolist() for b, p in enumerate(prompts)]
+
+
+def main():
+    ckpt = os.path.join(ROOT, "tests", "fixtures", "llada_f32")
+    cfg, weights = mdlm_ref.load_checkpoint(ckpt)
+    weights = {k: v.float() for k, v in weights.items()}
+    mask_id, pad_id = cfg["mask_token_id"], cfg["eos_token_id"]
+    prompts = [[285, 288, 40, 41, 42, 290], [285, 288, 60, 61, 62, 63, 64, 65, 290, 289]]
+    settings = {"max_new_tokens": 8, "block_size": 4, "steps": 8}
+    slots = sample(weights, cfg, prompts, mask_id, pad_id, settings["max_new_tokens"], settings["block_size"], settings["steps"])
+    out = {"checkpoint": "llada_f32", "prompts": prompts, **settings, "temperature": 0.0, "answer_slots": slots}
+    path = os.path.join(ROOT, "tests", "fixtures", "reference", "sampler_llada_f32.json")
+    with open(path, "w") as f:
+        json.dump(out, f, indent=1)
+    print(path, slots)
+
+
+if __name__ == "__main__":
+    main()

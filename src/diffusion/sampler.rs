@@ -1,0 +1,205 @@
+//! dllm's `MDLMSampler` (mdlm.md §4.2) for LLaDA-style models: blocks of masks, a rounded transfer
+//! schedule per block, low-confidence remasking. Temperature 0 is greedy and deterministic.
+//!
+//! Only the masked positions of the current block go through the LM head each step; choices are
+//! made on the host (argmax / Gumbel-max in f64, softmax confidence), so the canvas never needs a
+//! full `[B·L, V]` logits tensor.
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Bool, Int, Tensor, TensorData};
+
+use super::schedule::dllm_transfer_counts;
+use crate::model::transformer::gather_rows;
+use crate::model::MaskedDiffusionLm;
+use crate::rng::SplitMix64;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SamplerConfig {
+    pub max_new_tokens: usize,
+    pub block_size: usize,
+    pub steps: usize,
+    /// 0 = greedy.
+    pub temperature: f64,
+    /// Token ids never generated (their logits are set to −inf before choosing).
+    pub suppress_tokens: Vec<u32>,
+    pub seed: u64,
+}
+
+/// Ids that ends an answer (EOS and EOT); everything from the first one on is dropped.
+#[derive(Clone, Debug)]
+pub struct SamplerTokens {
+    pub mask: u32,
+    pub pad: u32,
+    pub stops: Vec<u32>,
+}
+
+/// What the step callback sees (the GUI animates denoising from it).
+pub struct StepView<'a> {
+    pub block: usize,
+    pub step: usize,
+    /// Answer slots of every row after this step (mask id where still masked).
+    pub answers: Vec<&'a [u32]>,
+}
+
+/// Generates answers for a batch of prompts; returns each row's answer ids, truncated at the first stop id.
+pub fn generate<B: Backend>(
+    model: &MaskedDiffusionLm<B>,
+    prompts: &[Vec<u32>],
+    tokens: &SamplerTokens,
+    cfg: &SamplerConfig,
+    device: &B::Device,
+    mut on_step: impl FnMut(&StepView),
+) -> Vec<Vec<u32>> {
+    let batch = prompts.len();
+    if batch == 0 || cfg.max_new_tokens == 0 {
+        return vec![Vec::new(); batch];
+    }
+    let gen = cfg.max_new_tokens;
+    let width = prompts.iter().map(Vec::len).max().unwrap_or(0) + gen;
+    // Each prompt sits at the start of its row, followed by `gen` masks, then EOS padding (not attended).
+    let mut canvas: Vec<Vec<u32>> = prompts
+        .iter()
+        .map(|p| {
+            let mut row = p.clone();
+            row.extend(std::iter::repeat_n(tokens.mask, gen));
+            row.resize(width, tokens.pad);
+            row
+        })
+        .collect();
+    let padding: Vec<bool> = prompts
+        .iter()
+        .flat_map(|p| (0..width).map(move |i| i >= p.len() + gen))
+        .collect();
+    let pad_tensor =
+        Tensor::<B, 2, Bool>::from_data(TensorData::new(padding, [batch, width]), device);
+    let block_size = cfg.block_size.clamp(1, gen);
+    let blocks = gen.div_ceil(block_size);
+    let steps_per_block = cfg.steps.div_ceil(blocks).max(1);
+    let mut rng = SplitMix64(cfg.seed);
+
+    for block in 0..blocks {
+        let span = |p: &Vec<u32>| {
+            (
+                p.len() + block * block_size,
+                p.len() + ((block + 1) * block_size).min(gen),
+            )
+        };
+        let schedules: Vec<Vec<usize>> = prompts
+            .iter()
+            .zip(&canvas)
+            .map(|(p, row)| {
+                let (lo, hi) = span(p);
+                dllm_transfer_counts(
+                    row[lo..hi].iter().filter(|&&t| t == tokens.mask).count(),
+                    steps_per_block,
+                )
+            })
+            .collect();
+        let block_steps = schedules.iter().map(Vec::len).max().unwrap_or(0);
+        for step in 0..block_steps {
+            // Masked positions of the current block, per row, as flat canvas indices.
+            let mut rows = Vec::new();
+            for (b, p) in prompts.iter().enumerate() {
+                let (lo, hi) = span(p);
+                for pos in lo..hi {
+                    if canvas[b][pos] == tokens.mask {
+                        rows.push((b, pos));
+                    }
+                }
+            }
+            if rows.is_empty() {
+                break;
+            }
+            let flat_ids: Vec<i64> = canvas.iter().flatten().map(|&t| t as i64).collect();
+            let ids =
+                Tensor::<B, 2, Int>::from_data(TensorData::new(flat_ids, [batch, width]), device);
+            let hidden = model.forward_hidden(ids, Some(pad_tensor.clone()));
+            let index: Vec<i64> = rows
+                .iter()
+                .map(|&(b, pos)| (b * width + pos) as i64)
+                .collect();
+            let index =
+                Tensor::<B, 1, Int>::from_data(TensorData::new(index, [rows.len()]), device);
+            let logits = model.logits_for_rows(gather_rows(hidden, index));
+            let vocab = logits.dims()[1];
+            let logits: Vec<f32> = logits
+                .into_data()
+                .convert::<f32>()
+                .into_vec()
+                .expect("f32 logits");
+
+            // Choose a token and its confidence for every candidate position.
+            let mut choices: Vec<Vec<(f64, usize, u32)>> = vec![Vec::new(); batch];
+            for (r, &(b, pos)) in rows.iter().enumerate() {
+                let mut row: Vec<f64> = logits[r * vocab..(r + 1) * vocab]
+                    .iter()
+                    .map(|&v| v as f64)
+                    .collect();
+                for &s in &cfg.suppress_tokens {
+                    if let Some(v) = row.get_mut(s as usize) {
+                        *v = f64::NEG_INFINITY;
+                    }
+                }
+                let token = if cfg.temperature > 0.0 {
+                    argmax(row.iter().map(|&l| l + cfg.temperature * gumbel(&mut rng)))
+                } else {
+                    argmax(row.iter().copied())
+                };
+                let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let denom: f64 = row.iter().map(|&l| (l - max).exp()).sum();
+                let confidence = (row[token] - max).exp() / denom;
+                choices[b].push((confidence, pos, token as u32));
+            }
+            // Commit the most confident `k` of each row (ties: leftmost first, as a stable top-k).
+            for (b, mut cands) in choices.into_iter().enumerate() {
+                let k = schedules[b]
+                    .get(step)
+                    .copied()
+                    .unwrap_or(0)
+                    .min(cands.len());
+                cands.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
+                for &(_, pos, token) in &cands[..k] {
+                    canvas[b][pos] = token;
+                }
+            }
+            let answers: Vec<&[u32]> = prompts
+                .iter()
+                .zip(&canvas)
+                .map(|(p, row)| &row[p.len()..p.len() + gen])
+                .collect();
+            on_step(&StepView {
+                block,
+                step,
+                answers,
+            });
+        }
+    }
+    prompts
+        .iter()
+        .zip(&canvas)
+        .map(|(p, row)| {
+            let answer = &row[p.len()..p.len() + gen];
+            let end = answer
+                .iter()
+                .position(|t| tokens.stops.contains(t))
+                .unwrap_or(answer.len());
+            answer[..end].to_vec()
+        })
+        .collect()
+}
+
+fn argmax(values: impl Iterator<Item = f64>) -> usize {
+    let mut best = (0, f64::NEG_INFINITY);
+    for (i, v) in values.enumerate() {
+        if v > best.1 {
+            best = (i, v);
+        }
+    }
+    best.0
+}
+
+/// Standard Gumbel noise: argmax(l + T·g) samples from softmax(l/T).
+fn gumbel(rng: &mut SplitMix64) -> f64 {
+    let u = rng.uniform().max(1e-300);
+    -(-u.ln()).ln()
+}
