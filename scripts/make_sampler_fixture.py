@@ -1,4 +1,9 @@
-"""Reference for the Rust MDLM sampler (src/diffusion/sampler.rs): dllm's MDLMSampler with
+"""References for the Rust likelihood core and MDLM sampler.
+
+Likelihood: for fixed mask sets, the summed NLL of the masked answer tokens (Dream: logits shifted
+right by one), on llada_f32 and dream_gqa -> tests/fixtures/reference/likelihood_cases.json.
+
+Sampler: reference for the Rust MDLM sampler (src/diffusion/sampler.rs): dllm's MDLMSampler with
 low-confidence remasking at temperature 0, written from mdlm.md §4.1-4.2, run on the llada_f32
 fixture. Writes tests/fixtures/reference/sampler_llada_f32.json.
 
@@ -61,7 +66,39 @@ def sample(weights, cfg, prompts, mask_id, pad_id, gen, block_size, steps):
     return [x[b, len(p) : len(p) + gen].tolist() for b, p in enumerate(prompts)]
 
 
+@torch.no_grad()
+def masked_nll(weights, cfg, arch, prompt, answer, mask_id, masks):
+    out = []
+    for m in masks:
+        seq = torch.tensor([prompt + answer])
+        for i in m:
+            seq[0, len(prompt) + i] = mask_id
+        logits = mdlm_ref.forward_logits(weights, cfg, arch, seq, None)[0].double()
+        if arch == "dream":
+            logits = torch.cat([logits[:1], logits[:-1]], 0)
+        logp = torch.log_softmax(logits, -1)
+        out.append(float(sum(-logp[len(prompt) + i, answer[i]] for i in m)))
+    return out
+
+
+def likelihood_cases():
+    cases = []
+    for name, arch in [("llada_f32", "llada"), ("dream_gqa", "dream")]:
+        cfg, weights = mdlm_ref.load_checkpoint(os.path.join(ROOT, "tests", "fixtures", name))
+        weights = {k: v.float() for k, v in weights.items()}
+        prompt, answer = [3, 50, 51, 52, 7], [90, 91, 92, 93, 94, 95]
+        masks = [[0], [2, 5], [0, 1, 2, 3, 4, 5], [1, 3, 4]]
+        cases.append({"checkpoint": name, "prompt": prompt, "answer": answer, "mask_id": cfg["mask_token_id"],
+                      "shift_logits": arch == "dream", "masks": masks,
+                      "nll_sums": masked_nll(weights, cfg, arch, prompt, answer, cfg["mask_token_id"], masks)})
+    path = os.path.join(ROOT, "tests", "fixtures", "reference", "likelihood_cases.json")
+    with open(path, "w") as f:
+        json.dump(cases, f, indent=1)
+    print(path)
+
+
 def main():
+    likelihood_cases()
     ckpt = os.path.join(ROOT, "tests", "fixtures", "llada_f32")
     cfg, weights = mdlm_ref.load_checkpoint(ckpt)
     weights = {k: v.float() for k, v in weights.items()}

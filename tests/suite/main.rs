@@ -11,6 +11,7 @@ mod data_files;
 mod demo_world;
 mod diffusion;
 mod gui;
+mod likelihood;
 mod parity;
 mod sampler;
 mod tokenizer;
