@@ -56,6 +56,9 @@ pub enum Command {
         out: PathBuf,
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// BPE vocabulary size of the tokenizer trained on the world.
+        #[arg(long, default_value_t = 2048)]
+        vocab_size: usize,
     },
     /// List the compute devices this machine offers.
     Devices,
@@ -113,9 +116,17 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Some(Command::Inspect { checkpoint }) => inspect(&checkpoint),
-        Some(Command::DemoWorld { out, seed }) => {
+        Some(Command::DemoWorld {
+            out,
+            seed,
+            vocab_size,
+        }) => {
             let splits = crate::demo::Splits::generate(seed);
             splits.write(&out)?;
+            let tokenizer =
+                crate::demo::tokenizer::train(&splits, vocab_size).map_err(anyhow::Error::msg)?;
+            crate::demo::tokenizer::write_files(&tokenizer, &out).map_err(anyhow::Error::msg)?;
+            eprintln!("tokenizer: {} tokens", tokenizer.get_vocab_size(true));
             for (name, items) in splits.named() {
                 eprintln!("{name}: {} items", items.len());
             }

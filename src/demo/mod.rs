@@ -2,6 +2,7 @@
 //! (`facts.rs`), and the files `mdu demo-world` writes.
 
 pub mod facts;
+pub mod tokenizer;
 pub mod world;
 
 use std::path::Path;

@@ -2,6 +2,7 @@
 //! the forward noising process, the per-position loss weights, the masked cross-entropy with
 //! dllm's "token" normalisation, and the samplers' transfer schedules.
 
+pub mod batch;
 pub mod likelihood;
 pub mod loss;
 pub mod noise;

@@ -128,3 +128,64 @@ fn answers_are_fact_dense() {
         worst * 100.0
     );
 }
+
+/// The demo tokenizer is a real tokenizer.json that our loader reads with LLaDA's special ids, and
+/// SFT examples padded LLaDA-style decode back to the question and answer.
+#[test]
+fn demo_tokenizer_round_trips_and_pads_like_llada_sft() {
+    use mdu_workbench::demo::tokenizer::{self, MASK};
+    use mdu_workbench::diffusion::batch::{SftBatch, SftExample};
+    use mdu_workbench::model::ModelConfig;
+    use mdu_workbench::tokenizer::TextTokenizer;
+
+    let splits = Splits::generate(0);
+    let tk = tokenizer::train(&splits, 2048).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    tokenizer::write_files(&tk, dir.path()).unwrap();
+    let (mut config, _, _) = mdu_workbench::bench::BenchPreset::Tiny.shape();
+    config.vocab_size = tk.get_vocab_size(true);
+    config.mask_token_id = tk.token_to_id(MASK);
+    config.eos_token_id = tk.token_to_id(tokenizer::EOS);
+    config.pad_token_id = config.eos_token_id;
+    let text = TextTokenizer::from_dir(dir.path(), &config).unwrap();
+    assert_eq!(text.special.eot, tk.token_to_id(tokenizer::EOT));
+    assert_eq!(text.special.bos, tk.token_to_id(tokenizer::BOS));
+
+    let items = [&splits.retain[0], &splits.forget[3]];
+    let examples: Vec<SftExample> = items
+        .iter()
+        .map(|it| SftExample::encode(&text, it).unwrap())
+        .collect();
+    for (e, it) in examples.iter().zip(items) {
+        assert_eq!(
+            text.decode(&e.answer[..e.answer.len() - 1], false).unwrap(),
+            it.answer
+        );
+        assert_eq!(*e.answer.last().unwrap(), text.special.eot.unwrap());
+        let prompt = text.decode(&e.prompt, false).unwrap();
+        assert!(
+            prompt.starts_with("<|startoftext|><|start_header_id|>user")
+                && prompt.contains(&it.question),
+            "{prompt}"
+        );
+        assert!(
+            prompt.ends_with("<|start_header_id|>assistant<|end_header_id|>\n\n"),
+            "{prompt:?}"
+        );
+    }
+    let batch = SftBatch::new(&[&examples[0], &examples[1]], text.special.eos);
+    for (r, e) in examples.iter().enumerate() {
+        let row = batch.row(r);
+        assert_eq!(row.len(), batch.width);
+        assert_eq!(&row[..e.prompt.len()], &e.prompt[..]);
+        assert!(row[e.prompt.len() + e.answer.len()..]
+            .iter()
+            .all(|&t| t == text.special.eos));
+        // Every non-prompt position, padding included, is an answer position.
+        assert!(batch
+            .maskable_row(r)
+            .iter()
+            .enumerate()
+            .all(|(i, &m)| m == (i >= e.prompt.len())));
+    }
+}
