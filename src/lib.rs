@@ -21,6 +21,7 @@ pub mod gui;
 pub mod model;
 pub mod rng;
 pub mod tokenizer;
+pub mod train;
 
 use std::path::Path;
 

@@ -135,7 +135,6 @@ fn answers_are_fact_dense() {
 fn demo_tokenizer_round_trips_and_pads_like_llada_sft() {
     use mdu_workbench::demo::tokenizer::{self, MASK};
     use mdu_workbench::diffusion::batch::{SftBatch, SftExample};
-    use mdu_workbench::model::ModelConfig;
     use mdu_workbench::tokenizer::TextTokenizer;
 
     let splits = Splits::generate(0);

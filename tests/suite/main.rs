@@ -15,3 +15,4 @@ mod likelihood;
 mod parity;
 mod sampler;
 mod tokenizer;
+mod training;
