@@ -17,6 +17,7 @@ pub mod data;
 pub mod demo;
 pub mod device;
 pub mod diffusion;
+pub mod eval;
 pub mod gui;
 pub mod model;
 pub mod rng;
