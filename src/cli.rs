@@ -60,6 +60,13 @@ pub enum Command {
         #[arg(long, default_value_t = 2048)]
         vocab_size: usize,
     },
+    /// MDLM fine-tuning of a tiny LLaDA-architecture model from random init on a demo-world folder.
+    Finetune {
+        #[command(flatten)]
+        args: crate::finetune::FinetuneArgs,
+        #[arg(long, default_value = "cpu", help = device_arg_help())]
+        device: String,
+    },
     /// List the compute devices this machine offers.
     Devices,
     /// Forward-pass throughput on a preset LLaDA shape (random weights); prints one JSON line.
@@ -116,6 +123,10 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Some(Command::Inspect { checkpoint }) => inspect(&checkpoint),
+        Some(Command::Finetune { args, device }) => {
+            let device = DeviceChoice::parse(&device).map_err(anyhow::Error::msg)?;
+            device.run(crate::finetune::FinetuneTask(args))
+        }
         Some(Command::DemoWorld {
             out,
             seed,

@@ -16,7 +16,11 @@ pub fn rouge_l(gold: &str, generation: &str) -> rougers::Score {
     thread_local! {
         static SCORER: rougers::RougeScorer = rougers::RougeScorer::new(["rougeL"], true).expect("rougeL is a known ROUGE type");
     }
-    SCORER.with(|s| s.score(gold, generation).get(rougers::RougeType::L).expect("rougeL requested"))
+    SCORER.with(|s| {
+        s.score(gold, generation)
+            .get(rougers::RougeType::L)
+            .expect("rougeL requested")
+    })
 }
 
 /// One evaluated item.
@@ -30,13 +34,24 @@ pub struct SampleScore {
 
 /// The demo evaluation setting: answer slot = longest tokenised gold answer (+ end of turn) plus
 /// `margin` tokens, steps = slot length, one block, temperature 0.
-pub fn demo_sampler_config(tokenizer: &TextTokenizer, items: &[QaItem], margin: usize) -> Result<SamplerConfig, TokenizerError> {
+pub fn demo_sampler_config(
+    tokenizer: &TextTokenizer,
+    items: &[QaItem],
+    margin: usize,
+) -> Result<SamplerConfig, TokenizerError> {
     let mut longest = 0;
     for it in items {
         longest = longest.max(tokenizer.encode(&it.answer)?.len() + 1);
     }
     let slot = longest + margin;
-    Ok(SamplerConfig { max_new_tokens: slot, block_size: slot, steps: slot, temperature: 0.0, suppress_tokens: vec![], seed: 0 })
+    Ok(SamplerConfig {
+        max_new_tokens: slot,
+        block_size: slot,
+        steps: slot,
+        temperature: 0.0,
+        suppress_tokens: vec![],
+        seed: 0,
+    })
 }
 
 /// Generates answers for `items` in batches of `batch_size` and scores them.
@@ -52,16 +67,27 @@ pub fn score_generations<B: Backend>(
     let tokens = SamplerTokens {
         mask: special.mask,
         pad: special.eos,
-        stops: [Some(special.eos), special.eot].into_iter().flatten().collect(),
+        stops: [Some(special.eos), special.eot]
+            .into_iter()
+            .flatten()
+            .collect(),
     };
     let mut out = Vec::with_capacity(items.len());
     for chunk in items.chunks(batch_size.max(1)) {
-        let prompts = chunk.iter().map(|it| SftExample::encode_pair(tokenizer, &it.question, "").map(|e| e.prompt)).collect::<Result<Vec<_>, _>>()?;
+        let prompts = chunk
+            .iter()
+            .map(|it| SftExample::encode_pair(tokenizer, &it.question, "").map(|e| e.prompt))
+            .collect::<Result<Vec<_>, _>>()?;
         let answers = generate(model, &prompts, &tokens, sampler, device, |_| {});
         for (it, ids) in chunk.iter().zip(answers) {
             let generation = tokenizer.decode(&ids, true)?.trim().to_string();
             let recall = rouge_l(&it.answer, &generation).recall;
-            out.push(SampleScore { question: it.question.clone(), gold: it.answer.clone(), generation, rouge_l_recall: recall });
+            out.push(SampleScore {
+                question: it.question.clone(),
+                gold: it.answer.clone(),
+                generation,
+                rouge_l_recall: recall,
+            });
         }
     }
     Ok(out)

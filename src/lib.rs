@@ -18,6 +18,7 @@ pub mod demo;
 pub mod device;
 pub mod diffusion;
 pub mod eval;
+pub mod finetune;
 pub mod gui;
 pub mod model;
 pub mod rng;

@@ -535,15 +535,14 @@ fn write_folder<B: Backend>(
         )
         .map_err(write_err(&path))?;
     }
-    match source_dir {
-        Some(src) => copy_side_files(src, dir)?,
-        None => {
-            // A model that never had a folder (random init): write its config in HF form.
-            let path = dir.join("config.json");
-            let json =
-                serde_json::to_string_pretty(&model.config.to_hf_json()).expect("json") + "\n";
-            std::fs::write(&path, json).map_err(write_err(&path))?;
-        }
+    if let Some(src) = source_dir {
+        copy_side_files(src, dir)?;
+    }
+    let config = dir.join("config.json");
+    if !config.exists() {
+        // A model that never had a config file (random init): write its config in HF form.
+        let json = serde_json::to_string_pretty(&model.config.to_hf_json()).expect("json") + "\n";
+        std::fs::write(&config, json).map_err(write_err(&config))?;
     }
     Ok(())
 }

@@ -194,14 +194,42 @@ fn demo_tokenizer_round_trips_and_pads_like_llada_sft() {
 fn rouge_l_matches_rouge_score_golden_vectors() {
     use mdu_workbench::eval::rouge_l;
     let cases = [
-        ("The quick brown fox jumps over the lazy dog", "The quick brown dog jumps on the log.", 0.625, 0.5555555555555556, 0.5882352941176471),
-        ("He is a general", "He is generous", 1.0, 0.75, 0.8571428571428571),
-        ("Hsiao Yun-Hwa's father was a civil engineer.", "Hsiao Yun-Hwa's father worked as a civil engineer in Taipei.", 0.6666666666666666, 0.8888888888888888, 0.761904761904762),
-        ("İstanbul café", "istanbul caf", 0.5, 0.3333333333333333, 0.4),
+        (
+            "The quick brown fox jumps over the lazy dog",
+            "The quick brown dog jumps on the log.",
+            0.625,
+            0.5555555555555556,
+            0.5882352941176471,
+        ),
+        (
+            "He is a general",
+            "He is generous",
+            1.0,
+            0.75,
+            0.8571428571428571,
+        ),
+        (
+            "Hsiao Yun-Hwa's father was a civil engineer.",
+            "Hsiao Yun-Hwa's father worked as a civil engineer in Taipei.",
+            0.6666666666666666,
+            0.8888888888888888,
+            0.761904761904762,
+        ),
+        (
+            "İstanbul café",
+            "istanbul caf",
+            0.5,
+            0.3333333333333333,
+            0.4,
+        ),
         ("", "abc", 0.0, 0.0, 0.0),
     ];
     for (gold, pred, p, r, f) in cases {
         let s = rouge_l(gold, pred);
-        assert_eq!((s.precision, s.recall, s.fmeasure), (p, r, f), "{gold:?} / {pred:?}");
+        assert_eq!(
+            (s.precision, s.recall, s.fmeasure),
+            (p, r, f),
+            "{gold:?} / {pred:?}"
+        );
     }
 }
