@@ -97,8 +97,47 @@ def likelihood_cases():
     print(path)
 
 
+@torch.no_grad()
+def sample_dream(weights, cfg, prompt, mask_id, gen, steps, eps=1e-3):
+    """HF Dream diffusion_generate, alg="entropy", temperature 0, one unpadded row."""
+    x = torch.tensor([prompt + [mask_id] * gen])
+    timesteps = torch.linspace(1, eps, steps + 1)
+    for i in range(steps):
+        mask_index = x == mask_id
+        logits = mdlm_ref.forward_logits(weights, cfg, "dream", x, None).double()
+        logits = torch.cat([logits[:, :1], logits[:, :-1]], 1)
+        ml = logits[mask_index]
+        probs = torch.softmax(ml, -1)
+        conf, x0 = probs.max(-1)
+        conf = (probs * torch.log(probs + 1e-10)).sum(-1)
+        t, s = timesteps[i], timesteps[i + 1]
+        n = int(mask_index.sum() * (1 - s / t)) if i < steps - 1 else int(mask_index.sum())
+        full = torch.full(x.shape, -torch.inf, dtype=torch.float64)
+        full[mask_index] = conf
+        if n > 0:
+            idx = torch.topk(full[0], n).indices
+            cand = torch.full(x.shape, mask_id, dtype=torch.long)
+            cand[mask_index] = x0
+            x[0, idx] = cand[0, idx]
+    return x[0, len(prompt):].tolist()
+
+
+def dream_case():
+    cfg, weights = mdlm_ref.load_checkpoint(os.path.join(ROOT, "tests", "fixtures", "dream_gqa"))
+    weights = {k: v.float() for k, v in weights.items()}
+    prompt, gen, steps = [286, 40, 41, 42, 43, 287, 286, 50], 8, 6
+    slot = sample_dream(weights, cfg, prompt, cfg["mask_token_id"], gen, steps)
+    out = {"checkpoint": "dream_gqa", "prompts": [prompt], "max_new_tokens": gen, "block_size": gen, "steps": steps,
+           "answer_slots": [slot]}
+    path = os.path.join(ROOT, "tests", "fixtures", "reference", "sampler_dream_gqa.json")
+    with open(path, "w") as f:
+        json.dump(out, f, indent=1)
+    print(path, slot)
+
+
 def main():
     likelihood_cases()
+    dream_case()
     ckpt = os.path.join(ROOT, "tests", "fixtures", "llada_f32")
     cfg, weights = mdlm_ref.load_checkpoint(ckpt)
     weights = {k: v.float() for k, v in weights.items()}

@@ -203,3 +203,136 @@ fn gumbel(rng: &mut SplitMix64) -> f64 {
     let u = rng.uniform().max(1e-300);
     -(-u.ln()).ln()
 }
+
+/// Dream's `diffusion_generate` with `alg="entropy"` (mdlm.md §3.6): logits shifted right, the
+/// per-step count `floor(masks · (1 − s/t))` over `linspace(1, eps, steps+1)` with the last step
+/// taking all, and positions committed in order of negative entropy. Rows are grouped by prompt
+/// length so that no padding (and no position shift) is ever needed.
+pub fn generate_dream<B: Backend>(
+    model: &MaskedDiffusionLm<B>,
+    prompts: &[Vec<u32>],
+    tokens: &SamplerTokens,
+    cfg: &SamplerConfig,
+    eps: f32,
+    device: &B::Device,
+    mut on_step: impl FnMut(&StepView),
+) -> Vec<Vec<u32>> {
+    let gen = cfg.max_new_tokens;
+    let mut results = vec![Vec::new(); prompts.len()];
+    let mut lengths: Vec<usize> = prompts.iter().map(Vec::len).collect();
+    lengths.sort_unstable();
+    lengths.dedup();
+    let mut rng = SplitMix64(cfg.seed);
+    let timesteps: Vec<f32> = (0..=cfg.steps)
+        .map(|i| 1.0 + (eps - 1.0) * i as f32 / cfg.steps as f32)
+        .collect();
+    for len in lengths {
+        let members: Vec<usize> = (0..prompts.len())
+            .filter(|&i| prompts[i].len() == len)
+            .collect();
+        let width = len + gen;
+        let mut canvas: Vec<Vec<u32>> = members
+            .iter()
+            .map(|&i| {
+                prompts[i]
+                    .iter()
+                    .copied()
+                    .chain(std::iter::repeat_n(tokens.mask, gen))
+                    .collect()
+            })
+            .collect();
+        for i in 0..cfg.steps {
+            let masked: Vec<(usize, usize)> = (0..canvas.len())
+                .flat_map(|b| (len..width).map(move |p| (b, p)))
+                .filter(|&(b, p)| canvas[b][p] == tokens.mask)
+                .collect();
+            if masked.is_empty() {
+                break;
+            }
+            let flat: Vec<i64> = canvas.iter().flatten().map(|&t| t as i64).collect();
+            let ids = Tensor::<B, 2, Int>::from_data(
+                TensorData::new(flat, [canvas.len(), width]),
+                device,
+            );
+            let hidden = model.forward_hidden(ids, None);
+            // Position p is predicted from the hidden state at p − 1.
+            let index: Vec<i64> = masked
+                .iter()
+                .map(|&(b, p)| (b * width + p - 1) as i64)
+                .collect();
+            let index =
+                Tensor::<B, 1, Int>::from_data(TensorData::new(index, [masked.len()]), device);
+            let logits = model.logits_for_rows(gather_rows(hidden, index));
+            let vocab = logits.dims()[1];
+            let logits: Vec<f32> = logits
+                .into_data()
+                .convert::<f32>()
+                .into_vec()
+                .expect("f32 logits");
+            let per_row = masked.len() / canvas.len();
+            let n = if i + 1 < cfg.steps {
+                let (t, s) = (timesteps[i], timesteps[i + 1]);
+                (per_row as f32 * (1.0 - s / t)) as usize
+            } else {
+                per_row
+            };
+            let mut choices: Vec<Vec<(f64, usize, u32)>> = vec![Vec::new(); canvas.len()];
+            for (r, &(b, p)) in masked.iter().enumerate() {
+                let mut row: Vec<f64> = logits[r * vocab..(r + 1) * vocab]
+                    .iter()
+                    .map(|&v| v as f64)
+                    .collect();
+                for &s in &cfg.suppress_tokens {
+                    if let Some(v) = row.get_mut(s as usize) {
+                        *v = f64::NEG_INFINITY;
+                    }
+                }
+                if cfg.temperature > 0.0 {
+                    row.iter_mut().for_each(|l| *l /= cfg.temperature);
+                }
+                let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let denom: f64 = row.iter().map(|&l| (l - max).exp()).sum();
+                let probs: Vec<f64> = row.iter().map(|&l| (l - max).exp() / denom).collect();
+                let token = if cfg.temperature > 0.0 {
+                    sample_categorical(&probs, &mut rng)
+                } else {
+                    argmax(probs.iter().copied())
+                };
+                let neg_entropy: f64 = probs.iter().map(|&q| q * (q + 1e-10).ln()).sum();
+                choices[b].push((neg_entropy, p, token as u32));
+            }
+            for (b, mut cands) in choices.into_iter().enumerate() {
+                cands.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
+                for &(_, p, token) in &cands[..n.min(cands.len())] {
+                    canvas[b][p] = token;
+                }
+            }
+            let answers: Vec<&[u32]> = canvas.iter().map(|row| &row[len..]).collect();
+            on_step(&StepView {
+                block: 0,
+                step: i,
+                answers,
+            });
+        }
+        for (row, &i) in canvas.iter().zip(&members) {
+            let answer = &row[len..];
+            let end = answer
+                .iter()
+                .position(|t| tokens.stops.contains(t))
+                .unwrap_or(answer.len());
+            results[i] = answer[..end].to_vec();
+        }
+    }
+    results
+}
+
+fn sample_categorical(probs: &[f64], rng: &mut SplitMix64) -> usize {
+    let mut u = rng.uniform();
+    for (i, &p) in probs.iter().enumerate() {
+        if u < p {
+            return i;
+        }
+        u -= p;
+    }
+    probs.len() - 1
+}

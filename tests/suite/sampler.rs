@@ -95,3 +95,56 @@ fn greedy_generation_matches_pytorch_reference() {
     let b = generate(&model, &case.prompts, &tokens, &hot, &device, |_| {});
     assert_eq!(a, b);
 }
+
+/// Dream's entropy-ordered `diffusion_generate` against the PyTorch reference (shifted logits,
+/// floor schedule, last step takes all), batched: two equal prompts and one of another length.
+#[test]
+fn dream_entropy_generation_matches_pytorch_reference() {
+    use mdu_workbench::diffusion::sampler::generate_dream;
+    let case: Case = serde_json::from_slice(
+        &std::fs::read(fixture("reference").join("sampler_dream_gqa.json")).unwrap(),
+    )
+    .unwrap();
+    let device = Default::default();
+    let (ckpt, model) = load_model::<CpuBackend>(
+        &fixture("dream_gqa"),
+        &device,
+        &MemoryBudget::unlimited("test"),
+    )
+    .unwrap();
+    let c = &ckpt.config;
+    let tokens = SamplerTokens {
+        mask: c.mask_token_id.unwrap(),
+        pad: c.eos_token_id.unwrap(),
+        stops: vec![],
+    };
+    let cfg = SamplerConfig {
+        max_new_tokens: case.max_new_tokens,
+        block_size: case.max_new_tokens,
+        steps: case.steps,
+        temperature: 0.0,
+        suppress_tokens: vec![],
+        seed: 0,
+    };
+    let p = case.prompts[0].clone();
+    let short = p[..4].to_vec();
+    let mut steps = 0;
+    let out = generate_dream(
+        &model,
+        &[p.clone(), short.clone(), p],
+        &tokens,
+        &cfg,
+        1e-3,
+        &device,
+        |_| steps += 1,
+    );
+    assert_eq!(out[0], case.answer_slots[0]);
+    assert_eq!(out[2], case.answer_slots[0]);
+    assert_eq!(out[1].len(), case.max_new_tokens);
+    assert!(!out[1].contains(&tokens.mask), "every mask committed");
+    assert_eq!(
+        steps,
+        2 * case.steps,
+        "one pass per step for each prompt length"
+    );
+}
