@@ -67,6 +67,28 @@ pub enum Command {
         #[arg(long, default_value = "cpu", help = device_arg_help())]
         device: String,
     },
+    /// Answer a free prompt with the model's own sampler (LLaDA: low-confidence remasking; Dream: entropy order).
+    Generate {
+        #[arg(long)]
+        checkpoint: PathBuf,
+        #[arg(long)]
+        prompt: String,
+        #[arg(long, default_value_t = 64)]
+        max_new_tokens: usize,
+        /// Denoising steps (default: one per new token).
+        #[arg(long)]
+        steps: Option<usize>,
+        /// LLaDA block length (default: the whole answer).
+        #[arg(long)]
+        block_size: Option<usize>,
+        /// 0 = greedy and deterministic.
+        #[arg(long, default_value_t = 0.0)]
+        temperature: f64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, default_value = "auto", help = device_arg_help())]
+        device: String,
+    },
     /// List the compute devices this machine offers.
     Devices,
     /// Forward-pass throughput on a preset LLaDA shape (random weights); prints one JSON line.
@@ -123,6 +145,35 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Some(Command::Inspect { checkpoint }) => inspect(&checkpoint),
+        Some(Command::Generate {
+            checkpoint,
+            prompt,
+            max_new_tokens,
+            steps,
+            block_size,
+            temperature,
+            seed,
+            device,
+        }) => {
+            let device = DeviceChoice::parse(&device).map_err(anyhow::Error::msg)?;
+            let sampler = crate::diffusion::sampler::SamplerConfig {
+                max_new_tokens,
+                block_size: block_size.unwrap_or(max_new_tokens),
+                steps: steps.unwrap_or(max_new_tokens),
+                temperature,
+                suppress_tokens: vec![],
+                seed,
+            };
+            let budget = device.memory_budget();
+            let answer = device.run(GenerateTask {
+                dir: checkpoint,
+                prompt,
+                sampler,
+                budget,
+            })?;
+            println!("{answer}");
+            Ok(())
+        }
         Some(Command::Finetune { args, device }) => {
             let device = DeviceChoice::parse(&device).map_err(anyhow::Error::msg)?;
             device.run(crate::finetune::FinetuneTask(args))
@@ -188,6 +239,46 @@ impl BackendTask for LogitsTask {
         let model = ckpt.load::<B>(device, &self.budget)?;
         let flat = model.logits_host(&[self.ids.clone()], None, device);
         Ok(flat.chunks(vocab).map(<[f32]>::to_vec).collect())
+    }
+}
+
+struct GenerateTask {
+    dir: PathBuf,
+    prompt: String,
+    sampler: crate::diffusion::sampler::SamplerConfig,
+    budget: checkpoint::MemoryBudget,
+}
+
+impl BackendTask for GenerateTask {
+    type Output = Result<String>;
+    fn run<B: Backend>(self, device: &B::Device) -> Self::Output {
+        use crate::diffusion::sampler::{generate, generate_dream, SamplerTokens};
+        let ckpt = Checkpoint::open(&self.dir)?;
+        let tokenizer = crate::tokenizer::TextTokenizer::from_dir(&self.dir, &ckpt.config)?;
+        let model = ckpt.load::<B>(device, &self.budget)?;
+        let text = tokenizer
+            .apply_chat_template(&[crate::tokenizer::ChatMessage::user(&self.prompt)], true)?;
+        let prompt = tokenizer.encode(&text)?;
+        let s = &tokenizer.special;
+        let tokens = SamplerTokens {
+            mask: s.mask,
+            pad: s.eos,
+            stops: [Some(s.eos), s.eot].into_iter().flatten().collect(),
+        };
+        let ids = if ckpt.config.architecture.shifts_logits() {
+            generate_dream(
+                &model,
+                &[prompt],
+                &tokens,
+                &self.sampler,
+                1e-3,
+                device,
+                |_| {},
+            )
+        } else {
+            generate(&model, &[prompt], &tokens, &self.sampler, device, |_| {})
+        };
+        Ok(tokenizer.decode(&ids[0], true)?.trim().to_string())
     }
 }
 

@@ -161,3 +161,31 @@ fn finetune_writes_loadable_checkpoints_and_resumes() {
         .lines()
         .all(|l| !l.contains("\"step\":1,")));
 }
+
+#[test]
+fn generate_answers_a_free_prompt_deterministically() {
+    for name in ["llada_f32", "dream_gqa"] {
+        let run = || {
+            let out = mdu()
+                .args(["generate", "--checkpoint"])
+                .arg(fixture(name))
+                .args([
+                    "--prompt",
+                    "Who is Ada?",
+                    "--max-new-tokens",
+                    "6",
+                    "--device",
+                    "cpu",
+                ])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{name}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap()
+        };
+        assert_eq!(run(), run(), "{name}: temperature 0 must be deterministic");
+    }
+}
