@@ -305,26 +305,29 @@ def main():
     ap.add_argument("--vocab", type=int, default=1500)
     ap.add_argument("--slot-extra", type=int, default=4)
     # model
-    ap.add_argument("--d-model", type=int, default=256)
+    ap.add_argument("--d-model", type=int, default=128)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--heads", type=int, default=4)
-    ap.add_argument("--mlp", type=int, default=768)
+    ap.add_argument("--mlp", type=int, default=512)
     ap.add_argument("--rope-theta", type=float, default=500000.0)
     # SFT
     ap.add_argument("--skip-sft", action="store_true", help="load OUT/sft.pt instead of training")
-    ap.add_argument("--sft-steps", type=int, default=3000, help="cosine horizon / max steps")
+    ap.add_argument("--sft-steps", type=int, default=2000, help="cosine horizon / max steps")
     ap.add_argument("--sft-batch", type=int, default=32)
-    ap.add_argument("--sft-lr", type=float, default=1e-3)
+    ap.add_argument("--sft-lr", type=float, default=2e-3)
     ap.add_argument("--sft-warmup", type=int, default=100)
     ap.add_argument("--sft-wd", type=float, default=0.0)
-    ap.add_argument("--eval-every", type=int, default=250)
+    ap.add_argument("--eval-every", type=int, default=200)
     ap.add_argument("--target", type=float, default=0.8)
-    ap.add_argument("--max-sft-minutes", type=float, default=30.0)
+    ap.add_argument("--sft-eval-subset", type=int, default=2,
+                    help="during SFT evaluate every k-th item only (k=2: one question template per fact); final evals use all")
+    ap.add_argument("--max-sft-minutes", type=float, default=20.0)
     # unlearning
     ap.add_argument("--methods", default="mdu,ga")
-    ap.add_argument("--un-steps", type=int, default=50)
-    ap.add_argument("--un-lrs", default="1e-4", help="comma-separated learning rates")
+    ap.add_argument("--un-steps", type=int, default=100)
+    ap.add_argument("--un-lrs", default="3e-5,1e-4,3e-4", help="comma-separated learning rates")
     ap.add_argument("--un-batch", type=int, default=8, help="forget rows (and retain rows) per step")
+    ap.add_argument("--un-seed", type=int, default=None, help="RNG seed of the unlearning batches/masks (default seed+2)")
     ap.add_argument("--un-eval", default="10,25,50", help="steps at which to evaluate")
     ap.add_argument("--tau", type=float, default=0.0)
     ap.add_argument("--eta", type=float, default=0.0)
@@ -391,7 +394,8 @@ def main():
                 log(f"  sft step {step} loss {loss.item():.4f} lr {lr:.2e} train {train_time/60:.1f} min")
             if step % args.eval_every == 0 or step == args.sft_steps:
                 te = time.time()
-                r = evaluate(w, cfg, chat, sets, slot, scorer, show=1)
+                sub = {k: v[:: args.sft_eval_subset] for k, v in sets.items()}
+                r = evaluate(w, cfg, chat, sub, slot, scorer, show=1)
                 hist.append(dict(step=step, train_min=train_time / 60, **r))
                 log(f"  EVAL sft step {step}: forget {r['forget']:.3f} retain {r['retain']:.3f} "
                     f"(eval {time.time()-te:.0f}s, total {(time.time()-t0)/60:.1f} min)")
@@ -418,7 +422,7 @@ def main():
         for method in args.methods.split(","):
             wm = clone_weights(w0, grad=True)
             opt = make_opt(wm, lr, 0.0)
-            g = torch.Generator().manual_seed(args.seed + 2)
+            g = torch.Generator().manual_seed(args.seed + 2 if args.un_seed is None else args.un_seed)
             curve = [dict(step=0, **base)]
             t0 = time.time()
             for step in range(1, args.un_steps + 1):
