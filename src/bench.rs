@@ -107,3 +107,18 @@ impl BackendTask for ForwardBench {
         }
     }
 }
+
+/// Arguments of `mdu bench-train`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchTrainArgs {
+    #[arg(long, default_value = "cpu", help = crate::device::device_help())]
+    pub device: String,
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
+    #[arg(long, default_value_t = 5)]
+    pub iters: usize,
+}
+
+pub fn bench_train(_args: BenchTrainArgs) -> anyhow::Result<()> {
+    anyhow::bail!("mdu bench-train: not implemented yet")
+}

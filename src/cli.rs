@@ -91,6 +91,10 @@ pub enum Command {
     },
     /// List the compute devices this machine offers.
     Devices,
+    /// ROUGE-L of JSON lines {"reference": …, "candidate": …}: one JSON line {"precision","recall","fmeasure"} per input line.
+    Score(crate::score::ScoreArgs),
+    /// Training-step throughput (MDLM SFT step: forward, backward, AdamW) on the demo model's shape; prints one JSON line.
+    BenchTrain(crate::bench::BenchTrainArgs),
     /// Forward-pass throughput on a preset LLaDA shape (random weights); prints one JSON line.
     BenchForward {
         #[arg(long, value_enum, default_value = "tiny")]
@@ -203,6 +207,8 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Some(Command::Score(args)) => crate::score::run(args),
+        Some(Command::BenchTrain(args)) => crate::bench::bench_train(args),
         Some(Command::BenchForward {
             preset,
             device,

@@ -22,6 +22,7 @@ pub mod finetune;
 pub mod gui;
 pub mod model;
 pub mod rng;
+pub mod score;
 pub mod tokenizer;
 pub mod train;
 
