@@ -14,5 +14,7 @@ mod gui;
 mod likelihood;
 mod parity;
 mod sampler;
+mod score;
+mod stats;
 mod tokenizer;
 mod training;
