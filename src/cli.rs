@@ -89,6 +89,12 @@ pub enum Command {
         #[arg(long, default_value = "auto", help = device_arg_help())]
         device: String,
     },
+    /// Unlearn a forget set (MDU or a baseline); events as JSON lines, the run directory on disk.
+    Unlearn(crate::unlearn::cli::UnlearnArgs),
+    /// Run MDU at several τ (and baselines) and write the trade-off table (CSV and Markdown).
+    Sweep(crate::unlearn::cli::SweepArgs),
+    /// Evaluate any model on TOFU-format files (ROUGE-L, probabilities, truth ratios, utility).
+    Eval(crate::eval::cli::EvalArgs),
     /// List the compute devices this machine offers.
     Devices,
     /// ROUGE-L of JSON lines {"reference": …, "candidate": …}: one JSON line {"precision","recall","fmeasure"} per input line.
@@ -207,6 +213,9 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Some(Command::Unlearn(args)) => crate::unlearn::cli::unlearn(args),
+        Some(Command::Sweep(args)) => crate::unlearn::cli::sweep(args),
+        Some(Command::Eval(args)) => crate::eval::cli::eval(args),
         Some(Command::Score(args)) => crate::score::run(args),
         Some(Command::BenchTrain(args)) => crate::bench::bench_train(args),
         Some(Command::BenchForward {

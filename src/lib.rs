@@ -25,6 +25,7 @@ pub mod rng;
 pub mod score;
 pub mod tokenizer;
 pub mod train;
+pub mod unlearn;
 
 use std::path::Path;
 

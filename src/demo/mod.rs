@@ -1,6 +1,7 @@
 //! The embedded demo: a generated world of fictitious people (`world.rs`), general knowledge
 //! (`facts.rs`), and the files `mdu demo-world` writes.
 
+pub mod embedded;
 pub mod facts;
 pub mod tokenizer;
 pub mod world;
@@ -29,6 +30,15 @@ impl Splits {
         }
     }
 
+    /// The retain items evaluated (TOFU evaluates a retain subset the size of the forget set):
+    /// as many as the forget split, spread evenly over people, facts and templates.
+    pub fn retain_eval(&self) -> Vec<QaItem> {
+        let n = self.forget.len().min(self.retain.len());
+        (0..n)
+            .map(|i| self.retain[i * self.retain.len() / n].clone())
+            .collect()
+    }
+
     pub fn named(&self) -> [(&'static str, &[QaItem]); 4] {
         [
             ("forget", &self.forget),
@@ -43,6 +53,7 @@ impl Splits {
         for (name, items) in self.named() {
             write_jsonl(&dir.join(format!("{name}.jsonl")), items)?;
         }
+        write_jsonl(&dir.join("retain_eval.jsonl"), &self.retain_eval())?;
         Ok(())
     }
 }

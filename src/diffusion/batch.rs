@@ -41,7 +41,17 @@ pub struct SftBatch {
 }
 
 impl SftBatch {
+    /// LLaDA SFT layout: the EOS padding after an answer is part of the answer (trained).
     pub fn new(examples: &[&SftExample], pad: u32) -> Self {
+        Self::build(examples, pad, true)
+    }
+
+    /// MDU collator layout (mdu.md §3.1): padding is visible context but never masked or trained.
+    pub fn unlearning(examples: &[&SftExample], pad: u32) -> Self {
+        Self::build(examples, pad, false)
+    }
+
+    fn build(examples: &[&SftExample], pad: u32, pad_is_answer: bool) -> Self {
         let width = examples
             .iter()
             .map(|e| e.prompt.len() + e.answer.len())
@@ -56,7 +66,12 @@ impl SftBatch {
                 pad,
                 width - e.prompt.len() - e.answer.len(),
             ));
-            maskable.extend((0..width).map(|i| i >= e.prompt.len()));
+            let end = if pad_is_answer {
+                width
+            } else {
+                e.prompt.len() + e.answer.len()
+            };
+            maskable.extend((0..width).map(|i| i >= e.prompt.len() && i < end));
         }
         Self {
             ids,

@@ -161,3 +161,157 @@ fn random_subset(rng: &mut SplitMix64, len: usize, n: usize) -> Vec<usize> {
     picked.sort_unstable();
     picked
 }
+
+/// One row of a batched likelihood query: `answer` after `prompt`, with `mask` (answer-relative
+/// positions) replaced by the mask id.
+pub struct MaskedQuery<'a> {
+    pub prompt: &'a [u32],
+    pub answer: &'a [u32],
+    pub mask: Vec<usize>,
+}
+
+/// `Σ_{i∈mask} −log p(answer_i | masked row)` for many rows of different lengths, `batch_size`
+/// rows per forward. Rows are right-padded with `pad` under a key-padding mask, so each result
+/// equals the unpadded single-sequence value.
+pub fn batched_masked_nll<B: Backend>(
+    model: &MaskedDiffusionLm<B>,
+    queries: &[MaskedQuery],
+    mask_id: u32,
+    pad: u32,
+    batch_size: usize,
+    device: &B::Device,
+) -> Vec<f64> {
+    let shift = model.config.architecture.shifts_logits();
+    let mut out = Vec::with_capacity(queries.len());
+    for chunk in queries.chunks(batch_size.max(1)) {
+        let width = chunk
+            .iter()
+            .map(|q| q.prompt.len() + q.answer.len())
+            .max()
+            .unwrap_or(0);
+        let mut ids = Vec::with_capacity(chunk.len() * width);
+        let mut padding = Vec::with_capacity(chunk.len() * width);
+        let (mut rows, mut targets, mut owner) = (Vec::new(), Vec::new(), Vec::new());
+        for (b, q) in chunk.iter().enumerate() {
+            let lp = q.prompt.len();
+            let mut seq: Vec<u32> = q.prompt.iter().chain(q.answer).copied().collect();
+            for &i in &q.mask {
+                seq[lp + i] = mask_id;
+                let source = if shift { (lp + i).saturating_sub(1) } else { lp + i };
+                rows.push((b * width + source) as i64);
+                targets.push(q.answer[i] as i64);
+                owner.push(b);
+            }
+            padding.extend((0..width).map(|p| p >= seq.len()));
+            seq.resize(width, pad);
+            ids.extend(seq.iter().map(|&t| t as i64));
+        }
+        let mut sums = vec![0.0f64; chunk.len()];
+        if !rows.is_empty() {
+            let n = rows.len();
+            let ids =
+                Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [chunk.len(), width]), device);
+            let padding = Tensor::<B, 2, burn::tensor::Bool>::from_data(
+                TensorData::new(padding, [chunk.len(), width]),
+                device,
+            );
+            let hidden = model.forward_hidden(ids, Some(padding));
+            let index = Tensor::<B, 1, Int>::from_data(TensorData::new(rows, [n]), device);
+            let logits = model
+                .logits_for_rows(gather_rows(hidden, index))
+                .cast(burn::tensor::DType::F32);
+            let target = Tensor::<B, 2, Int>::from_data(TensorData::new(targets, [n, 1]), device);
+            let nll: Vec<f32> = log_softmax(logits, 1)
+                .gather(1, target)
+                .neg()
+                .into_data()
+                .convert::<f32>()
+                .into_vec()
+                .expect("f32");
+            for (b, v) in owner.iter().zip(nll) {
+                sums[*b] += v as f64;
+            }
+        }
+        out.extend(sums);
+    }
+    out
+}
+
+/// Which likelihood estimator a probability comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Estimator {
+    /// MDU's Eq. 14: `l ~ U{1..L}`, `Σ CE / l`, averaged over samples (per-token NLL).
+    Eq14,
+    /// LLaDA's Monte-Carlo bound with stratified mask counts, divided by the answer length.
+    LladaPerToken,
+}
+
+/// Per-token NLL of each `(prompt, answer)` pair under `estimator`, `samples` maskings each; pair
+/// `k` draws its masks from `SplitMix64(seed + k)`, so results do not depend on batching.
+pub fn per_token_nll<B: Backend>(
+    model: &MaskedDiffusionLm<B>,
+    pairs: &[(&[u32], &[u32])],
+    estimator: Estimator,
+    samples: usize,
+    tokens: (u32, u32),
+    batch_size: usize,
+    seed: u64,
+    device: &B::Device,
+) -> Vec<f64> {
+    let (mask_id, pad) = tokens;
+    let samples = samples.max(1);
+    let mut queries = Vec::with_capacity(pairs.len() * samples);
+    for (k, &(prompt, answer)) in pairs.iter().enumerate() {
+        let l = answer.len();
+        let mut rng = SplitMix64(seed.wrapping_add(k as u64));
+        let counts: Vec<usize> = match estimator {
+            _ if l == 0 => vec![0; samples],
+            Estimator::Eq14 => (0..samples).map(|_| rng.range(1, l + 1)).collect(),
+            Estimator::LladaPerToken => {
+                // LLaDA stratifies the counts over 1..=L from a random start within one batch.
+                let start = rng.range(1, l + 1) as f64;
+                (0..samples)
+                    .map(|r| {
+                        let v = if samples > 1 {
+                            start + (l as f64) * r as f64 / samples as f64
+                        } else {
+                            start
+                        };
+                        (((v.round_ties_even() as usize) - 1) % l) + 1
+                    })
+                    .collect()
+            }
+        };
+        for n in counts {
+            queries.push(MaskedQuery {
+                prompt,
+                answer,
+                mask: random_subset(&mut rng, l, n),
+            });
+        }
+    }
+    let sums = batched_masked_nll(model, &queries, mask_id, pad, batch_size, device);
+    pairs
+        .iter()
+        .enumerate()
+        .map(|(k, &(_, answer))| {
+            let l = answer.len() as f64;
+            if l == 0.0 {
+                return 0.0;
+            }
+            let rows = &queries[k * samples..(k + 1) * samples];
+            let s = &sums[k * samples..(k + 1) * samples];
+            let total: f64 = rows
+                .iter()
+                .zip(s)
+                .map(|(q, sum)| match estimator {
+                    Estimator::Eq14 => sum / q.mask.len() as f64,
+                    // Σ CE / (n/L) is a bound on −log p(answer); ÷ L makes it per token.
+                    Estimator::LladaPerToken => sum / (q.mask.len() as f64 / l) / l,
+                })
+                .sum();
+            total / samples as f64
+        })
+        .collect()
+}

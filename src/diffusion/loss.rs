@@ -16,6 +16,14 @@ pub enum LossWeighting {
 }
 
 impl LossWeighting {
+    /// The weighting an architecture is trained with: LLaDA 1/t, Dream CART (p = 0.3, as dllm).
+    pub fn for_architecture(arch: crate::model::Architecture) -> Self {
+        match arch {
+            crate::model::Architecture::Llada => LossWeighting::InverseTime,
+            crate::model::Architecture::Dream => LossWeighting::Cart { p: 0.3 },
+        }
+    }
+
     /// Weights for the masked positions of one sequence of length `len` noised at time `t`.
     pub fn weights(self, t: f64, masked: &[usize], len: usize) -> Vec<f32> {
         match self {
@@ -48,12 +56,21 @@ pub fn weighted_masked_ce<B: Backend>(
     weights: &[f32],
     normaliser: f32,
 ) -> Tensor<B, 1> {
+    if targets.is_empty() {
+        return Tensor::zeros([1], &logits.device());
+    }
+    weighted_ce_terms(logits, targets, weights).sum() / normaliser.max(1.0)
+}
+
+/// `CE(logits_row, target_row)·weight_row` for each gathered row: `[N]` (N ≥ 1).
+pub fn weighted_ce_terms<B: Backend>(
+    logits: Tensor<B, 2>,
+    targets: &[u32],
+    weights: &[f32],
+) -> Tensor<B, 1> {
     let device = logits.device();
     let n = targets.len();
     assert_eq!(n, weights.len(), "one weight per masked row");
-    if n == 0 {
-        return Tensor::zeros([1], &device);
-    }
     let logp = log_softmax(logits.cast(burn::tensor::DType::F32), 1);
     let idx = Tensor::<B, 2, Int>::from_data(
         TensorData::new(
@@ -64,7 +81,7 @@ pub fn weighted_masked_ce<B: Backend>(
     );
     let picked = logp.gather(1, idx).reshape([n]);
     let w = Tensor::<B, 1>::from_data(TensorData::new(weights.to_vec(), [n]), &device);
-    (picked * w).sum().neg() / normaliser.max(1.0)
+    (picked * w).neg()
 }
 
 /// One noised SFT batch on the host, ready for [`mdlm_loss`].
@@ -82,6 +99,8 @@ pub struct NoisedBatch {
     pub weights: Vec<f32>,
     /// Σ maskable positions (the "token" normaliser).
     pub maskable: usize,
+    /// `[rows·width]`: true on answer (maskable) positions.
+    pub answer: Vec<bool>,
 }
 
 impl NoisedBatch {
@@ -92,30 +111,84 @@ impl NoisedBatch {
         mask_id: u32,
         weighting: LossWeighting,
     ) -> Self {
+        let mut ts = Vec::with_capacity(batch.rows);
+        let mut masked = Vec::with_capacity(batch.ids.len());
+        for r in 0..batch.rows {
+            let t = super::noise::sample_t(rng);
+            let noised = super::noise::mask_sequence(rng, batch.row(r), batch.maskable_row(r), t, mask_id);
+            let mut flags = vec![false; batch.width];
+            for &p in &noised.masked {
+                flags[p] = true;
+            }
+            ts.push(t);
+            masked.extend(flags);
+        }
+        Self::from_masks(batch, &ts, &masked, mask_id, weighting)
+    }
+
+    /// The batch noised with given times (one per row) and mask flags (`[rows·width]`, a subset of
+    /// the maskable positions): tests and the unlearning methods use it to share t and masks.
+    pub fn from_masks(
+        batch: &super::batch::SftBatch,
+        ts: &[f64],
+        masked_flags: &[bool],
+        mask_id: u32,
+        weighting: LossWeighting,
+    ) -> Self {
+        assert_eq!(ts.len(), batch.rows, "one t per row");
+        assert_eq!(masked_flags.len(), batch.ids.len(), "one mask flag per position");
         let mut out = Self {
-            ids: Vec::new(),
+            ids: batch.ids.clone(),
             rows: batch.rows,
             width: batch.width,
             masked: Vec::new(),
             targets: Vec::new(),
             weights: Vec::new(),
-            maskable: 0,
+            maskable: batch.maskable.iter().filter(|&&m| m).count(),
+            answer: batch.maskable.clone(),
         };
-        for r in 0..batch.rows {
-            let (row, maskable) = (batch.row(r), batch.maskable_row(r));
-            let t = super::noise::sample_t(rng);
-            let noised = super::noise::mask_sequence(rng, row, maskable, t, mask_id);
-            out.weights
-                .extend(weighting.weights(t, &noised.masked, row.len()));
-            for &p in &noised.masked {
-                out.masked.push(r * batch.width + p);
-                out.targets.push(row[p]);
+        for (r, &t) in ts.iter().enumerate() {
+            let flags = &masked_flags[r * batch.width..(r + 1) * batch.width];
+            let positions: Vec<usize> = (0..batch.width).filter(|&p| flags[p]).collect();
+            out.weights.extend(weighting.weights(t, &positions, batch.width));
+            for p in positions {
+                let flat = r * batch.width + p;
+                debug_assert!(batch.maskable[flat], "only answer positions are masked");
+                out.masked.push(flat);
+                out.targets.push(batch.ids[flat]);
+                out.ids[flat] = mask_id;
             }
-            out.ids.extend(noised.ids);
-            out.maskable += maskable.iter().filter(|&&m| m).count();
         }
         out
     }
+
+    /// The row of each masked position.
+    pub fn masked_rows(&self) -> Vec<usize> {
+        self.masked.iter().map(|&p| p / self.width).collect()
+    }
+}
+
+/// Logits `[N, V]` at the masked positions of `ids` (`[rows, width]`), taken from the position
+/// before for architectures that right-shift their logits (Dream: position 0 predicts itself).
+pub fn logits_at<B: Backend>(
+    model: &crate::model::MaskedDiffusionLm<B>,
+    ids: &[u32],
+    rows: usize,
+    width: usize,
+    masked: &[usize],
+    device: &B::Device,
+) -> Tensor<B, 2> {
+    let flat: Vec<i64> = ids.iter().map(|&t| t as i64).collect();
+    let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(flat, [rows, width]), device);
+    let hidden = model.forward_hidden(ids, None);
+    let shift = model.config.architecture.shifts_logits();
+    let rows: Vec<i64> = masked
+        .iter()
+        .map(|&p| if shift && p % width > 0 { p - 1 } else { p } as i64)
+        .collect();
+    let n = rows.len();
+    let index = Tensor::<B, 1, Int>::from_data(TensorData::new(rows, [n]), device);
+    model.logits_for_rows(crate::model::transformer::gather_rows(hidden, index))
 }
 
 /// The MDLM SFT loss of `model` on a noised batch: logits only at masked rows (shifted one position
@@ -125,23 +198,14 @@ pub fn mdlm_loss<B: Backend>(
     batch: &NoisedBatch,
     device: &B::Device,
 ) -> Tensor<B, 1> {
-    let ids: Vec<i64> = batch.ids.iter().map(|&t| t as i64).collect();
-    let ids =
-        Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [batch.rows, batch.width]), device);
-    let hidden = model.forward_hidden(ids, None);
-    let shift = model.config.architecture.shifts_logits();
-    let rows: Vec<i64> = batch
-        .masked
-        .iter()
-        .map(|&p| if shift && p % batch.width > 0 { p - 1 } else { p } as i64)
-        .collect();
-    let n = rows.len();
-    if n == 0 {
+    if batch.masked.is_empty() {
         // Keep the graph connected so backward still runs (with zero gradients).
-        return hidden.sum() * 0.0;
+        let ids: Vec<i64> = batch.ids.iter().map(|&t| t as i64).collect();
+        let ids =
+            Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [batch.rows, batch.width]), device);
+        return model.forward_hidden(ids, None).sum() * 0.0;
     }
-    let index = Tensor::<B, 1, Int>::from_data(TensorData::new(rows, [n]), device);
-    let logits = model.logits_for_rows(crate::model::transformer::gather_rows(hidden, index));
+    let logits = logits_at(model, &batch.ids, batch.rows, batch.width, &batch.masked, device);
     weighted_masked_ce(
         logits,
         &batch.targets,

@@ -99,4 +99,6 @@ pub fn mean_recall(scores: &[SampleScore]) -> f64 {
     }
     scores.iter().map(|s| s.rouge_l_recall).sum::<f64>() / scores.len() as f64
 }
+pub mod protocol;
 pub mod stats;
+pub mod cli;

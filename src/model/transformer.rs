@@ -93,36 +93,45 @@ impl<B: Backend> MaskedDiffusionLm<B> {
 
     /// Every weight with its HF name, in checkpoint order, as host data (for saving).
     pub fn named_tensors(&self) -> Vec<(String, TensorData)> {
+        self.map_named(|p| p.val().into_data(), |p| p.val().into_data())
+    }
+
+    /// `f1`/`f2` applied to every 1-D/2-D weight, with its HF name, in checkpoint order.
+    pub fn map_named<T>(
+        &self,
+        f1: impl Fn(&Param<Tensor<B, 1>>) -> T,
+        f2: impl Fn(&Param<Tensor<B, 2>>) -> T,
+    ) -> Vec<(String, T)> {
         let c = &self.config;
         let mut out = Vec::new();
-        let mut push = |w: Weight, layer: usize, data: TensorData| {
+        let mut push = |w: Weight, layer: usize, value: T| {
             if let Some(name) = w.name(c, layer) {
-                out.push((name, data));
+                out.push((name, value));
             }
         };
-        push(Weight::Embed, 0, self.embed.val().into_data());
+        push(Weight::Embed, 0, f2(&self.embed));
         for (layer, b) in self.blocks.iter().enumerate() {
-            push(Weight::AttnNorm, layer, b.attn_norm.val().into_data());
-            push(Weight::Q, layer, b.q.val().into_data());
-            push(Weight::K, layer, b.k.val().into_data());
-            push(Weight::V, layer, b.v.val().into_data());
+            push(Weight::AttnNorm, layer, f1(&b.attn_norm));
+            push(Weight::Q, layer, f2(&b.q));
+            push(Weight::K, layer, f2(&b.k));
+            push(Weight::V, layer, f2(&b.v));
             for (w, bias) in [
                 (Weight::QBias, &b.q_bias),
                 (Weight::KBias, &b.k_bias),
                 (Weight::VBias, &b.v_bias),
             ] {
                 if let Some(bias) = bias {
-                    push(w, layer, bias.val().into_data());
+                    push(w, layer, f1(bias));
                 }
             }
-            push(Weight::O, layer, b.o.val().into_data());
-            push(Weight::MlpNorm, layer, b.mlp_norm.val().into_data());
-            push(Weight::Gate, layer, b.gate.val().into_data());
-            push(Weight::Up, layer, b.up.val().into_data());
-            push(Weight::Down, layer, b.down.val().into_data());
+            push(Weight::O, layer, f2(&b.o));
+            push(Weight::MlpNorm, layer, f1(&b.mlp_norm));
+            push(Weight::Gate, layer, f2(&b.gate));
+            push(Weight::Up, layer, f2(&b.up));
+            push(Weight::Down, layer, f2(&b.down));
         }
-        push(Weight::FinalNorm, 0, self.final_norm.val().into_data());
-        push(Weight::LmHead, 0, self.lm_head.val().into_data());
+        push(Weight::FinalNorm, 0, f1(&self.final_norm));
+        push(Weight::LmHead, 0, f2(&self.lm_head));
         out
     }
 

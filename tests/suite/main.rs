@@ -12,6 +12,7 @@ mod demo_world;
 mod diffusion;
 mod gui;
 mod likelihood;
+mod objectives;
 mod parity;
 mod sampler;
 mod score;

@@ -1,0 +1,107 @@
+//! `mdu eval`: the evaluation of `mdu unlearn` on any model and files.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use burn::tensor::backend::Backend;
+
+use super::protocol::{evaluate, forget_quality, likelihood_only, EvalSettings, EvalSplit, Generation, SplitRole};
+use crate::checkpoint::Checkpoint;
+use crate::data::read_qa_file;
+use crate::device::{BackendTask, DeviceChoice};
+use crate::tokenizer::TextTokenizer;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct EvalArgs {
+    /// Model folder (HF layout).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// TOFU-format files; the split's role comes from its name (forget…, retain…, real…, world…).
+    #[arg(long, num_args = 1.., required = true)]
+    pub data: Vec<PathBuf>,
+    /// The retain-only model: adds TOFU forget quality (needs a forget file).
+    #[arg(long)]
+    pub retain_model: Option<PathBuf>,
+    /// Generation setting: the paper's (128 new tokens; slow on a CPU) or the demo's (slot = longest answer + 4).
+    #[arg(long, value_enum, default_value = "demo")]
+    pub protocol: ProtocolArg,
+    /// Monte-Carlo maskings per answer for every probability.
+    #[arg(long, default_value_t = 8)]
+    pub mc_samples: usize,
+    /// Evaluate only the first N items of each file.
+    #[arg(long)]
+    pub max_items: Option<usize>,
+    /// Write per-item details (question, gold, generation, scores) as JSON lines here.
+    #[arg(long)]
+    pub details: Option<PathBuf>,
+    #[arg(long, default_value = "auto", help = format!("Compute device: {}", crate::device::device_help()))]
+    pub device: String,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ProtocolArg {
+    Demo,
+    Paper,
+}
+
+pub fn eval(args: EvalArgs) -> Result<()> {
+    let choice = DeviceChoice::parse(&args.device).map_err(anyhow::Error::msg)?;
+    let report = choice.run(EvalTask(args.clone(), choice.memory_budget()))?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+struct EvalTask(EvalArgs, crate::checkpoint::MemoryBudget);
+
+impl BackendTask for EvalTask {
+    type Output = Result<serde_json::Value>;
+    fn run<B: Backend>(self, device: &B::Device) -> Self::Output {
+        let EvalTask(args, budget) = self;
+        let ckpt = Checkpoint::open(&args.checkpoint)?;
+        let tokenizer = TextTokenizer::from_dir(&args.checkpoint, &ckpt.config)
+            .with_context(|| format!("{}: tokenizer", args.checkpoint.display()))?;
+        let model = ckpt.load::<B>(device, &budget)?;
+        let mut splits = Vec::new();
+        for file in &args.data {
+            let name = file.file_stem().and_then(|s| s.to_str()).unwrap_or("data").to_string();
+            let items = read_qa_file(file)?;
+            splits.push(EvalSplit { role: SplitRole::guess(&name), name, items });
+        }
+        let settings = EvalSettings {
+            generation: match args.protocol {
+                ProtocolArg::Demo => Generation::Demo { margin: 4 },
+                ProtocolArg::Paper => Generation::Paper,
+            },
+            max_items: args.max_items,
+            ..EvalSettings::full(args.mc_samples)
+        };
+        let never = || false;
+        let mut report = evaluate(&model, &tokenizer, &splits, &settings, device, &never)?;
+        if let (Some(dir), Some(ours)) = (&args.retain_model, report.forget_truth_ratios()) {
+            let forget = splits.iter().find(|s| s.role == SplitRole::Forget).expect("forget truth ratios come from a forget split");
+            let rckpt = Checkpoint::open(dir)?;
+            let rtok = TextTokenizer::from_dir(dir, &rckpt.config)?;
+            let rmodel = rckpt.load::<B>(device, &budget)?;
+            let items = &forget.items[..args.max_items.unwrap_or(usize::MAX).min(forget.items.len())];
+            let theirs: Option<Vec<f64>> = likelihood_only(&rmodel, &rtok, items, SplitRole::Forget, &settings, device, &never)?
+                .iter()
+                .map(|s| s.truth_ratio_tofu)
+                .collect();
+            report.forget_quality = theirs.and_then(|t| forget_quality(&ours, &t));
+        }
+        if let Some(path) = &args.details {
+            let mut lines = String::new();
+            for (split, samples) in &report.samples {
+                for s in samples {
+                    let mut v = serde_json::to_value(s)?;
+                    v.as_object_mut().expect("object").insert("split".into(), split.clone().into());
+                    lines.push_str(&(v.to_string() + "\n"));
+                }
+            }
+            crate::data::write_atomic(path, lines.as_bytes())?;
+        }
+        let mut value = serde_json::to_value(&report)?;
+        value.as_object_mut().expect("object").insert("protocols".into(), crate::unlearn::engine::protocol_legend());
+        Ok(value)
+    }
+}

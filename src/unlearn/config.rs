@@ -1,0 +1,198 @@
+//! A run's settings: defaults, then `--config run.toml`, then `--set key=value`, then the explicit
+//! flags. The resolved config is written into the run directory, so a run can be repeated.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use super::methods::{Method, MethodParams};
+use crate::eval::protocol::Generation;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UnlearnConfig {
+    pub method: Method,
+    /// τ, η, KL direction, α, γ, β, special-token exclusion.
+    pub params: MethodParams,
+    /// Model folder; `None` with `demo = true` uses the embedded demo.
+    pub checkpoint: Option<PathBuf>,
+    pub demo: bool,
+    pub forget: Option<PathBuf>,
+    pub retain: Option<PathBuf>,
+    /// Extra evaluation files (utility splits: names containing "real" / "world" are recognised).
+    pub eval_files: Vec<PathBuf>,
+    /// The retain set to evaluate on (TOFU's retain_perturbed); default: the first `eval_retain_items` of `retain`.
+    pub eval_retain: Option<PathBuf>,
+    pub eval_retain_items: usize,
+    /// The retain-only model, for TOFU forget quality.
+    pub retain_model: Option<PathBuf>,
+    pub device: String,
+    pub seed: u64,
+    pub steps: usize,
+    pub learning_rate: f64,
+    /// Forget rows per optimiser step (the retain batch has as many).
+    pub batch_size: usize,
+    pub grad_accum: usize,
+    pub warmup_steps: usize,
+    pub weight_decay: f64,
+    /// Global-norm gradient clipping; 0 disables it.
+    pub max_grad_norm: f64,
+    /// Steps between live evaluations (0: none).
+    pub live_every: usize,
+    pub live_items: usize,
+    pub live_mc_samples: usize,
+    pub eval_before: bool,
+    pub eval_after: bool,
+    pub eval_mc_samples: usize,
+    pub generation: Generation,
+    /// Steps between checkpoints (0: only the final model).
+    pub save_every: usize,
+    /// Stop early once the live forget ROUGE-L recall is at or below this value.
+    pub stop_at_forget_rouge: Option<f64>,
+    /// Warn when live retain ROUGE-L falls below this fraction of its starting value.
+    pub collapse_fraction: f64,
+}
+
+impl Default for UnlearnConfig {
+    fn default() -> Self {
+        Self {
+            method: Method::Mdu,
+            params: MethodParams::default(),
+            checkpoint: None,
+            demo: false,
+            forget: None,
+            retain: None,
+            eval_files: Vec::new(),
+            eval_retain: None,
+            eval_retain_items: 64,
+            retain_model: None,
+            device: "auto".into(),
+            seed: 0,
+            steps: 100,
+            learning_rate: 3e-4,
+            batch_size: 8,
+            grad_accum: 1,
+            warmup_steps: 0,
+            weight_decay: 0.0,
+            max_grad_norm: 0.0,
+            live_every: 10,
+            live_items: 20,
+            live_mc_samples: 8,
+            eval_before: true,
+            eval_after: true,
+            eval_mc_samples: 8,
+            generation: Generation::Demo { margin: 4 },
+            save_every: 0,
+            stop_at_forget_rouge: None,
+            collapse_fraction: 0.5,
+        }
+    }
+}
+
+impl UnlearnConfig {
+    /// Reads a TOML file over the defaults; unknown keys are errors that list the known ones.
+    pub fn from_toml_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read", path.display()))?;
+        let mut value = toml::Value::try_from(Self::default())?;
+        let user: toml::Table =
+            toml::from_str(&text).with_context(|| format!("{}: not valid TOML", path.display()))?;
+        merge(&mut value, toml::Value::Table(user));
+        let mut config: Self = value
+            .try_into()
+            .with_context(|| format!("{}: invalid setting", path.display()))?;
+        // Relative paths in a config file are relative to the file.
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve_paths(base);
+        Ok(config)
+    }
+
+    /// Applies `key=value` (dotted keys reach nested tables: `params.tau=0.5`; `tau=0.5` works too).
+    pub fn set(&mut self, assignment: &str) -> Result<()> {
+        let (key, raw) = assignment
+            .split_once('=')
+            .with_context(|| format!("--set {assignment}: expected key=value"))?;
+        let key = key.trim();
+        let mut value = toml::Value::try_from(&*self)?;
+        let param_keys = toml::Value::try_from(MethodParams::default())?;
+        let path: Vec<&str> = if !key.contains('.')
+            && param_keys.as_table().is_some_and(|t| t.contains_key(key))
+        {
+            vec!["params", key]
+        } else {
+            key.split('.').collect()
+        };
+        let parsed: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
+            Ok(mut t) => t.remove("v").expect("parsed above"),
+            Err(_) => toml::Value::String(raw.trim().to_string()),
+        };
+        let mut slot = &mut value;
+        for (i, part) in path.iter().enumerate() {
+            let table = slot
+                .as_table_mut()
+                .with_context(|| format!("--set {key}: {} is not a table", path[..i].join(".")))?;
+            if !table.contains_key(*part) && !optional_key(part) {
+                let known: Vec<&String> = table.keys().collect();
+                bail!("--set {key}: unknown setting {part:?}; known: {known:?}");
+            }
+            slot = table
+                .entry(part.to_string())
+                .or_insert(toml::Value::Boolean(false));
+        }
+        *slot = parsed;
+        *self = value
+            .try_into()
+            .with_context(|| format!("--set {assignment}: invalid value"))?;
+        Ok(())
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        for p in [
+            &mut self.checkpoint,
+            &mut self.forget,
+            &mut self.retain,
+            &mut self.eval_retain,
+            &mut self.retain_model,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            fix(p);
+        }
+        self.eval_files.iter_mut().for_each(fix);
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot serialise: {e}"))
+    }
+}
+
+/// Keys that serialise to nothing when `None` and so are absent from the defaults' table.
+fn optional_key(key: &str) -> bool {
+    matches!(
+        key,
+        "checkpoint" | "forget" | "retain" | "eval_retain" | "retain_model" | "stop_at_forget_rouge"
+    )
+}
+
+fn merge(base: &mut toml::Value, over: toml::Value) {
+    match (base, over) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(existing) if existing.is_table() && v.is_table() => merge(existing, v),
+                    _ => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
