@@ -11,6 +11,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::model::transformer::gather_rows;
+use crate::model::transformer::at_least_f32;
 use crate::model::MaskedDiffusionLm;
 use crate::rng::SplitMix64;
 
@@ -62,9 +63,8 @@ pub fn masked_answer_nll<B: Backend>(
                 Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [chunk.len(), width]), device);
             let hidden = model.forward_hidden(ids, None);
             let index = Tensor::<B, 1, Int>::from_data(TensorData::new(rows, [n]), device);
-            let logits = model
-                .logits_for_rows(gather_rows(hidden, index))
-                .cast(burn::tensor::DType::F32);
+            let logits =
+                at_least_f32(model.logits_for_rows(gather_rows(hidden, index)));
             let target = Tensor::<B, 2, Int>::from_data(TensorData::new(targets, [n, 1]), device);
             let nll: Vec<f32> = log_softmax(logits, 1)
                 .gather(1, target)
@@ -217,9 +217,8 @@ pub fn batched_masked_nll<B: Backend>(
             );
             let hidden = model.forward_hidden(ids, Some(padding));
             let index = Tensor::<B, 1, Int>::from_data(TensorData::new(rows, [n]), device);
-            let logits = model
-                .logits_for_rows(gather_rows(hidden, index))
-                .cast(burn::tensor::DType::F32);
+            let logits =
+                at_least_f32(model.logits_for_rows(gather_rows(hidden, index)));
             let target = Tensor::<B, 2, Int>::from_data(TensorData::new(targets, [n, 1]), device);
             let nll: Vec<f32> = log_softmax(logits, 1)
                 .gather(1, target)

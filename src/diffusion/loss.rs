@@ -71,7 +71,7 @@ pub fn weighted_ce_terms<B: Backend>(
     let device = logits.device();
     let n = targets.len();
     assert_eq!(n, weights.len(), "one weight per masked row");
-    let logp = log_softmax(logits.cast(burn::tensor::DType::F32), 1);
+    let logp = log_softmax(crate::model::transformer::at_least_f32(logits), 1);
     let idx = Tensor::<B, 2, Int>::from_data(
         TensorData::new(
             targets.iter().map(|&t| t as i64).collect::<Vec<_>>(),

@@ -262,11 +262,7 @@ fn linear<B: Backend>(
 /// RMSNorm as HF computes it: normalise in f32, cast back, then multiply the weight.
 fn rms_norm<B: Backend>(x: Tensor<B, 3>, weight: &Param<Tensor<B, 1>>, eps: f64) -> Tensor<B, 3> {
     let dtype = x.dtype();
-    let xf = if dtype == DType::F32 {
-        x
-    } else {
-        x.cast(DType::F32)
-    };
+    let xf = at_least_f32(x);
     let rms = (xf.clone().powi_scalar(2).mean_dim(2) + eps).sqrt();
     let normed = xf / rms;
     let normed = if dtype == DType::F32 {
@@ -310,11 +306,7 @@ impl<B: Backend> Rope<B> {
     /// `x·cos + rotate_half(x)·sin` on `[B, H, L, hd]`, in f32 whatever the activation dtype.
     fn apply(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let dtype = x.dtype();
-        let x = if dtype == DType::F32 {
-            x
-        } else {
-            x.cast(DType::F32)
-        };
+        let x = at_least_f32(x);
         let [b, h, l, d] = x.dims();
         let half = d / 2;
         let first = x.clone().slice([0..b, 0..h, 0..l, 0..half]);
@@ -347,4 +339,12 @@ pub fn rope_tables(head_dim: usize, theta: f64, len: usize) -> (Vec<f32>, Vec<f3
         }
     }
     (cos, sin)
+}
+
+/// `x` in f32 when it is stored in a half type; f32 and f64 stay as they are.
+pub fn at_least_f32<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    match x.dtype() {
+        DType::F16 | DType::BF16 => x.cast(DType::F32),
+        _ => x,
+    }
 }

@@ -1,12 +1,18 @@
 //! Every unlearning objective against `scripts/make_unlearn_fixture.py` (PyTorch, f32, written
 //! from mdu.md §3 and §8): with the batches, times and masks stored in
 //! `tests/fixtures/reference/unlearn_objectives.json`, the loss, its parts and the gradient of one
-//! step must match within 1e-5 relative (gradient entries: 1e-5 of the tensor's gradient norm).
+//! step must match. Tolerances (relative; gradient entries relative to their tensor's norm):
+//! - f32 (the product's dtype): 2e-5. Loss and parts are within 1e-5; a few gradient norms are
+//!   off by up to ~1.8e-5 because Burn's ndarray f32 arithmetic rounds more than PyTorch's (our f32
+//!   gradients sit that far from the f64 values, PyTorch's f32 ones ~5e-7).
+//! - f64 against the script's f64 run: 1e-6 (the fixture keeps 9 significant digits), which shows
+//!   the formulas are the same and the f32 gap is rounding only.
 
 use std::collections::BTreeMap;
 
 use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
+use burn::tensor::ElementConversion;
 use mdu_workbench::checkpoint::{Checkpoint, MemoryBudget};
 use mdu_workbench::device::CpuBackend;
 use mdu_workbench::diffusion::batch::SftBatch;
@@ -17,6 +23,7 @@ use serde::Deserialize;
 use crate::common::fixture;
 
 type Ad = Autodiff<CpuBackend>;
+type Ad64 = Autodiff<burn::backend::NdArray<f64>>;
 
 #[derive(Deserialize)]
 struct Fixture {
@@ -52,6 +59,17 @@ struct Case {
     grad_norm: BTreeMap<String, f64>,
     grad_sum: BTreeMap<String, f64>,
     grad_head: BTreeMap<String, Vec<f64>>,
+    /// The same case computed in float64 by the script.
+    f64: Reference64,
+}
+
+#[derive(Deserialize)]
+struct Reference64 {
+    loss: f64,
+    parts: BTreeMap<String, f64>,
+    global_grad_norm: f64,
+    grad_norm: BTreeMap<String, f64>,
+    grad_head: BTreeMap<String, Vec<f64>>,
 }
 
 fn noised(entry: &BatchEntry, mask_id: u32, weighting: LossWeighting) -> NoisedBatch {
@@ -71,10 +89,21 @@ fn rel_close(got: f64, want: f64, scale: f64, tol: f64) -> bool {
 
 #[test]
 fn objectives_match_pytorch() {
+    compare::<Ad>(false, 2e-5);
+}
+
+/// In f64 the same code must meet the f64 PyTorch values almost exactly: any gap left in f32 is
+/// rounding, not a formula difference.
+#[test]
+fn objectives_match_pytorch_in_f64() {
+    compare::<Ad64>(true, 1e-6);
+}
+
+fn compare<Ad: burn::tensor::backend::AutodiffBackend>(use_f64: bool, tol: f64) {
     let path = fixture("reference").join("unlearn_objectives.json");
     let text = std::fs::read_to_string(&path).unwrap();
     let fx: Fixture = serde_json::from_str(&text).unwrap();
-    let device = Default::default();
+    let device: Ad::Device = Default::default();
     let budget = MemoryBudget::unlimited("cpu");
     let mut failures = Vec::new();
     let mut checked = 0;
@@ -102,39 +131,47 @@ fn objectives_match_pytorch() {
             retain: case.method.uses_retain().then_some(&retain),
         };
         let parts = case.method.loss(&ctx, &batches, &case.params);
+        let (want_loss, want_parts, want_global, want_norms, want_heads) = if use_f64 {
+            let r = &case.f64;
+            (r.loss, &r.parts, r.global_grad_norm, &r.grad_norm, &r.grad_head)
+        } else {
+            (case.loss, &case.parts, case.global_grad_norm, &case.grad_norm, &case.grad_head)
+        };
         let mut check = |what: String, got: f64, want: f64, scale: f64| {
             checked += 1;
-            if !rel_close(got, want, scale, 1e-5) {
+            if !rel_close(got, want, scale, tol) {
                 failures.push(format!("{}: {what}: got {got:e}, want {want:e}", case.name));
             }
         };
         for (name, value) in &parts.parts {
-            let want = case.parts[*name];
-            check(format!("part {name}"), value.clone().into_scalar() as f64, want, 0.0);
+            let want = want_parts[*name];
+            check(format!("part {name}"), value.clone().into_scalar().elem::<f64>(), want, 0.0);
         }
-        let loss = parts.total.clone().into_scalar() as f64;
-        check("loss".into(), loss, case.loss, 0.0);
+        let loss = parts.total.clone().into_scalar().elem::<f64>();
+        check("loss".into(), loss, want_loss, 0.0);
         let grads = parts.total.backward();
         let named = model.map_named(
-            |p| p.grad(&grads).map(|g| g.into_data().to_vec::<f32>().unwrap()),
-            |p| p.grad(&grads).map(|g| g.into_data().to_vec::<f32>().unwrap()),
+            |p| p.grad(&grads).map(|g| g.into_data().convert::<f64>().to_vec::<f64>().unwrap()),
+            |p| p.grad(&grads).map(|g| g.into_data().convert::<f64>().to_vec::<f64>().unwrap()),
         );
         let mut global = 0.0f64;
         for (name, grad) in &named {
             let grad = grad.clone().unwrap_or_default();
-            let norm = grad.iter().map(|&g| (g as f64).powi(2)).sum::<f64>().sqrt();
+            let norm = grad.iter().map(|&g| g.powi(2)).sum::<f64>().sqrt();
             global += norm * norm;
-            let want_norm = case.grad_norm[name];
+            let want_norm = want_norms[name];
             check(format!("grad norm {name}"), norm, want_norm, 0.0);
-            let sum: f64 = grad.iter().map(|&g| g as f64).sum();
-            check(format!("grad sum {name}"), sum, case.grad_sum[name], want_norm);
-            if let Some(head) = case.grad_head.get(name) {
+            if !use_f64 {
+                let sum: f64 = grad.iter().sum();
+                check(format!("grad sum {name}"), sum, case.grad_sum[name], want_norm);
+            }
+            if let Some(head) = want_heads.get(name) {
                 for (i, &want) in head.iter().enumerate() {
-                    check(format!("grad {name}[{i}]"), grad[i] as f64, want, want_norm);
+                    check(format!("grad {name}[{i}]"), grad[i], want, want_norm);
                 }
             }
         }
-        check("global grad norm".into(), global.sqrt(), case.global_grad_norm, 0.0);
+        check("global grad norm".into(), global.sqrt(), want_global, 0.0);
     }
     assert!(checked > 100, "only {checked} values compared");
     assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));

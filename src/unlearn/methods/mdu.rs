@@ -12,6 +12,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 
 use super::{retain_nll, KlDirection, LossParts, MethodParams, StepBatches, StepContext};
 use crate::diffusion::loss::{logits_at, NoisedBatch};
+use crate::model::transformer::at_least_f32;
 
 pub fn loss<B: AutodiffBackend>(
     ctx: &StepContext<B>,
@@ -42,8 +43,8 @@ pub fn null_anchor_kl<B: AutodiffBackend>(
         return ctx.model.forward_hidden(ids, None).sum() * 0.0;
     }
     let (rows, width) = (batch.rows, batch.width);
-    let conditional = logits_at(ctx.model, &batch.ids, rows, width, &batch.masked, ctx.device)
-        .cast(burn::tensor::DType::F32);
+    let conditional =
+        at_least_f32(logits_at(ctx.model, &batch.ids, rows, width, &batch.masked, ctx.device));
     let vocab = conditional.dims()[1];
     let target = if p.tau == 0.0 {
         // τ·(anything finite) = 0: the anchor is uniform and the frozen pass can be skipped.
@@ -60,8 +61,7 @@ pub fn null_anchor_kl<B: AutodiffBackend>(
             .map(|(&id, &is_answer)| if is_answer { id } else { ctx.mask_id })
             .collect();
         let unconditional = Tensor::<B, 2>::from_inner(
-            logits_at(reference, &anchor_ids, rows, width, &batch.masked, ctx.device)
-                .cast(burn::tensor::DType::F32),
+            at_least_f32(logits_at(reference, &anchor_ids, rows, width, &batch.masked, ctx.device)),
         );
         let c = conditional.clone().detach();
         ((unconditional.clone() - (c - unconditional) * p.eta) * p.tau).detach()
