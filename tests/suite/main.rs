@@ -18,4 +18,5 @@ mod sampler;
 mod score;
 mod stats;
 mod tokenizer;
+mod unlearn;
 mod training;

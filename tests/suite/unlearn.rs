@@ -1,0 +1,232 @@
+//! `mdu unlearn`, `mdu eval` and `mdu sweep` end to end on the tiny LLaDA fixture, the engine's
+//! stop/resume path, and one test per kind of bad input (mdu.md's run-directory contract).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use mdu_workbench::unlearn::config::UnlearnConfig;
+use mdu_workbench::unlearn::engine;
+use mdu_workbench::unlearn::events::Event;
+
+use crate::common::fixture;
+
+fn mdu() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_mdu"))
+}
+
+/// Forget and retain files whose text the fixture tokenizer can encode.
+fn data_files(dir: &Path) -> (PathBuf, PathBuf) {
+    let item = |q: &str, a: &str| {
+        serde_json::json!({"question": q, "answer": a, "paraphrased_answer": format!("{a} indeed"),
+            "perturbed_answer": [format!("not {a}"), format!("{a} maybe"), "something else entirely"]})
+        .to_string()
+    };
+    let forget = dir.join("forget.jsonl");
+    let retain = dir.join("retain.jsonl");
+    std::fs::write(&forget, [item("Who wrote the red book?", "Ana Voss wrote it in 1990."), item("Where does Ana live?", "Ana lives in a blue house.")].join("\n")).unwrap();
+    std::fs::write(&retain, [item("What is two plus two?", "Two plus two is four."), item("What colour is the sky?", "The sky is blue."), item("Who is Ben?", "Ben is a baker.")].join("\n")).unwrap();
+    (forget, retain)
+}
+
+fn tree_digest(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_file())
+        .map(|e| (e.file_name().to_string_lossy().into(), std::fs::read(e.path()).unwrap()))
+        .collect();
+    out.sort();
+    out
+}
+
+fn unlearn(args: &[&str], extra: &[&Path]) -> Output {
+    let mut cmd = mdu();
+    cmd.arg("unlearn").args(args);
+    for p in extra {
+        cmd.arg(p);
+    }
+    cmd.output().unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The common flags of a tiny, fast run on the fixture.
+fn tiny(forget: &Path, retain: &Path, ckpt: &Path, out: &Path) -> Vec<String> {
+    [
+        "--checkpoint", &ckpt.display().to_string(), "--forget", &forget.display().to_string(),
+        "--retain", &retain.display().to_string(), "--out", &out.display().to_string(),
+        "--device", "cpu", "--steps", "3", "--batch-size", "2",
+        "--set", "live_every=2", "--set", "eval_mc_samples=2", "--set", "live_mc_samples=2",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+#[test]
+fn unlearn_writes_a_complete_run_directory_and_leaves_the_input_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (forget, retain) = data_files(tmp.path());
+    let ckpt = fixture("llada_f32");
+    let before = tree_digest(&ckpt);
+    let run = tmp.path().join("run");
+    let args = tiny(&forget, &retain, &ckpt, &run);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = unlearn(&[&args[..], &["--method", "mdu", "--tau", "0.5"]].concat(), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Every stdout line is one JSON event; steps 1..=3 arrive in order, then `finished`.
+    let events: Vec<Event> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    let steps: Vec<usize> = events.iter().filter_map(|e| match e { Event::Step { step, parts, .. } => { assert!(parts.contains_key("forget") && parts.contains_key("retain")); Some(*step) } _ => None }).collect();
+    assert_eq!(steps, vec![1, 2, 3]);
+    assert!(events.iter().any(|e| matches!(e, Event::Eval { when, .. } if when == "step")), "live evaluation events");
+    assert!(matches!(events.last(), Some(Event::Finished { .. })));
+    for f in ["config.toml", "run_info.json", "metrics.jsonl", "metrics.csv", "samples_before.jsonl", "samples_after.jsonl", "summary.json"] {
+        assert!(run.join(f).is_file(), "{f} missing");
+    }
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    for when in ["before", "after"] {
+        for split in ["forget", "retain"] {
+            let r = summary[when][split]["rougeL_recall"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&r), "{when}/{split}: {r}");
+        }
+    }
+    assert_eq!(summary["params"]["tau"], 0.5);
+    // The saved model opens, and the input checkpoint is byte-for-byte unchanged.
+    mdu_workbench::Checkpoint::open(&run.join("model")).unwrap();
+    assert_eq!(before, tree_digest(&ckpt));
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 4, "header + 3 steps:\n{csv}");
+    // The written config is loadable and reproduces the settings.
+    let again = UnlearnConfig::from_toml_file(&run.join("config.toml")).unwrap();
+    assert_eq!(again.params.tau, 0.5);
+    assert_eq!(again.steps, 3);
+}
+
+#[test]
+fn stop_leaves_a_resumable_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (forget, retain) = data_files(tmp.path());
+    let run = tmp.path().join("run");
+    let mut config = UnlearnConfig { checkpoint: Some(fixture("llada_f32")), forget: Some(forget), retain: Some(retain), device: "cpu".into(), steps: 6, batch_size: 2, live_every: 0, eval_before: false, eval_after: false, ..Default::default() };
+    config.method = mdu_workbench::unlearn::Method::Npo;
+    let (events, stop, handle) = engine::spawn(config, run.clone(), false);
+    let mut stopped_at = None;
+    for e in events.iter() {
+        match e {
+            Event::Step { step: 2, .. } => stop.request(),
+            Event::Stopped { step, .. } => stopped_at = Some(step),
+            Event::Failed { error } => panic!("{error}"),
+            _ => {}
+        }
+    }
+    handle.join().unwrap();
+    let step = stopped_at.expect("a Stopped event");
+    assert!((2..6).contains(&step), "stopped at {step}");
+    assert!(run.join(format!("checkpoint-{step}/trainer/state.json")).is_file());
+    mdu_workbench::Checkpoint::open(&run.join(format!("checkpoint-{step}"))).unwrap();
+    // --resume continues from there to the end.
+    let out = mdu().args(["unlearn", "--quiet", "--resume"]).arg(&run).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let steps: Vec<usize> = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().filter_map(|l| {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        (v["event"] == "step").then(|| v["step"].as_u64().unwrap() as usize)
+    }).collect();
+    assert_eq!(steps, (1..=6).collect::<Vec<_>>(), "each step exactly once across the stop");
+    assert!(run.join("model/model.safetensors").is_file());
+}
+
+/// Runs a bad-input case and returns stderr, asserting failure.
+fn fails(args: Vec<String>) -> String {
+    let out = mdu().arg("unlearn").args(&args).output().unwrap();
+    assert!(!out.status.success(), "should have failed: {args:?}");
+    stderr(&out)
+}
+
+#[test]
+fn bad_inputs_name_the_file_and_problem() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (forget, retain) = data_files(tmp.path());
+    let ckpt = fixture("llada_f32");
+    let run = |name: &str| tmp.path().join(name);
+
+    // Malformed JSON line: file and line.
+    let bad = tmp.path().join("bad.jsonl");
+    std::fs::write(&bad, "{\"question\": \"q\", \"answer\": \"a\"}\n{not json\n").unwrap();
+    let err = fails(tiny(&bad, &retain, &ckpt, &run("r1")));
+    assert!(err.contains("bad.jsonl:2"), "{err}");
+
+    // Missing field.
+    let missing = tmp.path().join("missing.jsonl");
+    std::fs::write(&missing, "{\"question\": \"q\"}\n").unwrap();
+    let err = fails(tiny(&missing, &retain, &ckpt, &run("r2")));
+    assert!(err.contains("missing.jsonl:1") && err.contains("answer"), "{err}");
+
+    // Empty forget set.
+    let empty = tmp.path().join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    let err = fails(tiny(&empty, &retain, &ckpt, &run("r3")));
+    assert!(err.contains("empty.jsonl"), "{err}");
+
+    // Tokenizer that does not belong to the checkpoint.
+    let mismatched = tmp.path().join("mismatched");
+    std::fs::create_dir(&mismatched).unwrap();
+    for e in std::fs::read_dir(&ckpt).unwrap().flatten() {
+        std::fs::copy(e.path(), mismatched.join(e.file_name())).unwrap();
+    }
+    let world = tmp.path().join("world");
+    assert!(mdu().args(["demo-world", "--out"]).arg(&world).output().unwrap().status.success());
+    std::fs::copy(world.join("tokenizer.json"), mismatched.join("tokenizer.json")).unwrap();
+    let err = fails(tiny(&forget, &retain, &mismatched, &run("r4")));
+    assert!(err.contains("mismatched") && err.contains("tokenizer") && (err.contains("config.json says") || err.contains("rows")), "{err}");
+
+    // Unwritable output: a path under a regular file.
+    let err = fails(tiny(&forget, &retain, &ckpt, &forget.join("run")));
+    assert!(err.contains("run directory"), "{err}");
+
+    // Non-finite loss: stop with a clear message and keep the last good state.
+    let mut args = tiny(&forget, &retain, &ckpt, &run("r6"));
+    args.extend(["--method", "ga", "--lr", "1e30", "--set", "eval_before=false", "--set", "eval_after=false", "--set", "live_every=0"].map(String::from));
+    let err = fails(args);
+    assert!(err.contains("not finite") && err.contains("checkpoint-"), "{err}");
+    let kept = std::fs::read_dir(run("r6")).unwrap().flatten().find(|e| e.file_name().to_string_lossy().starts_with("checkpoint-")).expect("a checkpoint of the last good state");
+    mdu_workbench::Checkpoint::open(&kept.path()).unwrap();
+
+    // Unknown setting in --set.
+    let mut args = tiny(&forget, &retain, &ckpt, &run("r7"));
+    args.extend(["--set", "taus=1"].map(String::from));
+    let err = fails(args);
+    assert!(err.contains("taus") && err.contains("unknown"), "{err}");
+}
+
+#[test]
+fn eval_and_sweep_on_the_fixture() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (forget, retain) = data_files(tmp.path());
+    let ckpt = fixture("llada_f32");
+    let out = mdu().args(["eval", "--device", "cpu", "--mc-samples", "2", "--checkpoint"]).arg(&ckpt).arg("--data").arg(&forget).arg(&retain).arg("--retain-model").arg(fixture("llada_f32_ref")).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["forget"]["items"], 2);
+    assert_eq!(report["retain"]["items"], 3);
+    let fq = report["forget_quality"].as_f64().expect("forget quality with a retain model");
+    assert!((0.0..=1.0).contains(&fq));
+    assert!(report["protocols"]["probability_mc"].as_str().unwrap().contains("TOFU"));
+
+    let sweep = tmp.path().join("sweep");
+    let out = mdu()
+        .args(["sweep", "--device", "cpu", "--steps", "2", "--batch-size", "2", "--tau", "0,1", "--baselines", "ga", "--set", "live_every=0", "--set", "eval_mc_samples=2", "--checkpoint"])
+        .arg(&ckpt).arg("--forget").arg(&forget).arg("--retain").arg(&retain).arg("--out").arg(&sweep)
+        .output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let csv = std::fs::read_to_string(sweep.join("table.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 3, "{csv}");
+    assert!(rows[0].starts_with("mdu,0,") && rows[1].starts_with("mdu,1,") && rows[2].starts_with("ga,,"), "{csv}");
+    assert!(std::fs::read_to_string(sweep.join("table.md")).unwrap().contains("| MDU | 0 |"));
+}
