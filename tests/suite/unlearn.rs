@@ -230,3 +230,16 @@ fn eval_and_sweep_on_the_fixture() {
     assert!(rows[0].starts_with("mdu,0,") && rows[1].starts_with("mdu,1,") && rows[2].starts_with("ga,,"), "{csv}");
     assert!(std::fs::read_to_string(sweep.join("table.md")).unwrap().contains("| MDU | 0 |"));
 }
+
+#[test]
+fn shipped_configs_parse_with_the_paper_settings() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configs");
+    for (file, steps) in [("llada8b_tofu_forget10.toml", 225), ("dream7b_tofu_forget10.toml", 125)] {
+        let c = UnlearnConfig::from_toml_file(&dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e:#}"));
+        assert_eq!(c.steps, steps, "{file}");
+        assert_eq!((c.learning_rate, c.batch_size * c.grad_accum), (1e-5, 16), "{file}");
+        assert_eq!((c.params.alpha, c.params.eta), (1.0, 0.0), "{file}");
+        assert_eq!(c.generation, mdu_workbench::eval::protocol::Generation::Paper, "{file}");
+        assert!(c.forget.unwrap().ends_with("data/tofu/forget10.json"), "{file}: paths are relative to the file");
+    }
+}
