@@ -1,16 +1,25 @@
 //! Forward-pass throughput on preset LLaDA shapes with random weights. The PyTorch twin is
 //! `scripts/bench_forward.py`; `scripts/bench_forward.sh` runs both and prints the ratio.
+//!
+//! Training-step throughput (`mdu bench-train`) on the demo model's shape: the step of
+//! `mdu finetune` on a fixed synthetic batch. The PyTorch twin is `scripts/bench_train.py`;
+//! `scripts/bench_train.sh` runs both and prints the ratios.
 
 use std::time::Instant;
 
-use burn::tensor::backend::Backend;
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::backend::Autodiff;
+use burn::optim::{GradientsParams, Optimizer};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use serde::Serialize;
 
-use crate::device::BackendTask;
+use crate::device::{BackendTask, DeviceChoice};
+use crate::diffusion::batch::SftBatch;
+use crate::diffusion::loss::{mdlm_loss, LossWeighting, NoisedBatch};
 use crate::model::init::random_init;
-use crate::model::{Architecture, ModelConfig};
+use crate::model::{Architecture, MaskedDiffusionLm, ModelConfig};
 use crate::rng::SplitMix64;
+use crate::train::clip::clip_global_norm;
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -119,6 +128,150 @@ pub struct BenchTrainArgs {
     pub iters: usize,
 }
 
-pub fn bench_train(_args: BenchTrainArgs) -> anyhow::Result<()> {
-    anyhow::bail!("mdu bench-train: not implemented yet")
+/// Demo-model shape of the training benchmark (what `mdu finetune --hidden 128 --layers 4 --heads 4
+/// --mlp 512` trains on the demo world, whose tokenizer rounds up to 2048 ids).
+pub fn train_bench_config() -> ModelConfig {
+    let (d, heads, vocab) = (128, 4, 2048);
+    ModelConfig {
+        architecture: Architecture::Llada,
+        hidden_size: d,
+        num_layers: 4,
+        num_heads: heads,
+        num_kv_heads: heads,
+        head_dim: d / heads,
+        intermediate_size: 512,
+        vocab_size: vocab,
+        rope_theta: 10000.0,
+        rms_norm_eps: 1e-5,
+        max_position_embeddings: 512,
+        qkv_bias: false,
+        mask_token_id: Some(vocab as u32 - 1),
+        eos_token_id: Some(vocab as u32 - 2),
+        pad_token_id: Some(vocab as u32 - 2),
+        bos_token_id: None,
+    }
+}
+
+/// Rows × width of the synthetic SFT batch; positions `TRAIN_PROMPT..` of every row are answer.
+pub const TRAIN_ROWS: usize = 32;
+pub const TRAIN_WIDTH: usize = 72;
+pub const TRAIN_PROMPT: usize = 26;
+/// Seeds: weights (`random_init`), token ids, noise. `scripts/bench_train.py` draws the same
+/// SplitMix64 streams, so both sides start from the same weights and the same noised batch.
+pub const TRAIN_SEEDS: (u64, u64, u64) = (0, 1, 2);
+pub const TRAIN_LR: f64 = 1e-3;
+
+/// The fixed synthetic batch: ids uniform in `0..vocab-2` (never the mask or EOS id).
+pub fn train_bench_batch(config: &ModelConfig) -> SftBatch {
+    let mut rng = SplitMix64(TRAIN_SEEDS.1);
+    let n = TRAIN_ROWS * TRAIN_WIDTH;
+    let ids = (0..n)
+        .map(|_| (rng.next_u64() % (config.vocab_size as u64 - 2)) as u32)
+        .collect();
+    let maskable = (0..n).map(|i| i % TRAIN_WIDTH >= TRAIN_PROMPT).collect();
+    SftBatch {
+        ids,
+        rows: TRAIN_ROWS,
+        width: TRAIN_WIDTH,
+        maskable,
+    }
+}
+
+struct TrainBench {
+    warmup: usize,
+    iters: usize,
+    device_name: String,
+}
+
+#[derive(Serialize)]
+pub struct TrainReport {
+    #[serde(rename = "impl")]
+    pub implementation: String,
+    pub bench: String,
+    pub device: String,
+    pub params: u64,
+    pub tokens_per_step: usize,
+    pub masked_per_step: usize,
+    pub step_ms_median: f64,
+    pub tokens_per_s: f64,
+    pub iters: usize,
+    /// Loss of the first step (same weights and batch as the PyTorch twin: a cross-check).
+    pub loss_first: f64,
+    pub step_ms: Vec<f64>,
+}
+
+impl BackendTask for TrainBench {
+    type Output = TrainReport;
+    fn run<B: Backend>(self, device: &B::Device) -> TrainReport {
+        train_bench::<Autodiff<B>>(self, device)
+    }
+}
+
+/// One step as `mdu finetune` takes it (one micro-batch): MDLM loss forward (+ reading the loss),
+/// backward, global-norm clipping to 1.0 (reads the norm), AdamW; then a device sync, so an
+/// asynchronous backend has finished the optimiser update before the clock stops.
+fn train_bench<B: AutodiffBackend>(args: TrainBench, device: &B::Device) -> TrainReport {
+    let config = train_bench_config();
+    let mask = config.mask_token_id.expect("set above");
+    let batch = train_bench_batch(&config);
+    let noised = NoisedBatch::sample(
+        &batch,
+        &mut SplitMix64(TRAIN_SEEDS.2),
+        mask,
+        LossWeighting::InverseTime,
+    );
+    let mut model: MaskedDiffusionLm<B> = random_init(&config, device, TRAIN_SEEDS.0, 0.02);
+    let mut optim = crate::train::adamw(0.0).init::<B, MaskedDiffusionLm<B>>();
+    let mut times = Vec::with_capacity(args.iters);
+    let mut loss_first = f64::NAN;
+    for i in 0..args.warmup + args.iters {
+        let start = Instant::now();
+        let loss = mdlm_loss(&model, &noised, device);
+        let value = loss.clone().into_scalar().elem::<f64>();
+        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        clip_global_norm::<B, _>(&model, &mut grads, 1.0);
+        model = optim.step(TRAIN_LR, model, grads);
+        if let Err(e) = B::sync(device) {
+            panic!("device sync failed: {e:?}");
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        if i == 0 {
+            loss_first = value;
+        }
+        if i >= args.warmup {
+            times.push(elapsed * 1e3);
+        }
+    }
+    let mut sorted = times.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN);
+    let tokens = batch.rows * batch.width;
+    TrainReport {
+        implementation: "burn".into(),
+        bench: "train".into(),
+        device: args.device_name,
+        params: config.num_parameters(),
+        tokens_per_step: tokens,
+        masked_per_step: noised.masked.len(),
+        step_ms_median: median,
+        tokens_per_s: tokens as f64 / (median / 1e3),
+        iters: times.len(),
+        loss_first,
+        step_ms: times,
+    }
+}
+
+/// `mdu bench-train`: warm-up steps, then `iters` timed steps; one JSON line on stdout.
+pub fn bench_train(args: BenchTrainArgs) -> anyhow::Result<()> {
+    if args.iters == 0 {
+        anyhow::bail!("--iters must be at least 1");
+    }
+    let choice = DeviceChoice::parse(&args.device).map_err(anyhow::Error::msg)?;
+    let report = choice.run(TrainBench {
+        warmup: args.warmup,
+        iters: args.iters,
+        device_name: choice.to_string(),
+    });
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
 }

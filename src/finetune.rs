@@ -179,7 +179,7 @@ fn run<B: AutodiffBackend>(args: FinetuneArgs, device: &B::Device) -> Result<()>
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             grads_total = Some(match grads_total {
                 None => grads,
-                Some(acc) => accumulate::<B>(&model, acc, grads),
+                Some(acc) => crate::train::accumulate_grads(&model, acc, grads),
             });
         }
         let mut grads = grads_total.expect("at least one micro-batch");
@@ -292,16 +292,6 @@ fn batch_examples(
         .collect()
 }
 
-fn accumulate<B: AutodiffBackend>(
-    model: &MaskedDiffusionLm<B>,
-    acc: GradientsParams,
-    next: GradientsParams,
-) -> GradientsParams {
-    let mut accumulator = burn::optim::GradientsAccumulator::<MaskedDiffusionLm<B>>::new();
-    accumulator.accumulate(model, acc);
-    accumulator.accumulate(model, next);
-    accumulator.grads()
-}
 
 fn save_checkpoint<B: AutodiffBackend, O: Optimizer<MaskedDiffusionLm<B>, B>>(
     args: &FinetuneArgs,

@@ -4,7 +4,9 @@
 pub mod clip;
 pub mod schedule;
 
-use burn::optim::AdamWConfig;
+use burn::module::AutodiffModule;
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams};
+use burn::tensor::backend::AutodiffBackend;
 
 /// AdamW as PyTorch defines it (β = (0.9, 0.999), ε = 1e-8), with decoupled weight decay.
 pub fn adamw(weight_decay: f32) -> AdamWConfig {
@@ -13,4 +15,16 @@ pub fn adamw(weight_decay: f32) -> AdamWConfig {
         .with_beta_2(0.999)
         .with_epsilon(1e-8)
         .with_weight_decay(weight_decay)
+}
+
+/// `acc + next`, parameter by parameter (gradient accumulation over micro-batches).
+pub fn accumulate_grads<B: AutodiffBackend, M: AutodiffModule<B>>(
+    model: &M,
+    acc: GradientsParams,
+    next: GradientsParams,
+) -> GradientsParams {
+    let mut accumulator = GradientsAccumulator::<M>::new();
+    accumulator.accumulate(model, acc);
+    accumulator.accumulate(model, next);
+    accumulator.grads()
 }

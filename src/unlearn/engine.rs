@@ -339,12 +339,7 @@ fn train<B: AutodiffBackend>(task: RunTask, device: &B::Device) -> Result<()> {
             let grads = GradientsParams::from_grads(total.backward(), &model);
             grads_total = Some(match grads_total {
                 None => grads,
-                Some(acc) => {
-                    let mut accumulator = burn::optim::GradientsAccumulator::<MaskedDiffusionLm<B>>::new();
-                    accumulator.accumulate(&model, acc);
-                    accumulator.accumulate(&model, grads);
-                    accumulator.grads()
-                }
+                Some(acc) => crate::train::accumulate_grads(&model, acc, grads),
             });
         }
         if !loss_sum.is_finite() {

@@ -148,3 +148,32 @@ fn finetune_steps_lower_the_loss_on_a_fixed_noise_sample() {
         "loss on the fixed sample went {before} → {after}"
     );
 }
+
+#[test]
+fn gradient_accumulation_equals_the_mean_loss_gradient() {
+    // Two micro-batches, each loss divided by 2 and accumulated, must give the gradient of
+    // (L_a + L_b)/2 taken in one graph — what `finetune --grad-accum 2` and `unlearn` do.
+    let (config, text, examples) = tiny_setup();
+    let device = Default::default();
+    let model = random_init::<Ad>(&config, &device, 5, 0.1);
+    let noised = |range: std::ops::Range<usize>, seed: u64| {
+        let refs: Vec<&SftExample> = examples[range].iter().collect();
+        let batch = SftBatch::new(&refs, text.special.eos);
+        NoisedBatch::sample(&batch, &mut SplitMix64(seed), text.special.mask, LossWeighting::InverseTime)
+    };
+    let (a, b) = (noised(0..3, 11), noised(3..6, 12));
+    let ga = GradientsParams::from_grads((mdlm_loss(&model, &a, &device) / 2.0).backward(), &model);
+    let gb = GradientsParams::from_grads((mdlm_loss(&model, &b, &device) / 2.0).backward(), &model);
+    let accumulated = mdu_workbench::train::accumulate_grads(&model, ga, gb);
+    let joint = (mdlm_loss(&model, &a, &device) + mdlm_loss(&model, &b, &device)) / 2.0;
+    let joint = GradientsParams::from_grads(joint.backward(), &model);
+    let total = global_grad_norm::<Ad, _>(&model, &joint);
+    assert!(total > 0.0);
+    for (name, w) in [("embed", &model.embed), ("lm_head", &model.lm_head), ("q0", &model.blocks[0].q)] {
+        let x = accumulated.get::<CpuBackend, 2>(w.id).unwrap().into_data().to_vec::<f32>().unwrap();
+        let y = joint.get::<CpuBackend, 2>(w.id).unwrap().into_data().to_vec::<f32>().unwrap();
+        let worst = x.iter().zip(&y).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max);
+        // f32 sums in a different order: 1e-6 of the global gradient norm.
+        assert!(worst as f64 <= 1e-6 * total, "{name}: max |Δ| {worst:e} (norm {total})");
+    }
+}
