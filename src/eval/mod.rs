@@ -102,3 +102,4 @@ pub fn mean_recall(scores: &[SampleScore]) -> f64 {
 pub mod protocol;
 pub mod stats;
 pub mod cli;
+pub mod cache;

@@ -23,7 +23,8 @@ use crate::data::{read_qa_file, write_atomic, QaItem};
 use crate::device::{BackendTask, DeviceChoice};
 use crate::diffusion::batch::{SftBatch, SftExample};
 use crate::diffusion::loss::{LossWeighting, NoisedBatch};
-use crate::eval::protocol::{evaluate, EvalError, EvalReport, EvalSettings, EvalSplit, SplitRole};
+use crate::eval::cache;
+use crate::eval::protocol::{evaluate, EvalError, EvalReport, EvalSettings, EvalSplit, SampleDetail, SplitRole};
 use crate::model::MaskedDiffusionLm;
 use crate::rng::SplitMix64;
 use crate::tokenizer::TextTokenizer;
@@ -252,8 +253,22 @@ fn train<B: AutodiffBackend>(task: RunTask, device: &B::Device) -> Result<()> {
     let full = EvalSettings { generation: config.generation.clone(), ..EvalSettings::full(config.eval_mc_samples) };
     let live = EvalSettings { generation: config.generation.clone(), ..EvalSettings::live(config.live_mc_samples, config.live_items) };
     let live_splits: Vec<EvalSplit> = data.splits.iter().filter(|s| matches!(s.role, SplitRole::Forget | SplitRole::Retain)).cloned().collect();
+    let split_key: Vec<(&String, SplitRole, &Vec<QaItem>)> = data.splits.iter().map(|s| (&s.name, s.role, &s.items)).collect();
     let retain_model_tr = match (&inputs.retain_model, config.eval_before || config.eval_after) {
-        (Some(dir), true) => Some(retain_model_truth_ratios::<B::InnerBackend>(dir, &data.splits[0], &full, &budget, device, &stop_check)?),
+        (Some(dir), true) => {
+            let key = cache::key(dir, &[&split_key[0], &full, &device_name]);
+            match key.as_ref().and_then(|k| cache::load::<Vec<f64>>("retain-model-tr", k)) {
+                Some(tr) => Some(tr),
+                None => {
+                    sink(Event::Phase { phase: "scoring the retain-only model".into() });
+                    let tr = retain_model_truth_ratios::<B::InnerBackend>(dir, &data.splits[0], &full, &budget, device, &stop_check)?;
+                    if let Some(k) = &key {
+                        cache::store("retain-model-tr", k, &tr);
+                    }
+                    Some(tr)
+                }
+            }
+        }
         _ => None,
     };
     let evaluate_full = |model: &MaskedDiffusionLm<B::InnerBackend>| -> Result<EvalReport, EvalError> {
@@ -280,7 +295,20 @@ fn train<B: AutodiffBackend>(task: RunTask, device: &B::Device) -> Result<()> {
 
     if config.eval_before && !summary.contains_key("before") {
         sink(Event::Phase { phase: "evaluating (before)".into() });
-        let report = evaluate_full(&reference).map_err(|e| eval_error(e, sink, &run_dir))?;
+        let key = cache::key(&inputs.checkpoint, &[&split_key, &full, &device_name, &retain_model_tr]);
+        let report = match key.as_ref().and_then(|k| cache::load::<(EvalReport, BTreeMap<String, Vec<SampleDetail>>)>("before", k)) {
+            Some((mut report, samples)) => {
+                report.samples = samples;
+                report
+            }
+            None => {
+                let report = evaluate_full(&reference).map_err(|e| eval_error(e, sink, &run_dir))?;
+                if let Some(k) = &key {
+                    cache::store("before", k, &(&report, &report.samples));
+                }
+                report
+            }
+        };
         record_full_eval(&run_dir, "before", 0, &report, sink)?;
         let value = serde_json::to_value(&report)?;
         write_atomic(&run_dir.join("summary_before.json"), serde_json::to_string_pretty(&value)?.as_bytes())?;

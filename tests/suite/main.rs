@@ -8,6 +8,7 @@ mod checkpoint_io;
 mod cli;
 mod common;
 mod data_files;
+mod demo;
 mod demo_world;
 mod diffusion;
 mod gui;
