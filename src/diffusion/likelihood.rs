@@ -32,54 +32,17 @@ pub fn masked_answer_nll<B: Backend>(
     batch_size: usize,
     device: &B::Device,
 ) -> Vec<f64> {
-    let (lp, la) = (s.prompt.len(), s.answer.len());
-    let width = lp + la;
-    let mut out = Vec::with_capacity(masks.len());
-    for chunk in masks.chunks(batch_size.max(1)) {
-        let mut ids = Vec::with_capacity(chunk.len() * width);
-        let mut rows = Vec::new();
-        let mut targets = Vec::new();
-        let mut owner = Vec::new();
-        for (b, mask) in chunk.iter().enumerate() {
-            let mut seq: Vec<u32> = s.prompt.iter().chain(s.answer).copied().collect();
-            for &i in mask {
-                seq[lp + i] = s.mask_id;
-                // Dream predicts position p from the hidden state at p − 1 (position 0 from itself).
-                let source = if s.shift_logits {
-                    (lp + i).saturating_sub(1)
-                } else {
-                    lp + i
-                };
-                rows.push((b * width + source) as i64);
-                targets.push(s.answer[i] as i64);
-                owner.push(b);
-            }
-            ids.extend(seq.iter().map(|&t| t as i64));
-        }
-        let mut sums = vec![0.0f64; chunk.len()];
-        if !rows.is_empty() {
-            let n = rows.len();
-            let ids =
-                Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [chunk.len(), width]), device);
-            let hidden = model.forward_hidden(ids, None);
-            let index = Tensor::<B, 1, Int>::from_data(TensorData::new(rows, [n]), device);
-            let logits =
-                at_least_f32(model.logits_for_rows(gather_rows(hidden, index)));
-            let target = Tensor::<B, 2, Int>::from_data(TensorData::new(targets, [n, 1]), device);
-            let nll: Vec<f32> = log_softmax(logits, 1)
-                .gather(1, target)
-                .neg()
-                .into_data()
-                .convert::<f32>()
-                .into_vec()
-                .expect("f32");
-            for (b, v) in owner.iter().zip(nll) {
-                sums[*b] += v as f64;
-            }
-        }
-        out.extend(sums);
-    }
-    out
+    debug_assert_eq!(s.shift_logits, model.config.architecture.shifts_logits());
+    let queries: Vec<MaskedQuery> = masks
+        .iter()
+        .map(|m| MaskedQuery {
+            prompt: s.prompt,
+            answer: s.answer,
+            mask: m.clone(),
+        })
+        .collect();
+    // Every row has the same length, so the padding id is never used.
+    batched_masked_nll(model, &queries, s.mask_id, s.mask_id, batch_size, device)
 }
 
 /// LLaDA `get_log_likelihood`: `mc_num` samples in batches of `batch_size`; in each batch the mask
