@@ -41,6 +41,7 @@ fn shipped_demo_reproduces_its_recorded_scores() {
     }
     let [model_forget, model_retain, retain_only_forget, retain_only_retain] = seen[..] else { unreachable!() };
     assert!(model_forget >= 0.85 && model_retain >= 0.85, "memorised model: forget {model_forget:.3}, retain {model_retain:.3}");
-    assert!(retain_only_retain >= 0.85, "retain-only model on retain: {retain_only_retain:.3}");
+    // Same recipe with 10 % less data; it lands a little lower (0.825 recorded), so 0.8 here.
+    assert!(retain_only_retain >= 0.8, "retain-only model on retain: {retain_only_retain:.3}");
     assert!(retain_only_forget < model_forget - 0.3, "the retain-only model never saw the forget people: {retain_only_forget:.3}");
 }
