@@ -45,6 +45,10 @@ pub struct UnlearnConfig {
     pub eval_before: bool,
     pub eval_after: bool,
     pub eval_mc_samples: usize,
+    /// Full evaluations score at most this many items per split (`None`: all).
+    pub eval_max_items: Option<usize>,
+    /// Full evaluations also compute the TOFU-protocol numbers (probability, truth ratios, utility, forget quality).
+    pub eval_tofu: bool,
     pub generation: Generation,
     /// Steps between checkpoints (0: only the final model).
     pub save_every: usize,
@@ -82,6 +86,8 @@ impl Default for UnlearnConfig {
             eval_before: true,
             eval_after: true,
             eval_mc_samples: 8,
+            eval_max_items: None,
+            eval_tofu: true,
             generation: Generation::Demo { margin: 4 },
             save_every: 0,
             stop_at_forget_rouge: None,
@@ -177,7 +183,7 @@ impl UnlearnConfig {
 fn optional_key(key: &str) -> bool {
     matches!(
         key,
-        "checkpoint" | "forget" | "retain" | "eval_retain" | "retain_model" | "stop_at_forget_rouge"
+        "checkpoint" | "forget" | "retain" | "eval_retain" | "retain_model" | "stop_at_forget_rouge" | "eval_max_items"
     )
 }
 

@@ -250,11 +250,16 @@ fn train<B: AutodiffBackend>(task: RunTask, device: &B::Device) -> Result<()> {
     });
 
     let stop_check = || stop.is_set();
-    let full = EvalSettings { generation: config.generation.clone(), ..EvalSettings::full(config.eval_mc_samples) };
+    let full = EvalSettings {
+        generation: config.generation.clone(),
+        max_items: config.eval_max_items,
+        tofu: config.eval_tofu,
+        ..EvalSettings::full(config.eval_mc_samples)
+    };
     let live = EvalSettings { generation: config.generation.clone(), ..EvalSettings::live(config.live_mc_samples, config.live_items) };
     let live_splits: Vec<EvalSplit> = data.splits.iter().filter(|s| matches!(s.role, SplitRole::Forget | SplitRole::Retain)).cloned().collect();
     let split_key: Vec<(&String, SplitRole, &Vec<QaItem>)> = data.splits.iter().map(|s| (&s.name, s.role, &s.items)).collect();
-    let retain_model_tr = match (&inputs.retain_model, config.eval_before || config.eval_after) {
+    let retain_model_tr = match (&inputs.retain_model, config.eval_tofu && (config.eval_before || config.eval_after)) {
         (Some(dir), true) => {
             let key = cache::key(dir, &[&split_key[0], &full, &device_name]);
             match key.as_ref().and_then(|k| cache::load::<Vec<f64>>("retain-model-tr", k)) {
@@ -518,7 +523,8 @@ fn retain_model_truth_ratios<B: Backend>(dir: &Path, forget: &EvalSplit, setting
     let ckpt = Checkpoint::open(dir)?;
     let tokenizer = TextTokenizer::from_dir(dir, &ckpt.config)?;
     let model = ckpt.load::<B>(device, budget)?;
-    let samples = crate::eval::protocol::likelihood_only(&model, &tokenizer, &forget.items, forget.role, settings, device, stop)?;
+    let items = &forget.items[..settings.max_items.unwrap_or(usize::MAX).min(forget.items.len())];
+    let samples = crate::eval::protocol::likelihood_only(&model, &tokenizer, items, forget.role, settings, device, stop)?;
     samples
         .iter()
         .map(|s| s.truth_ratio_tofu)

@@ -14,6 +14,7 @@ mod diffusion;
 mod gui;
 mod likelihood;
 mod objectives;
+mod ordering;
 mod parity;
 mod sampler;
 mod score;
