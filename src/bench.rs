@@ -198,6 +198,18 @@ pub struct TrainReport {
     /// Loss of the first step (same weights and batch as the PyTorch twin: a cross-check).
     pub loss_first: f64,
     pub step_ms: Vec<f64>,
+    /// Median of each phase of the timed steps (they need not add up to `step_ms_median`).
+    pub phase_ms_median: PhaseMs,
+}
+
+/// Where a step goes: loss forward (with the loss read), backward (then a device sync), global-norm
+/// clipping (reads the norm), AdamW (then a device sync).
+#[derive(Serialize)]
+pub struct PhaseMs {
+    pub forward: f64,
+    pub backward: f64,
+    pub clip: f64,
+    pub adamw: f64,
 }
 
 impl BackendTask for TrainBench {
@@ -209,7 +221,8 @@ impl BackendTask for TrainBench {
 
 /// One step as `mdu finetune` takes it (one micro-batch): MDLM loss forward (+ reading the loss),
 /// backward, global-norm clipping to 1.0 (reads the norm), AdamW; then a device sync, so an
-/// asynchronous backend has finished the optimiser update before the clock stops.
+/// asynchronous backend has finished the optimiser update before the clock stops. One extra sync
+/// after backward (a no-op on ndarray) lets the phases be timed apart.
 fn train_bench<B: AutodiffBackend>(args: TrainBench, device: &B::Device) -> TrainReport {
     let config = train_bench_config();
     let mask = config.mask_token_id.expect("set above");
@@ -224,27 +237,50 @@ fn train_bench<B: AutodiffBackend>(args: TrainBench, device: &B::Device) -> Trai
     let mut optim = crate::train::adamw(0.0).init::<B, MaskedDiffusionLm<B>>();
     let mut times = Vec::with_capacity(args.iters);
     let mut loss_first = f64::NAN;
+    let mut phases: [Vec<f64>; 4] = Default::default();
     for i in 0..args.warmup + args.iters {
+        let sync = || {
+            if let Err(e) = B::sync(device) {
+                panic!("device sync failed: {e:?}");
+            }
+        };
         let start = Instant::now();
         let loss = mdlm_loss(&model, &noised, device);
         let value = loss.clone().into_scalar().elem::<f64>();
-        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        let t_forward = start.elapsed();
+        let backward = loss.backward();
+        sync();
+        let t_backward = start.elapsed();
+        let mut grads = GradientsParams::from_grads(backward, &model);
         clip_global_norm::<B, _>(&model, &mut grads, 1.0);
+        let t_clip = start.elapsed();
         model = optim.step(TRAIN_LR, model, grads);
-        if let Err(e) = B::sync(device) {
-            panic!("device sync failed: {e:?}");
-        }
-        let elapsed = start.elapsed().as_secs_f64();
+        sync();
+        let t_step = start.elapsed();
         if i == 0 {
             loss_first = value;
         }
         if i >= args.warmup {
-            times.push(elapsed * 1e3);
+            let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+            times.push(ms(t_step));
+            phases[0].push(ms(t_forward));
+            phases[1].push(ms(t_backward - t_forward));
+            phases[2].push(ms(t_clip - t_backward));
+            phases[3].push(ms(t_step - t_clip));
         }
     }
-    let mut sorted = times.clone();
-    sorted.sort_by(f64::total_cmp);
-    let median = sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN);
+    let median = |v: &[f64]| {
+        let mut sorted = v.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    let phase_ms_median = PhaseMs {
+        forward: median(&phases[0]),
+        backward: median(&phases[1]),
+        clip: median(&phases[2]),
+        adamw: median(&phases[3]),
+    };
+    let median = median(&times);
     let tokens = batch.rows * batch.width;
     TrainReport {
         implementation: "burn".into(),
@@ -258,6 +294,7 @@ fn train_bench<B: AutodiffBackend>(args: TrainBench, device: &B::Device) -> Trai
         iters: times.len(),
         loss_first,
         step_ms: times,
+        phase_ms_median,
     }
 }
 
