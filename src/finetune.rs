@@ -292,7 +292,6 @@ fn batch_examples(
         .collect()
 }
 
-
 fn save_checkpoint<B: AutodiffBackend, O: Optimizer<MaskedDiffusionLm<B>, B>>(
     args: &FinetuneArgs,
     model: &MaskedDiffusionLm<B>,

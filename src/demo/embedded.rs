@@ -9,7 +9,10 @@ use anyhow::{Context, Result};
 
 macro_rules! asset {
     ($path:literal) => {
-        ($path, include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/demo/", $path)) as &[u8])
+        (
+            $path,
+            include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/demo/", $path)) as &[u8],
+        )
     };
 }
 
@@ -98,7 +101,8 @@ pub fn unpack_into(base: &Path) -> Result<DemoPaths> {
         for (name, bytes) in FILES {
             let path = tmp.join(name);
             std::fs::create_dir_all(path.parent().expect("files live in folders"))?;
-            std::fs::write(&path, bytes).with_context(|| format!("{}: cannot write", path.display()))?;
+            std::fs::write(&path, bytes)
+                .with_context(|| format!("{}: cannot write", path.display()))?;
         }
         std::fs::write(tmp.join(".complete"), b"")?;
         Ok(())
@@ -112,7 +116,9 @@ pub fn unpack_into(base: &Path) -> Result<DemoPaths> {
         Err(_) if root.join(".complete").exists() => {
             let _ = std::fs::remove_dir_all(&tmp);
         }
-        Err(e) => return Err(e).with_context(|| format!("{}: cannot unpack the demo", root.display())),
+        Err(e) => {
+            return Err(e).with_context(|| format!("{}: cannot unpack the demo", root.display()))
+        }
     }
     Ok(DemoPaths::at(root))
 }

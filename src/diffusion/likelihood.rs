@@ -10,8 +10,8 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
-use crate::model::transformer::gather_rows;
 use crate::model::transformer::at_least_f32;
+use crate::model::transformer::gather_rows;
 use crate::model::MaskedDiffusionLm;
 use crate::rng::SplitMix64;
 
@@ -160,7 +160,11 @@ pub fn batched_masked_nll<B: Backend>(
             let mut seq: Vec<u32> = q.prompt.iter().chain(q.answer).copied().collect();
             for &i in &q.mask {
                 seq[lp + i] = mask_id;
-                let source = if shift { (lp + i).saturating_sub(1) } else { lp + i };
+                let source = if shift {
+                    (lp + i).saturating_sub(1)
+                } else {
+                    lp + i
+                };
                 rows.push((b * width + source) as i64);
                 targets.push(q.answer[i] as i64);
                 owner.push(b);
@@ -180,8 +184,7 @@ pub fn batched_masked_nll<B: Backend>(
             );
             let hidden = model.forward_hidden(ids, Some(padding));
             let index = Tensor::<B, 1, Int>::from_data(TensorData::new(rows, [n]), device);
-            let logits =
-                at_least_f32(model.logits_for_rows(gather_rows(hidden, index)));
+            let logits = at_least_f32(model.logits_for_rows(gather_rows(hidden, index)));
             let target = Tensor::<B, 2, Int>::from_data(TensorData::new(targets, [n, 1]), device);
             let nll: Vec<f32> = log_softmax(logits, 1)
                 .gather(1, target)

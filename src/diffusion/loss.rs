@@ -115,7 +115,8 @@ impl NoisedBatch {
         let mut masked = Vec::with_capacity(batch.ids.len());
         for r in 0..batch.rows {
             let t = super::noise::sample_t(rng);
-            let noised = super::noise::mask_sequence(rng, batch.row(r), batch.maskable_row(r), t, mask_id);
+            let noised =
+                super::noise::mask_sequence(rng, batch.row(r), batch.maskable_row(r), t, mask_id);
             let mut flags = vec![false; batch.width];
             for &p in &noised.masked {
                 flags[p] = true;
@@ -136,7 +137,11 @@ impl NoisedBatch {
         weighting: LossWeighting,
     ) -> Self {
         assert_eq!(ts.len(), batch.rows, "one t per row");
-        assert_eq!(masked_flags.len(), batch.ids.len(), "one mask flag per position");
+        assert_eq!(
+            masked_flags.len(),
+            batch.ids.len(),
+            "one mask flag per position"
+        );
         let mut out = Self {
             ids: batch.ids.clone(),
             rows: batch.rows,
@@ -150,7 +155,8 @@ impl NoisedBatch {
         for (r, &t) in ts.iter().enumerate() {
             let flags = &masked_flags[r * batch.width..(r + 1) * batch.width];
             let positions: Vec<usize> = (0..batch.width).filter(|&p| flags[p]).collect();
-            out.weights.extend(weighting.weights(t, &positions, batch.width));
+            out.weights
+                .extend(weighting.weights(t, &positions, batch.width));
             for p in positions {
                 let flat = r * batch.width + p;
                 debug_assert!(batch.maskable[flat], "only answer positions are masked");
@@ -205,7 +211,14 @@ pub fn mdlm_loss<B: Backend>(
             Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [batch.rows, batch.width]), device);
         return model.forward_hidden(ids, None).sum() * 0.0;
     }
-    let logits = logits_at(model, &batch.ids, batch.rows, batch.width, &batch.masked, device);
+    let logits = logits_at(
+        model,
+        &batch.ids,
+        batch.rows,
+        batch.width,
+        &batch.masked,
+        device,
+    );
     weighted_masked_ce(
         logits,
         &batch.targets,

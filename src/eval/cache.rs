@@ -40,7 +40,11 @@ pub fn key(model_dir: &Path, parts: &[&dyn erased::Part]) -> Option<String> {
             h.feed(&std::fs::read(&f).ok()?);
         } else {
             h.feed(&meta.len().to_le_bytes());
-            let mtime = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
+            let mtime = meta
+                .modified()
+                .ok()?
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()?;
             h.feed(&mtime.as_nanos().to_le_bytes());
         }
     }
@@ -81,6 +85,7 @@ pub fn load<T: DeserializeOwned>(kind: &str, key: &str) -> Option<T> {
 /// Best effort: a cache that cannot be written is only slower.
 pub fn store<T: Serialize>(kind: &str, key: &str, value: &T) {
     if let Ok(text) = serde_json::to_string(value) {
-        let _ = crate::data::write_atomic(&dir().join(format!("{kind}-{key}.json")), text.as_bytes());
+        let _ =
+            crate::data::write_atomic(&dir().join(format!("{kind}-{key}.json")), text.as_bytes());
     }
 }

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use burn::tensor::backend::Backend;
 
-use super::protocol::{evaluate, forget_quality, likelihood_only, EvalSettings, EvalSplit, Generation, SplitRole};
+use super::protocol::{
+    evaluate, forget_quality, likelihood_only, EvalSettings, EvalSplit, Generation, SplitRole,
+};
 use crate::checkpoint::Checkpoint;
 use crate::data::read_qa_file;
 use crate::device::{BackendTask, DeviceChoice};
@@ -63,9 +65,17 @@ impl BackendTask for EvalTask {
         let model = ckpt.load::<B>(device, &budget)?;
         let mut splits = Vec::new();
         for file in &args.data {
-            let name = file.file_stem().and_then(|s| s.to_str()).unwrap_or("data").to_string();
+            let name = file
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("data")
+                .to_string();
             let items = read_qa_file(file)?;
-            splits.push(EvalSplit { role: SplitRole::guess(&name), name, items });
+            splits.push(EvalSplit {
+                role: SplitRole::guess(&name),
+                name,
+                items,
+            });
         }
         let settings = EvalSettings {
             generation: match args.protocol {
@@ -78,15 +88,27 @@ impl BackendTask for EvalTask {
         let never = || false;
         let mut report = evaluate(&model, &tokenizer, &splits, &settings, device, &never)?;
         if let (Some(dir), Some(ours)) = (&args.retain_model, report.forget_truth_ratios()) {
-            let forget = splits.iter().find(|s| s.role == SplitRole::Forget).expect("forget truth ratios come from a forget split");
+            let forget = splits
+                .iter()
+                .find(|s| s.role == SplitRole::Forget)
+                .expect("forget truth ratios come from a forget split");
             let rckpt = Checkpoint::open(dir)?;
             let rtok = TextTokenizer::from_dir(dir, &rckpt.config)?;
             let rmodel = rckpt.load::<B>(device, &budget)?;
-            let items = &forget.items[..args.max_items.unwrap_or(usize::MAX).min(forget.items.len())];
-            let theirs: Option<Vec<f64>> = likelihood_only(&rmodel, &rtok, items, SplitRole::Forget, &settings, device, &never)?
-                .iter()
-                .map(|s| s.truth_ratio_tofu)
-                .collect();
+            let items =
+                &forget.items[..args.max_items.unwrap_or(usize::MAX).min(forget.items.len())];
+            let theirs: Option<Vec<f64>> = likelihood_only(
+                &rmodel,
+                &rtok,
+                items,
+                SplitRole::Forget,
+                &settings,
+                device,
+                &never,
+            )?
+            .iter()
+            .map(|s| s.truth_ratio_tofu)
+            .collect();
             report.forget_quality = theirs.and_then(|t| forget_quality(&ours, &t));
         }
         if let Some(path) = &args.details {
@@ -94,14 +116,19 @@ impl BackendTask for EvalTask {
             for (split, samples) in &report.samples {
                 for s in samples {
                     let mut v = serde_json::to_value(s)?;
-                    v.as_object_mut().expect("object").insert("split".into(), split.clone().into());
+                    v.as_object_mut()
+                        .expect("object")
+                        .insert("split".into(), split.clone().into());
                     lines.push_str(&(v.to_string() + "\n"));
                 }
             }
             crate::data::write_atomic(path, lines.as_bytes())?;
         }
         let mut value = serde_json::to_value(&report)?;
-        value.as_object_mut().expect("object").insert("protocols".into(), crate::unlearn::engine::protocol_legend());
+        value.as_object_mut().expect("object").insert(
+            "protocols".into(),
+            crate::unlearn::engine::protocol_legend(),
+        );
         Ok(value)
     }
 }

@@ -99,7 +99,7 @@ pub fn mean_recall(scores: &[SampleScore]) -> f64 {
     }
     scores.iter().map(|s| s.rouge_l_recall).sum::<f64>() / scores.len() as f64
 }
+pub mod cache;
+pub mod cli;
 pub mod protocol;
 pub mod stats;
-pub mod cli;
-pub mod cache;

@@ -202,7 +202,11 @@ impl EvalReport {
     /// (`true_better`)} on retain, real people and world facts. `None` if a split is missing.
     pub fn compute_model_utility(&mut self) {
         let mut terms = Vec::new();
-        for role in [SplitRole::Retain, SplitRole::RealPeople, SplitRole::WorldFacts] {
+        for role in [
+            SplitRole::Retain,
+            SplitRole::RealPeople,
+            SplitRole::WorldFacts,
+        ] {
             let Some(s) = self.splits.values().find(|s| s.role == Some(role)) else {
                 self.model_utility = None;
                 return;
@@ -270,8 +274,25 @@ pub fn evaluate_items<B: Backend>(
     device: &B::Device,
     stop: StopCheck,
 ) -> Result<Vec<SampleDetail>, EvalError> {
-    let generations = generate_answers(model, tokenizer, items, &settings.generation, settings.batch_size, device, stop)?;
-    score_items(model, tokenizer, items, generations, role, settings, device, stop)
+    let generations = generate_answers(
+        model,
+        tokenizer,
+        items,
+        &settings.generation,
+        settings.batch_size,
+        device,
+        stop,
+    )?;
+    score_items(
+        model,
+        tokenizer,
+        items,
+        generations,
+        role,
+        settings,
+        device,
+        stop,
+    )
 }
 
 /// Probabilities and truth ratios only (no generation; ROUGE fields are zero).
@@ -284,7 +305,16 @@ pub fn likelihood_only<B: Backend>(
     device: &B::Device,
     stop: StopCheck,
 ) -> Result<Vec<SampleDetail>, EvalError> {
-    score_items(model, tokenizer, items, vec![String::new(); items.len()], role, settings, device, stop)
+    score_items(
+        model,
+        tokenizer,
+        items,
+        vec![String::new(); items.len()],
+        role,
+        settings,
+        device,
+        stop,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -335,7 +365,16 @@ fn score_items<B: Backend>(
                 owners.push(k);
             }
         }
-        let eq14 = per_token_nll(model, &pairs, Estimator::Eq14, settings.mc_samples, tokens, settings.batch_size, settings.seed ^ (base as u64) << 20, device);
+        let eq14 = per_token_nll(
+            model,
+            &pairs,
+            Estimator::Eq14,
+            settings.mc_samples,
+            tokens,
+            settings.batch_size,
+            settings.seed ^ (base as u64) << 20,
+            device,
+        );
         // TOFU protocol: correct (paraphrase on forget/retain, answer on utility splits), all perturbed.
         let mut mc = Vec::new();
         if settings.tofu {
@@ -350,7 +389,16 @@ fn score_items<B: Backend>(
                     pairs.push((&prompts[k], para));
                 }
             }
-            mc = per_token_nll(model, &pairs, Estimator::LladaPerToken, settings.mc_samples, tokens, settings.batch_size, settings.seed ^ 0x70F0 ^ (base as u64) << 20, device);
+            mc = per_token_nll(
+                model,
+                &pairs,
+                Estimator::LladaPerToken,
+                settings.mc_samples,
+                tokens,
+                settings.batch_size,
+                settings.seed ^ 0x70F0 ^ (base as u64) << 20,
+                device,
+            );
         }
         let (mut e, mut m) = (0, 0);
         for (k, it) in chunk.iter().enumerate() {
@@ -410,7 +458,9 @@ fn score_items<B: Backend>(
 }
 
 fn aggregate(role: SplitRole, samples: &[SampleDetail]) -> SplitScores {
-    let mean = |f: &dyn Fn(&SampleDetail) -> f64| stats::np_mean(&samples.iter().map(f).collect::<Vec<_>>());
+    let mean = |f: &dyn Fn(&SampleDetail) -> f64| {
+        stats::np_mean(&samples.iter().map(f).collect::<Vec<_>>())
+    };
     let mean_opt = |f: &dyn Fn(&SampleDetail) -> Option<f64>| -> Option<f64> {
         let v: Option<Vec<f64>> = samples.iter().map(f).collect();
         v.filter(|v| !v.is_empty()).map(|v| stats::np_mean(&v))
@@ -447,7 +497,10 @@ pub fn generate_answers<B: Backend>(
     let tokens = SamplerTokens {
         mask: special.mask,
         pad: special.eos,
-        stops: [Some(special.eos), special.eot].into_iter().flatten().collect(),
+        stops: [Some(special.eos), special.eot]
+            .into_iter()
+            .flatten()
+            .collect(),
     };
     let mut out = Vec::with_capacity(items.len());
     for chunk in items.chunks(batch_size.max(1)) {
@@ -482,7 +535,11 @@ pub fn sampler_config<B: Backend>(
         Generation::Paper => SamplerConfig {
             max_new_tokens: 128,
             block_size: 128,
-            steps: if model.config.architecture.shifts_logits() { 128 } else { 256 },
+            steps: if model.config.architecture.shifts_logits() {
+                128
+            } else {
+                256
+            },
             temperature: 0.0,
             suppress_tokens: vec![],
             seed: 0,

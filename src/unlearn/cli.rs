@@ -146,11 +146,20 @@ pub fn unlearn(args: UnlearnArgs) -> Result<()> {
 }
 
 /// Runs the engine on this thread, printing events; returns the summary.
-pub fn run_printing(config: UnlearnConfig, run_dir: PathBuf, resume: bool, stop: &StopFlag, quiet: bool) -> Result<serde_json::Value> {
+pub fn run_printing(
+    config: UnlearnConfig,
+    run_dir: PathBuf,
+    resume: bool,
+    stop: &StopFlag,
+    quiet: bool,
+) -> Result<serde_json::Value> {
     use std::io::Write;
     let progress = indicatif::ProgressBar::new(config.steps as u64);
     progress.set_style(
-        indicatif::ProgressStyle::with_template("{prefix} {bar:30} {pos}/{len} · loss {msg} · ETA {eta}").expect("template"),
+        indicatif::ProgressStyle::with_template(
+            "{prefix} {bar:30} {pos}/{len} · loss {msg} · ETA {eta}",
+        )
+        .expect("template"),
     );
     let mut summary = serde_json::Value::Null;
     let mut sink = |event: Event| {
@@ -253,17 +262,32 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
     let base = args.run.resolve()?;
     let stop = StopFlag::new();
     install_ctrl_c(&stop);
-    std::fs::create_dir_all(&args.out).with_context(|| format!("{}: cannot create", args.out.display()))?;
-    let mut settings: Vec<(Method, Option<f64>)> = args.tau.iter().map(|&t| (Method::Mdu, Some(t))).collect();
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("{}: cannot create", args.out.display()))?;
+    let mut settings: Vec<(Method, Option<f64>)> =
+        args.tau.iter().map(|&t| (Method::Mdu, Some(t))).collect();
     settings.extend(args.baselines.iter().map(|&m| (m, None)));
     let lrs_for = |m: Method| -> Result<Vec<f64>> {
         for spec in &args.method_lrs {
-            let (name, list) = spec.split_once('=').with_context(|| format!("--method-lrs {spec}: expected METHOD=LR,LR"))?;
+            let (name, list) = spec
+                .split_once('=')
+                .with_context(|| format!("--method-lrs {spec}: expected METHOD=LR,LR"))?;
             if name.trim() == m.name() {
-                return list.split(',').map(|v| v.trim().parse::<f64>().with_context(|| format!("--method-lrs {spec}: {v:?} is not a number"))).collect();
+                return list
+                    .split(',')
+                    .map(|v| {
+                        v.trim()
+                            .parse::<f64>()
+                            .with_context(|| format!("--method-lrs {spec}: {v:?} is not a number"))
+                    })
+                    .collect();
             }
         }
-        Ok(if args.learning_rates.is_empty() { vec![base.learning_rate] } else { args.learning_rates.clone() })
+        Ok(if args.learning_rates.is_empty() {
+            vec![base.learning_rate]
+        } else {
+            args.learning_rates.clone()
+        })
     };
     let mut rows = Vec::new();
     for (method, tau) in settings {
@@ -291,7 +315,13 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
                     eprintln!("{name}: running");
                     run_printing(c, dir.clone(), false, &stop, true)?
                 };
-                rows.push(SweepRow { method, tau, lr, seed, summary });
+                rows.push(SweepRow {
+                    method,
+                    tau,
+                    lr,
+                    seed,
+                    summary,
+                });
             }
         }
     }
@@ -336,21 +366,59 @@ pub fn trade_off_table(rows: &[SweepRow]) -> Table {
         if !order.contains(&key) {
             order.push(key.clone());
         }
-        groups.entry(key).or_default().entry(format!("{:e}", r.lr)).or_default().push(r);
+        groups
+            .entry(key)
+            .or_default()
+            .entry(format!("{:e}", r.lr))
+            .or_default()
+            .push(r);
     }
     let mean = |v: &[Option<f64>]| -> Option<f64> {
         let v: Vec<f64> = v.iter().flatten().copied().collect();
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
     };
-    let header = ["method", "tau", "lr", "seeds", "forget_before", "forget_after", "forget_ratio", "retain_before", "retain_after", "retain_ratio", "model_utility_after", "forget_quality_after"];
+    let header = [
+        "method",
+        "tau",
+        "lr",
+        "seeds",
+        "forget_before",
+        "forget_after",
+        "forget_ratio",
+        "retain_before",
+        "retain_after",
+        "retain_ratio",
+        "model_utility_after",
+        "forget_quality_after",
+    ];
     let mut csv = header.join(",") + "\n";
     let mut md = String::from("| method | τ | lr | seeds | forget R-L before → after (×) | retain R-L before → after (×) | model utility after | forget quality after |\n|---|---|---|---|---|---|---|---|\n");
     for key in order {
         let by_lr = &groups[&key];
         let mut best: Option<(f64, &String)> = None;
         for (lr, runs) in by_lr {
-            let fr = mean(&runs.iter().map(|r| Some(metric(&r.summary, "after", "forget", "rougeL_recall")? / metric(&r.summary, "before", "forget", "rougeL_recall")?)).collect::<Vec<_>>());
-            let rr = mean(&runs.iter().map(|r| Some(metric(&r.summary, "after", "retain", "rougeL_recall")? / metric(&r.summary, "before", "retain", "rougeL_recall")?)).collect::<Vec<_>>());
+            let fr = mean(
+                &runs
+                    .iter()
+                    .map(|r| {
+                        Some(
+                            metric(&r.summary, "after", "forget", "rougeL_recall")?
+                                / metric(&r.summary, "before", "forget", "rougeL_recall")?,
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+            );
+            let rr = mean(
+                &runs
+                    .iter()
+                    .map(|r| {
+                        Some(
+                            metric(&r.summary, "after", "retain", "rougeL_recall")?
+                                / metric(&r.summary, "before", "retain", "rougeL_recall")?,
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+            );
             let score = rr.unwrap_or(0.0) - fr.unwrap_or(1.0);
             if best.is_none_or(|(b, _)| score > b) {
                 best = Some((score, lr));
@@ -358,23 +426,73 @@ pub fn trade_off_table(rows: &[SweepRow]) -> Table {
         }
         let Some((_, lr)) = best else { continue };
         let runs = &by_lr[lr];
-        let get = |when: &str, split: &str| mean(&runs.iter().map(|r| metric(&r.summary, when, split, "rougeL_recall")).collect::<Vec<_>>());
-        let (fb, fa, rb, ra) = (get("before", "forget"), get("after", "forget"), get("before", "retain"), get("after", "retain"));
-        let mu = mean(&runs.iter().map(|r| top(&r.summary, "after", "model_utility")).collect::<Vec<_>>());
-        let fq = mean(&runs.iter().map(|r| top(&r.summary, "after", "forget_quality")).collect::<Vec<_>>());
+        let get = |when: &str, split: &str| {
+            mean(
+                &runs
+                    .iter()
+                    .map(|r| metric(&r.summary, when, split, "rougeL_recall"))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let (fb, fa, rb, ra) = (
+            get("before", "forget"),
+            get("after", "forget"),
+            get("before", "retain"),
+            get("after", "retain"),
+        );
+        let mu = mean(
+            &runs
+                .iter()
+                .map(|r| top(&r.summary, "after", "model_utility"))
+                .collect::<Vec<_>>(),
+        );
+        let fq = mean(
+            &runs
+                .iter()
+                .map(|r| top(&r.summary, "after", "forget_quality"))
+                .collect::<Vec<_>>(),
+        );
         let ratio = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b);
         let f = |v: Option<f64>| v.map(|v| format!("{v:.3}")).unwrap_or_else(|| "–".into());
         let e = |v: Option<f64>| v.map(|v| format!("{v:.2e}")).unwrap_or_else(|| "–".into());
         let tau = key.1.clone().unwrap_or_default();
         csv.push_str(&format!(
             "{},{},{},{},{},{},{},{},{},{},{},{}\n",
-            key.0, tau, lr, runs.len(), f(fb), f(fa), f(ratio(fa, fb)), f(rb), f(ra), f(ratio(ra, rb)), f(mu), e(fq)
+            key.0,
+            tau,
+            lr,
+            runs.len(),
+            f(fb),
+            f(fa),
+            f(ratio(fa, fb)),
+            f(rb),
+            f(ra),
+            f(ratio(ra, rb)),
+            f(mu),
+            e(fq)
         ));
         md.push_str(&format!(
             "| {} | {} | {} | {} | {} → {} (×{}) | {} → {} (×{}) | {} | {} |\n",
-            Method::ALL.iter().find(|m| m.name() == key.0).map(|m| m.label()).unwrap_or(&key.0),
-            if tau.is_empty() { "–".to_string() } else { tau },
-            lr, runs.len(), f(fb), f(fa), f(ratio(fa, fb)), f(rb), f(ra), f(ratio(ra, rb)), f(mu), e(fq)
+            Method::ALL
+                .iter()
+                .find(|m| m.name() == key.0)
+                .map(|m| m.label())
+                .unwrap_or(&key.0),
+            if tau.is_empty() {
+                "–".to_string()
+            } else {
+                tau
+            },
+            lr,
+            runs.len(),
+            f(fb),
+            f(fa),
+            f(ratio(fa, fb)),
+            f(rb),
+            f(ra),
+            f(ratio(ra, rb)),
+            f(mu),
+            e(fq)
         ));
     }
     Table { csv, markdown: md }
@@ -383,5 +501,7 @@ pub fn trade_off_table(rows: &[SweepRow]) -> Table {
 /// Reads a finished run's summary.
 pub fn read_summary(run_dir: &Path) -> Result<serde_json::Value> {
     let path = run_dir.join("summary.json");
-    Ok(serde_json::from_str(&std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?)?)
+    Ok(serde_json::from_str(
+        &std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?,
+    )?)
 }

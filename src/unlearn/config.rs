@@ -122,13 +122,12 @@ impl UnlearnConfig {
         let key = key.trim();
         let mut value = toml::Value::try_from(&*self)?;
         let param_keys = toml::Value::try_from(MethodParams::default())?;
-        let path: Vec<&str> = if !key.contains('.')
-            && param_keys.as_table().is_some_and(|t| t.contains_key(key))
-        {
-            vec!["params", key]
-        } else {
-            key.split('.').collect()
-        };
+        let path: Vec<&str> =
+            if !key.contains('.') && param_keys.as_table().is_some_and(|t| t.contains_key(key)) {
+                vec!["params", key]
+            } else {
+                key.split('.').collect()
+            };
         let parsed: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
             Ok(mut t) => t.remove("v").expect("parsed above"),
             Err(_) => toml::Value::String(raw.trim().to_string()),
@@ -183,7 +182,13 @@ impl UnlearnConfig {
 fn optional_key(key: &str) -> bool {
     matches!(
         key,
-        "checkpoint" | "forget" | "retain" | "eval_retain" | "retain_model" | "stop_at_forget_rouge" | "eval_max_items"
+        "checkpoint"
+            | "forget"
+            | "retain"
+            | "eval_retain"
+            | "retain_model"
+            | "stop_at_forget_rouge"
+            | "eval_max_items"
     )
 }
 

@@ -24,7 +24,9 @@ use crate::device::{BackendTask, DeviceChoice};
 use crate::diffusion::batch::{SftBatch, SftExample};
 use crate::diffusion::loss::{LossWeighting, NoisedBatch};
 use crate::eval::cache;
-use crate::eval::protocol::{evaluate, EvalError, EvalReport, EvalSettings, EvalSplit, SampleDetail, SplitRole};
+use crate::eval::protocol::{
+    evaluate, EvalError, EvalReport, EvalSettings, EvalSplit, SampleDetail, SplitRole,
+};
 use crate::model::MaskedDiffusionLm;
 use crate::rng::SplitMix64;
 use crate::tokenizer::TextTokenizer;
@@ -61,8 +63,9 @@ impl Inputs {
             });
         }
         let need = |p: &Option<PathBuf>, what: &str| {
-            p.clone()
-                .with_context(|| format!("no {what}: pass --{what} (or --demo for the embedded demo)"))
+            p.clone().with_context(|| {
+                format!("no {what}: pass --{what} (or --demo for the embedded demo)")
+            })
         };
         Ok(Self {
             checkpoint: need(&config.checkpoint, "checkpoint")?,
@@ -83,7 +86,13 @@ struct TrainerState {
 }
 
 /// Runs a whole unlearning on the device `config.device` names.
-pub fn run(config: UnlearnConfig, run_dir: PathBuf, resume: bool, sink: &mut dyn FnMut(Event), stop: &StopFlag) -> Result<()> {
+pub fn run(
+    config: UnlearnConfig,
+    run_dir: PathBuf,
+    resume: bool,
+    sink: &mut dyn FnMut(Event),
+    stop: &StopFlag,
+) -> Result<()> {
     let choice = DeviceChoice::parse(&config.device).map_err(anyhow::Error::msg)?;
     let result = choice.run(RunTask {
         config,
@@ -95,14 +104,24 @@ pub fn run(config: UnlearnConfig, run_dir: PathBuf, resume: bool, sink: &mut dyn
     });
     if let Err(e) = &result {
         if e.downcast_ref::<Stopped>().is_none() {
-            sink(Event::Failed { error: format!("{e:#}") });
+            sink(Event::Failed {
+                error: format!("{e:#}"),
+            });
         }
     }
     result
 }
 
 /// Spawns the engine on a worker thread; events arrive on the returned channel.
-pub fn spawn(config: UnlearnConfig, run_dir: PathBuf, resume: bool) -> (std::sync::mpsc::Receiver<Event>, StopFlag, std::thread::JoinHandle<()>) {
+pub fn spawn(
+    config: UnlearnConfig,
+    run_dir: PathBuf,
+    resume: bool,
+) -> (
+    std::sync::mpsc::Receiver<Event>,
+    StopFlag,
+    std::thread::JoinHandle<()>,
+) {
     let (tx, rx) = std::sync::mpsc::channel();
     let stop = StopFlag::new();
     let flag = stop.clone();
@@ -148,17 +167,27 @@ struct Data {
 fn load_data(inputs: &Inputs, config: &UnlearnConfig, tokenizer: &TextTokenizer) -> Result<Data> {
     let forget_items = read_qa_file(&inputs.forget)?;
     if forget_items.is_empty() {
-        bail!("{}: the forget set is empty; nothing to unlearn", inputs.forget.display());
+        bail!(
+            "{}: the forget set is empty; nothing to unlearn",
+            inputs.forget.display()
+        );
     }
     let retain_items = read_qa_file(&inputs.retain)?;
     if retain_items.is_empty() && config.method.uses_retain() {
-        bail!("{}: the retain set is empty, and {} needs retain data", inputs.retain.display(), config.method.label());
+        bail!(
+            "{}: the retain set is empty, and {} needs retain data",
+            inputs.retain.display(),
+            config.method.label()
+        );
     }
     let encode = |items: &[QaItem], file: &Path| -> Result<Vec<SftExample>> {
         items
             .iter()
             .enumerate()
-            .map(|(i, it)| SftExample::encode(tokenizer, it).with_context(|| format!("{}: item {}", file.display(), i + 1)))
+            .map(|(i, it)| {
+                SftExample::encode(tokenizer, it)
+                    .with_context(|| format!("{}: item {}", file.display(), i + 1))
+            })
             .collect()
     };
     let forget = encode(&forget_items, &inputs.forget)?;
@@ -168,14 +197,34 @@ fn load_data(inputs: &Inputs, config: &UnlearnConfig, tokenizer: &TextTokenizer)
         None => evenly_spaced(&retain_items, config.eval_retain_items),
     };
     let mut splits = vec![
-        EvalSplit { name: "forget".into(), role: SplitRole::Forget, items: forget_items },
-        EvalSplit { name: "retain".into(), role: SplitRole::Retain, items: retain_eval },
+        EvalSplit {
+            name: "forget".into(),
+            role: SplitRole::Forget,
+            items: forget_items,
+        },
+        EvalSplit {
+            name: "retain".into(),
+            role: SplitRole::Retain,
+            items: retain_eval,
+        },
     ];
     for file in &inputs.eval_files {
-        let name = file.file_stem().and_then(|s| s.to_str()).unwrap_or("eval").to_string();
-        splits.push(EvalSplit { role: SplitRole::guess(&name), name, items: read_qa_file(file)? });
+        let name = file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("eval")
+            .to_string();
+        splits.push(EvalSplit {
+            role: SplitRole::guess(&name),
+            name,
+            items: read_qa_file(file)?,
+        });
     }
-    Ok(Data { forget, retain, splits })
+    Ok(Data {
+        forget,
+        retain,
+        splits,
+    })
 }
 
 /// `n` items spread evenly over `items` (TOFU evaluates a retain subset of the forget set's size).
@@ -205,20 +254,39 @@ fn batch_rows(n: usize, batch: usize, index: usize, seed: u64) -> Vec<usize> {
         .collect()
 }
 
-fn noised_batch(examples: &[SftExample], rows: &[usize], pad: u32, mask: u32, weighting: LossWeighting, rng: &mut SplitMix64) -> NoisedBatch {
+fn noised_batch(
+    examples: &[SftExample],
+    rows: &[usize],
+    pad: u32,
+    mask: u32,
+    weighting: LossWeighting,
+    rng: &mut SplitMix64,
+) -> NoisedBatch {
     let picked: Vec<&SftExample> = rows.iter().map(|&r| &examples[r]).collect();
     let batch = SftBatch::unlearning(&picked, pad);
     NoisedBatch::sample(&batch, rng, mask, weighting)
 }
 
 fn train<B: AutodiffBackend>(task: RunTask, device: &B::Device) -> Result<()> {
-    let RunTask { config, run_dir, resume, device_name, sink, stop } = task;
+    let RunTask {
+        config,
+        run_dir,
+        resume,
+        device_name,
+        sink,
+        stop,
+    } = task;
     let started = Instant::now();
     let stopped = |sink: &mut dyn FnMut(Event), step: usize| -> anyhow::Error {
-        sink(Event::Stopped { step, run_dir: run_dir.clone() });
+        sink(Event::Stopped {
+            step,
+            run_dir: run_dir.clone(),
+        });
         Stopped.into()
     };
-    sink(Event::Phase { phase: "loading".into() });
+    sink(Event::Phase {
+        phase: "loading".into(),
+    });
     let inputs = Inputs::resolve(&config)?;
     prepare_run_dir(&run_dir, &inputs, resume)?;
     let ckpt = Checkpoint::open(&inputs.checkpoint)?;
@@ -236,7 +304,9 @@ fn train<B: AutodiffBackend>(task: RunTask, device: &B::Device) -> Result<()> {
     if stop.is_set() {
         return Err(stopped(sink, 0));
     }
-    let budget = DeviceChoice::parse(&config.device).map_err(anyhow::Error::msg)?.memory_budget();
+    let budget = DeviceChoice::parse(&config.device)
+        .map_err(anyhow::Error::msg)?
+        .memory_budget();
     let mut model: MaskedDiffusionLm<B> = ckpt.load::<B>(device, &budget)?;
     let reference = model.valid();
     write_resolved_config(&run_dir, &config, &inputs, &ckpt, &device_name)?;
@@ -256,17 +326,44 @@ fn train<B: AutodiffBackend>(task: RunTask, device: &B::Device) -> Result<()> {
         tofu: config.eval_tofu,
         ..EvalSettings::full(config.eval_mc_samples)
     };
-    let live = EvalSettings { generation: config.generation.clone(), ..EvalSettings::live(config.live_mc_samples, config.live_items) };
-    let live_splits: Vec<EvalSplit> = data.splits.iter().filter(|s| matches!(s.role, SplitRole::Forget | SplitRole::Retain)).cloned().collect();
-    let split_key: Vec<(&String, SplitRole, &Vec<QaItem>)> = data.splits.iter().map(|s| (&s.name, s.role, &s.items)).collect();
-    let retain_model_tr = match (&inputs.retain_model, config.eval_tofu && (config.eval_before || config.eval_after)) {
+    let live = EvalSettings {
+        generation: config.generation.clone(),
+        ..EvalSettings::live(config.live_mc_samples, config.live_items)
+    };
+    let live_splits: Vec<EvalSplit> = data
+        .splits
+        .iter()
+        .filter(|s| matches!(s.role, SplitRole::Forget | SplitRole::Retain))
+        .cloned()
+        .collect();
+    let split_key: Vec<(&String, SplitRole, &Vec<QaItem>)> = data
+        .splits
+        .iter()
+        .map(|s| (&s.name, s.role, &s.items))
+        .collect();
+    let retain_model_tr = match (
+        &inputs.retain_model,
+        config.eval_tofu && (config.eval_before || config.eval_after),
+    ) {
         (Some(dir), true) => {
             let key = cache::key(dir, &[&split_key[0], &full, &device_name]);
-            match key.as_ref().and_then(|k| cache::load::<Vec<f64>>("retain-model-tr", k)) {
+            match key
+                .as_ref()
+                .and_then(|k| cache::load::<Vec<f64>>("retain-model-tr", k))
+            {
                 Some(tr) => Some(tr),
                 None => {
-                    sink(Event::Phase { phase: "scoring the retain-only model".into() });
-                    let tr = retain_model_truth_ratios::<B::InnerBackend>(dir, &data.splits[0], &full, &budget, device, &stop_check)?;
+                    sink(Event::Phase {
+                        phase: "scoring the retain-only model".into(),
+                    });
+                    let tr = retain_model_truth_ratios::<B::InnerBackend>(
+                        dir,
+                        &data.splits[0],
+                        &full,
+                        &budget,
+                        device,
+                        &stop_check,
+                    )?;
                     if let Some(k) = &key {
                         cache::store("retain-model-tr", k, &tr);
                     }
@@ -276,21 +373,32 @@ fn train<B: AutodiffBackend>(task: RunTask, device: &B::Device) -> Result<()> {
         }
         _ => None,
     };
-    let evaluate_full = |model: &MaskedDiffusionLm<B::InnerBackend>| -> Result<EvalReport, EvalError> {
-        let mut report = evaluate(model, &tokenizer, &data.splits, &full, device, &stop_check)?;
-        if let (Some(theirs), Some(ours)) = (&retain_model_tr, report.forget_truth_ratios()) {
-            report.forget_quality = crate::eval::protocol::forget_quality(&ours, theirs);
-        }
-        Ok(report)
-    };
+    let evaluate_full =
+        |model: &MaskedDiffusionLm<B::InnerBackend>| -> Result<EvalReport, EvalError> {
+            let mut report = evaluate(model, &tokenizer, &data.splits, &full, device, &stop_check)?;
+            if let (Some(theirs), Some(ours)) = (&retain_model_tr, report.forget_truth_ratios()) {
+                report.forget_quality = crate::eval::protocol::forget_quality(&ours, theirs);
+            }
+            Ok(report)
+        };
     let mut summary = serde_json::Map::new();
     let mut metrics_rows: Vec<serde_json::Value> = Vec::new();
-    let mut state = TrainerState { step: 0, live_history: Vec::new() };
-    let mut optim = crate::train::adamw(config.weight_decay as f32).init::<B, MaskedDiffusionLm<B>>();
+    let mut state = TrainerState {
+        step: 0,
+        live_history: Vec::new(),
+    };
+    let mut optim =
+        crate::train::adamw(config.weight_decay as f32).init::<B, MaskedDiffusionLm<B>>();
     if resume {
         if let Some((dir, saved)) = latest_checkpoint(&run_dir)? {
-            model = model.load_file(dir.join("trainer/model"), &Rec::new(), device).with_context(|| format!("{}: model record", dir.display()))?;
-            optim = optim.load_record(Rec::new().load(dir.join("trainer/optim").into(), device).with_context(|| format!("{}: optimiser record", dir.display()))?);
+            model = model
+                .load_file(dir.join("trainer/model"), &Rec::new(), device)
+                .with_context(|| format!("{}: model record", dir.display()))?;
+            optim = optim.load_record(
+                Rec::new()
+                    .load(dir.join("trainer/optim").into(), device)
+                    .with_context(|| format!("{}: optimiser record", dir.display()))?,
+            );
             state = saved;
             if let Ok(text) = std::fs::read_to_string(run_dir.join("summary_before.json")) {
                 summary.insert("before".into(), serde_json::from_str(&text)?);
@@ -299,15 +407,23 @@ fn train<B: AutodiffBackend>(task: RunTask, device: &B::Device) -> Result<()> {
     }
 
     if config.eval_before && !summary.contains_key("before") {
-        sink(Event::Phase { phase: "evaluating (before)".into() });
-        let key = cache::key(&inputs.checkpoint, &[&split_key, &full, &device_name, &retain_model_tr]);
-        let report = match key.as_ref().and_then(|k| cache::load::<(EvalReport, BTreeMap<String, Vec<SampleDetail>>)>("before", k)) {
+        sink(Event::Phase {
+            phase: "evaluating (before)".into(),
+        });
+        let key = cache::key(
+            &inputs.checkpoint,
+            &[&split_key, &full, &device_name, &retain_model_tr],
+        );
+        let report = match key.as_ref().and_then(|k| {
+            cache::load::<(EvalReport, BTreeMap<String, Vec<SampleDetail>>)>("before", k)
+        }) {
             Some((mut report, samples)) => {
                 report.samples = samples;
                 report
             }
             None => {
-                let report = evaluate_full(&reference).map_err(|e| eval_error(e, sink, &run_dir))?;
+                let report =
+                    evaluate_full(&reference).map_err(|e| eval_error(e, sink, &run_dir))?;
                 if let Some(k) = &key {
                     cache::store("before", k, &(&report, &report.samples));
                 }
@@ -316,25 +432,35 @@ fn train<B: AutodiffBackend>(task: RunTask, device: &B::Device) -> Result<()> {
         };
         record_full_eval(&run_dir, "before", 0, &report, sink)?;
         let value = serde_json::to_value(&report)?;
-        write_atomic(&run_dir.join("summary_before.json"), serde_json::to_string_pretty(&value)?.as_bytes())?;
+        write_atomic(
+            &run_dir.join("summary_before.json"),
+            serde_json::to_string_pretty(&value)?.as_bytes(),
+        )?;
         summary.insert("before".into(), value);
     }
 
-    sink(Event::Phase { phase: "training".into() });
+    sink(Event::Phase {
+        phase: "training".into(),
+    });
     let special = &tokenizer.special;
     let (mask, pad) = (special.mask, special.eos);
     let special_ids = special.all();
     let weighting = LossWeighting::for_architecture(ckpt.config.architecture);
     let uses_reference = config.method.uses_reference(&config.params);
     let micro = config.grad_accum.max(1);
-    let mut metrics_file = std::fs::OpenOptions::new().create(true).append(true).open(run_dir.join("metrics.jsonl"))?;
+    let mut metrics_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(run_dir.join("metrics.jsonl"))?;
     let mut live_start: Option<(f64, f64)> = state.live_history.first().map(|h| (h.1, h.2));
     let mut best: Option<(f64, usize)> = None;
     let mut last_tick = Instant::now();
     let mut step = state.step;
     while step < config.steps {
         if stop.is_set() {
-            save_trainer_checkpoint(&run_dir, &model, &optim, &ckpt, &inputs, &state, step, false)?;
+            save_trainer_checkpoint(
+                &run_dir, &model, &optim, &ckpt, &inputs, &state, step, false,
+            )?;
             write_csv(&run_dir, &metrics_rows)?;
             return Err(stopped(sink, step));
         }
@@ -349,12 +475,34 @@ fn train<B: AutodiffBackend>(task: RunTask, device: &B::Device) -> Result<()> {
         let mut tokens = 0usize;
         for m in 0..micro {
             let index = step * micro + m;
-            let mut rng = SplitMix64(config.seed ^ 0x0F0E_0000_0000 ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            let forget = noised_batch(&data.forget, &batch_rows(data.forget.len(), config.batch_size, index, config.seed), pad, mask, weighting, &mut rng);
+            let mut rng = SplitMix64(
+                config.seed ^ 0x0F0E_0000_0000 ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            );
+            let forget = noised_batch(
+                &data.forget,
+                &batch_rows(data.forget.len(), config.batch_size, index, config.seed),
+                pad,
+                mask,
+                weighting,
+                &mut rng,
+            );
             let retain = config.method.uses_retain().then(|| {
-                noised_batch(&data.retain, &batch_rows(data.retain.len(), config.batch_size, index, config.seed ^ 0x5E7A), pad, mask, weighting, &mut rng)
+                noised_batch(
+                    &data.retain,
+                    &batch_rows(
+                        data.retain.len(),
+                        config.batch_size,
+                        index,
+                        config.seed ^ 0x5E7A,
+                    ),
+                    pad,
+                    mask,
+                    weighting,
+                    &mut rng,
+                )
             });
-            tokens += forget.ids.len() * if uses_reference { 2 } else { 1 } + retain.as_ref().map_or(0, |r| r.ids.len());
+            tokens += forget.ids.len() * if uses_reference { 2 } else { 1 }
+                + retain.as_ref().map_or(0, |r| r.ids.len());
             let ctx = StepContext {
                 model: &model,
                 reference: uses_reference.then_some(&reference),
@@ -362,10 +510,14 @@ fn train<B: AutodiffBackend>(task: RunTask, device: &B::Device) -> Result<()> {
                 mask_id: mask,
                 special_ids: &special_ids,
             };
-            let batches = StepBatches { forget: &forget, retain: retain.as_ref() };
+            let batches = StepBatches {
+                forget: &forget,
+                retain: retain.as_ref(),
+            };
             let parts = config.method.loss(&ctx, &batches, &config.params);
             for (name, value) in parts.parts {
-                *parts_sum.entry(name.to_string()).or_default() += value.into_scalar().elem::<f64>() / micro as f64;
+                *parts_sum.entry(name.to_string()).or_default() +=
+                    value.into_scalar().elem::<f64>() / micro as f64;
             }
             let total = parts.total / micro as f32;
             loss_sum += total.clone().into_scalar().elem::<f64>();
@@ -376,7 +528,9 @@ fn train<B: AutodiffBackend>(task: RunTask, device: &B::Device) -> Result<()> {
             });
         }
         if !loss_sum.is_finite() {
-            save_trainer_checkpoint(&run_dir, &model, &optim, &ckpt, &inputs, &state, step, false)?;
+            save_trainer_checkpoint(
+                &run_dir, &model, &optim, &ckpt, &inputs, &state, step, false,
+            )?;
             bail!(
                 "step {}: the loss is {loss_sum} (not finite); the run stopped and kept the last good state (checkpoint-{step}). Lower the learning rate",
                 step + 1
@@ -407,22 +561,31 @@ fn train<B: AutodiffBackend>(task: RunTask, device: &B::Device) -> Result<()> {
         append_line(&mut metrics_file, &row)?;
         sink(event);
 
-        let live_now = config.live_every > 0 && (step % config.live_every == 0 || step == config.steps);
+        let live_now =
+            config.live_every > 0 && (step % config.live_every == 0 || step == config.steps);
         if live_now {
             let inner = model.valid();
-            let report = match evaluate(&inner, &tokenizer, &live_splits, &live, device, &stop_check) {
-                Ok(r) => r,
-                Err(EvalError::Stopped) => continue,
-                Err(e) => return Err(e.into()),
-            };
-            let (f, r) = (report.splits["forget"].rouge_l_recall, report.splits["retain"].rouge_l_recall);
+            let report =
+                match evaluate(&inner, &tokenizer, &live_splits, &live, device, &stop_check) {
+                    Ok(r) => r,
+                    Err(EvalError::Stopped) => continue,
+                    Err(e) => return Err(e.into()),
+                };
+            let (f, r) = (
+                report.splits["forget"].rouge_l_recall,
+                report.splits["retain"].rouge_l_recall,
+            );
             state.live_history.push((step, f, r));
             let start = *live_start.get_or_insert((f, r));
             if let Some(obj) = row.as_object_mut() {
                 obj.insert("live_forget_rougeL_recall".into(), f.into());
                 obj.insert("live_retain_rougeL_recall".into(), r.into());
             }
-            let event = Event::Eval { step, when: "step".into(), report };
+            let event = Event::Eval {
+                step,
+                when: "step".into(),
+                report,
+            };
             append_line(&mut metrics_file, &serde_json::to_value(&event)?)?;
             sink(event);
             if start.1 > 0.0 && r < config.collapse_fraction * start.1 {
@@ -438,7 +601,10 @@ fn train<B: AutodiffBackend>(task: RunTask, device: &B::Device) -> Result<()> {
             if best.is_none_or(|(b, _)| r - f > b) {
                 best = Some((r - f, step));
             }
-            if config.stop_at_forget_rouge.is_some_and(|target| f <= target) {
+            if config
+                .stop_at_forget_rouge
+                .is_some_and(|target| f <= target)
+            {
                 sink(Event::Warning { message: format!("step {step}: live forget ROUGE-L {f:.3} reached the target; stopping early") });
                 metrics_rows.push(row);
                 break;
@@ -447,20 +613,30 @@ fn train<B: AutodiffBackend>(task: RunTask, device: &B::Device) -> Result<()> {
         metrics_rows.push(row);
         if config.save_every > 0 && step % config.save_every == 0 && step < config.steps {
             let is_best = best.is_some_and(|(_, s)| s == step);
-            let path = save_trainer_checkpoint(&run_dir, &model, &optim, &ckpt, &inputs, &state, step, is_best)?;
-            sink(Event::Checkpoint { step, path, best: is_best });
+            let path = save_trainer_checkpoint(
+                &run_dir, &model, &optim, &ckpt, &inputs, &state, step, is_best,
+            )?;
+            sink(Event::Checkpoint {
+                step,
+                path,
+                best: is_best,
+            });
         }
     }
     write_csv(&run_dir, &metrics_rows)?;
 
     let inner = model.valid();
     if config.eval_after {
-        sink(Event::Phase { phase: "evaluating (after)".into() });
+        sink(Event::Phase {
+            phase: "evaluating (after)".into(),
+        });
         let report = evaluate_full(&inner).map_err(|e| eval_error(e, sink, &run_dir))?;
         record_full_eval(&run_dir, "after", step, &report, sink)?;
         summary.insert("after".into(), serde_json::to_value(&report)?);
     }
-    sink(Event::Phase { phase: "saving".into() });
+    sink(Event::Phase {
+        phase: "saving".into(),
+    });
     let model_dir = run_dir.join("model");
     if model_dir.exists() {
         std::fs::remove_dir_all(&model_dir)?;
@@ -473,15 +649,25 @@ fn train<B: AutodiffBackend>(task: RunTask, device: &B::Device) -> Result<()> {
     summary.insert("wall_s".into(), started.elapsed().as_secs_f64().into());
     summary.insert("protocols".into(), protocol_legend());
     let summary = serde_json::Value::Object(summary);
-    write_atomic(&run_dir.join("summary.json"), serde_json::to_string_pretty(&summary)?.as_bytes())?;
-    sink(Event::Finished { run_dir: run_dir.clone(), model_dir, summary });
+    write_atomic(
+        &run_dir.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )?;
+    sink(Event::Finished {
+        run_dir: run_dir.clone(),
+        model_dir,
+        summary,
+    });
     Ok(())
 }
 
 fn eval_error(e: EvalError, sink: &mut dyn FnMut(Event), run_dir: &Path) -> anyhow::Error {
     match e {
         EvalError::Stopped => {
-            sink(Event::Stopped { step: 0, run_dir: run_dir.to_path_buf() });
+            sink(Event::Stopped {
+                step: 0,
+                run_dir: run_dir.to_path_buf(),
+            });
             Stopped.into()
         }
         other => other.into(),
@@ -503,57 +689,120 @@ pub fn protocol_legend() -> serde_json::Value {
     })
 }
 
-fn record_full_eval(run_dir: &Path, when: &str, step: usize, report: &EvalReport, sink: &mut dyn FnMut(Event)) -> Result<()> {
+fn record_full_eval(
+    run_dir: &Path,
+    when: &str,
+    step: usize,
+    report: &EvalReport,
+    sink: &mut dyn FnMut(Event),
+) -> Result<()> {
     let mut lines = String::new();
     for (split, samples) in &report.samples {
         for s in samples {
             let mut v = serde_json::to_value(s)?;
-            v.as_object_mut().expect("object").insert("split".into(), split.clone().into());
+            v.as_object_mut()
+                .expect("object")
+                .insert("split".into(), split.clone().into());
             lines.push_str(&(v.to_string() + "\n"));
         }
-        sink(Event::Samples { step, when: when.into(), split: split.clone(), samples: samples.clone() });
+        sink(Event::Samples {
+            step,
+            when: when.into(),
+            split: split.clone(),
+            samples: samples.clone(),
+        });
     }
-    write_atomic(&run_dir.join(format!("samples_{when}.jsonl")), lines.as_bytes())?;
-    sink(Event::Eval { step, when: when.into(), report: report.clone() });
+    write_atomic(
+        &run_dir.join(format!("samples_{when}.jsonl")),
+        lines.as_bytes(),
+    )?;
+    sink(Event::Eval {
+        step,
+        when: when.into(),
+        report: report.clone(),
+    });
     Ok(())
 }
 
 /// The retain-only model's raw TOFU truth ratios on the forget split (computed once per run).
-fn retain_model_truth_ratios<B: Backend>(dir: &Path, forget: &EvalSplit, settings: &EvalSettings, budget: &checkpoint::MemoryBudget, device: &B::Device, stop: &dyn Fn() -> bool) -> Result<Vec<f64>> {
+fn retain_model_truth_ratios<B: Backend>(
+    dir: &Path,
+    forget: &EvalSplit,
+    settings: &EvalSettings,
+    budget: &checkpoint::MemoryBudget,
+    device: &B::Device,
+    stop: &dyn Fn() -> bool,
+) -> Result<Vec<f64>> {
     let ckpt = Checkpoint::open(dir)?;
     let tokenizer = TextTokenizer::from_dir(dir, &ckpt.config)?;
     let model = ckpt.load::<B>(device, budget)?;
-    let items = &forget.items[..settings.max_items.unwrap_or(usize::MAX).min(forget.items.len())];
-    let samples = crate::eval::protocol::likelihood_only(&model, &tokenizer, items, forget.role, settings, device, stop)?;
+    let items = &forget.items[..settings
+        .max_items
+        .unwrap_or(usize::MAX)
+        .min(forget.items.len())];
+    let samples = crate::eval::protocol::likelihood_only(
+        &model,
+        &tokenizer,
+        items,
+        forget.role,
+        settings,
+        device,
+        stop,
+    )?;
     samples
         .iter()
         .map(|s| s.truth_ratio_tofu)
         .collect::<Option<Vec<f64>>>()
-        .with_context(|| format!("{}: forget items need perturbed answers for forget quality", dir.display()))
+        .with_context(|| {
+            format!(
+                "{}: forget items need perturbed answers for forget quality",
+                dir.display()
+            )
+        })
 }
 
 fn prepare_run_dir(run_dir: &Path, inputs: &Inputs, resume: bool) -> Result<()> {
     if let Ok(canon) = run_dir.canonicalize() {
-        if inputs.checkpoint.canonicalize().is_ok_and(|c| canon.starts_with(&c)) {
-            bail!("{}: the run directory is inside the input checkpoint; choose another folder", run_dir.display());
+        if inputs
+            .checkpoint
+            .canonicalize()
+            .is_ok_and(|c| canon.starts_with(&c))
+        {
+            bail!(
+                "{}: the run directory is inside the input checkpoint; choose another folder",
+                run_dir.display()
+            );
         }
     }
     if run_dir.exists() && !resume {
-        let non_empty = std::fs::read_dir(run_dir).map(|mut d| d.next().is_some()).unwrap_or(true);
+        let non_empty = std::fs::read_dir(run_dir)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true);
         if non_empty {
-            bail!("{}: the run directory exists and is not empty; choose a new one, or pass --resume", run_dir.display());
+            bail!(
+                "{}: the run directory exists and is not empty; choose a new one, or pass --resume",
+                run_dir.display()
+            );
         }
     }
-    std::fs::create_dir_all(run_dir).with_context(|| format!("{}: cannot create the run directory", run_dir.display()))?;
+    std::fs::create_dir_all(run_dir)
+        .with_context(|| format!("{}: cannot create the run directory", run_dir.display()))?;
     let probe = run_dir.join(".write-test");
-    std::fs::write(&probe, b"").with_context(|| format!("{}: the run directory is not writable", run_dir.display()))?;
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("{}: the run directory is not writable", run_dir.display()))?;
     let _ = std::fs::remove_file(probe);
     Ok(())
 }
 
 /// `config.toml` (loadable with `--config`, used by `--resume`) and `run_info.json` (what the
 /// config resolved to on this machine: inputs, device, dtype, versions).
-fn write_resolved_config(run_dir: &Path, config: &UnlearnConfig, inputs: &Inputs, ckpt: &Checkpoint, device: &str) -> Result<()> {
+fn write_resolved_config(
+    run_dir: &Path,
+    config: &UnlearnConfig,
+    inputs: &Inputs,
+    ckpt: &Checkpoint,
+    device: &str,
+) -> Result<()> {
     write_atomic(&run_dir.join("config.toml"), config.to_toml().as_bytes())?;
     let info = serde_json::json!({
         "checkpoint": inputs.checkpoint,
@@ -571,7 +820,10 @@ fn write_resolved_config(run_dir: &Path, config: &UnlearnConfig, inputs: &Inputs
         "mdu_workbench": env!("CARGO_PKG_VERSION"),
         "burn": "0.21.0",
     });
-    write_atomic(&run_dir.join("run_info.json"), serde_json::to_string_pretty(&info)?.as_bytes())?;
+    write_atomic(
+        &run_dir.join("run_info.json"),
+        serde_json::to_string_pretty(&info)?.as_bytes(),
+    )?;
     Ok(())
 }
 
@@ -593,9 +845,17 @@ fn save_trainer_checkpoint<B: AutodiffBackend, O: Optimizer<MaskedDiffusionLm<B>
     checkpoint::save(&model.valid(), &ckpt.layout, Some(&inputs.checkpoint), &dir)?;
     let trainer = dir.join("trainer");
     std::fs::create_dir_all(&trainer)?;
-    model.clone().save_file(trainer.join("model"), &Rec::new()).context("saving the model record")?;
-    Rec::new().record(optim.to_record(), trainer.join("optim")).context("saving the optimiser record")?;
-    write_atomic(&trainer.join("state.json"), serde_json::to_string(state)?.as_bytes())?;
+    model
+        .clone()
+        .save_file(trainer.join("model"), &Rec::new())
+        .context("saving the model record")?;
+    Rec::new()
+        .record(optim.to_record(), trainer.join("optim"))
+        .context("saving the optimiser record")?;
+    write_atomic(
+        &trainer.join("state.json"),
+        serde_json::to_string(state)?.as_bytes(),
+    )?;
     if best {
         write_atomic(&run_dir.join("best_checkpoint.json"), serde_json::json!({"step": step, "path": dir, "criterion": "highest live retain minus forget ROUGE-L recall"}).to_string().as_bytes())?;
     }
@@ -607,7 +867,8 @@ fn latest_checkpoint(run_dir: &Path) -> Result<Option<(PathBuf, TrainerState)>> 
     for entry in std::fs::read_dir(run_dir)?.flatten() {
         let file = entry.path().join("trainer/state.json");
         if let Ok(text) = std::fs::read_to_string(&file) {
-            let state: TrainerState = serde_json::from_str(&text).with_context(|| file.display().to_string())?;
+            let state: TrainerState =
+                serde_json::from_str(&text).with_context(|| file.display().to_string())?;
             if best.as_ref().is_none_or(|b| state.step > b.1.step) {
                 best = Some((entry.path(), state));
             }
@@ -636,14 +897,31 @@ fn write_csv(run_dir: &Path, rows: &[serde_json::Value]) -> Result<()> {
         out.push_str(&format!(",loss_{p}"));
     }
     out.push_str(",lr,grad_norm,tokens_per_s,elapsed_s,live_forget_rougeL_recall,live_retain_rougeL_recall\n");
-    let num = |r: &serde_json::Value, k: &str| r.get(k).and_then(|v| v.as_f64()).map(|v| v.to_string()).unwrap_or_default();
+    let num = |r: &serde_json::Value, k: &str| {
+        r.get(k)
+            .and_then(|v| v.as_f64())
+            .map(|v| v.to_string())
+            .unwrap_or_default()
+    };
     for r in rows {
         out.push_str(&format!("{},{}", num(r, "step"), num(r, "loss")));
         for p in &part_names {
-            let v = r.get("parts").and_then(|x| x.get(p)).and_then(|v| v.as_f64()).map(|v| v.to_string()).unwrap_or_default();
+            let v = r
+                .get("parts")
+                .and_then(|x| x.get(p))
+                .and_then(|v| v.as_f64())
+                .map(|v| v.to_string())
+                .unwrap_or_default();
             out.push_str(&format!(",{v}"));
         }
-        for k in ["lr", "grad_norm", "tokens_per_s", "elapsed_s", "live_forget_rougeL_recall", "live_retain_rougeL_recall"] {
+        for k in [
+            "lr",
+            "grad_norm",
+            "tokens_per_s",
+            "elapsed_s",
+            "live_forget_rougeL_recall",
+            "live_retain_rougeL_recall",
+        ] {
             out.push_str(&format!(",{}", num(r, k)));
         }
         out.push('\n');

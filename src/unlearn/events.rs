@@ -14,7 +14,9 @@ use crate::eval::protocol::{EvalReport, SampleDetail};
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// A phase began: "loading", "evaluating (before)", "training", "evaluating (after)", "saving".
-    Phase { phase: String },
+    Phase {
+        phase: String,
+    },
     Loaded {
         architecture: String,
         parameters: u64,
@@ -46,8 +48,14 @@ pub enum Event {
         split: String,
         samples: Vec<SampleDetail>,
     },
-    Checkpoint { step: usize, path: PathBuf, best: bool },
-    Warning { message: String },
+    Checkpoint {
+        step: usize,
+        path: PathBuf,
+        best: bool,
+    },
+    Warning {
+        message: String,
+    },
     /// The run ended normally.
     Finished {
         run_dir: PathBuf,
@@ -55,8 +63,13 @@ pub enum Event {
         summary: serde_json::Value,
     },
     /// The run was stopped on request; the run directory is complete up to `step`.
-    Stopped { step: usize, run_dir: PathBuf },
-    Failed { error: String },
+    Stopped {
+        step: usize,
+        run_dir: PathBuf,
+    },
+    Failed {
+        error: String,
+    },
 }
 
 /// A cheap, shareable request to stop (Ctrl-C, the GUI's Stop button).

@@ -16,10 +16,25 @@ fn recall(dir: &std::path::Path, file: &std::path::Path) -> f64 {
     let ckpt = Checkpoint::open(dir).unwrap();
     let tokenizer = TextTokenizer::from_dir(dir, &ckpt.config).unwrap();
     let device = Default::default();
-    let model = ckpt.load::<CpuBackend>(&device, &MemoryBudget::unlimited("cpu")).unwrap();
+    let model = ckpt
+        .load::<CpuBackend>(&device, &MemoryBudget::unlimited("cpu"))
+        .unwrap();
     let items = read_qa_file(file).unwrap();
-    let answers = generate_answers(&model, &tokenizer, &items, &Generation::Demo { margin: 4 }, 64, &device, &|| false).unwrap();
-    let scores: Vec<f64> = items.iter().zip(&answers).map(|(it, a)| rouge_l(&it.answer, a).recall).collect();
+    let answers = generate_answers(
+        &model,
+        &tokenizer,
+        &items,
+        &Generation::Demo { margin: 4 },
+        64,
+        &device,
+        &|| false,
+    )
+    .unwrap();
+    let scores: Vec<f64> = items
+        .iter()
+        .zip(&answers)
+        .map(|(it, a)| rouge_l(&it.answer, a).recall)
+        .collect();
     scores.iter().sum::<f64>() / scores.len() as f64
 }
 
@@ -29,19 +44,36 @@ fn shipped_demo_reproduces_its_recorded_scores() {
     let demo = embedded::unpack_into(tmp.path()).unwrap();
     // Unpacking again finds the complete copy instead of writing a second one.
     assert_eq!(embedded::unpack_into(tmp.path()).unwrap().root, demo.root);
-    let recorded: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&demo.scores).unwrap()).unwrap();
+    let recorded: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&demo.scores).unwrap()).unwrap();
     let mut seen = Vec::new();
     for (model_key, dir) in [("model", &demo.model), ("retain_model", &demo.retain_model)] {
         for (split, file) in [("forget", &demo.forget), ("retain", &demo.retain_eval)] {
             let ours = recall(dir, file);
-            let theirs = recorded[model_key][split]["rougeL_recall"].as_f64().unwrap_or_else(|| panic!("scores.json: {model_key}.{split}.rougeL_recall"));
-            assert!((ours - theirs).abs() <= 0.02, "{model_key}/{split}: {ours:.4} now, {theirs:.4} recorded");
+            let theirs = recorded[model_key][split]["rougeL_recall"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("scores.json: {model_key}.{split}.rougeL_recall"));
+            assert!(
+                (ours - theirs).abs() <= 0.02,
+                "{model_key}/{split}: {ours:.4} now, {theirs:.4} recorded"
+            );
             seen.push(ours);
         }
     }
-    let [model_forget, model_retain, retain_only_forget, retain_only_retain] = seen[..] else { unreachable!() };
-    assert!(model_forget >= 0.85 && model_retain >= 0.85, "memorised model: forget {model_forget:.3}, retain {model_retain:.3}");
+    let [model_forget, model_retain, retain_only_forget, retain_only_retain] = seen[..] else {
+        unreachable!()
+    };
+    assert!(
+        model_forget >= 0.85 && model_retain >= 0.85,
+        "memorised model: forget {model_forget:.3}, retain {model_retain:.3}"
+    );
     // Same recipe with 10 % less data; it lands a little lower (0.825 recorded), so 0.8 here.
-    assert!(retain_only_retain >= 0.8, "retain-only model on retain: {retain_only_retain:.3}");
-    assert!(retain_only_forget < model_forget - 0.3, "the retain-only model never saw the forget people: {retain_only_forget:.3}");
+    assert!(
+        retain_only_retain >= 0.8,
+        "retain-only model on retain: {retain_only_retain:.3}"
+    );
+    assert!(
+        retain_only_forget < model_forget - 0.3,
+        "the retain-only model never saw the forget people: {retain_only_forget:.3}"
+    );
 }

@@ -20,5 +20,5 @@ mod sampler;
 mod score;
 mod stats;
 mod tokenizer;
-mod unlearn;
 mod training;
+mod unlearn;

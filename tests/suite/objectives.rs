@@ -89,14 +89,18 @@ fn rel_close(got: f64, want: f64, scale: f64, tol: f64) -> bool {
 
 #[test]
 fn objectives_match_pytorch() {
-    in_own_process("objectives::objectives_match_pytorch", || compare::<Ad>(false, 5e-5));
+    in_own_process("objectives::objectives_match_pytorch", || {
+        compare::<Ad>(false, 5e-5)
+    });
 }
 
 /// In f64 the same code must meet the f64 PyTorch values almost exactly: any gap left in f32 is
 /// rounding, not a formula difference.
 #[test]
 fn objectives_match_pytorch_in_f64() {
-    in_own_process("objectives::objectives_match_pytorch_in_f64", || compare::<Ad64>(true, 1e-6));
+    in_own_process("objectives::objectives_match_pytorch_in_f64", || {
+        compare::<Ad64>(true, 1e-6)
+    });
 }
 
 /// Burn's ndarray backends for f32 and f64 share one CPU device whose float dtype is fixed by the
@@ -154,29 +158,56 @@ fn compare<Ad: burn::tensor::backend::AutodiffBackend>(use_f64: bool, tol: f64) 
         let parts = case.method.loss(&ctx, &batches, &case.params);
         let (want_loss, want_parts, want_global, want_norms, want_heads) = if use_f64 {
             let r = &case.f64;
-            (r.loss, &r.parts, r.global_grad_norm, &r.grad_norm, &r.grad_head)
+            (
+                r.loss,
+                &r.parts,
+                r.global_grad_norm,
+                &r.grad_norm,
+                &r.grad_head,
+            )
         } else {
-            (case.loss, &case.parts, case.global_grad_norm, &case.grad_norm, &case.grad_head)
+            (
+                case.loss,
+                &case.parts,
+                case.global_grad_norm,
+                &case.grad_norm,
+                &case.grad_head,
+            )
         };
         let mut check = |what: String, got: f64, want: f64, scale: f64| {
             checked += 1;
             // dream_gqa's all-zero padding row of the embedding passes RMSNorm's 1/√eps = 1000
             // gain into its gradient, which magnifies f32 rounding there (the f64 run is unaffected).
-            let tol = if !use_f64 && case.model.starts_with("dream") { tol * 2.0 } else { tol };
+            let tol = if !use_f64 && case.model.starts_with("dream") {
+                tol * 2.0
+            } else {
+                tol
+            };
             if !rel_close(got, want, scale, tol) {
                 failures.push(format!("{}: {what}: got {got:e}, want {want:e}", case.name));
             }
         };
         for (name, value) in &parts.parts {
             let want = want_parts[*name];
-            check(format!("part {name}"), value.clone().into_scalar().elem::<f64>(), want, 0.0);
+            check(
+                format!("part {name}"),
+                value.clone().into_scalar().elem::<f64>(),
+                want,
+                0.0,
+            );
         }
         let loss = parts.total.clone().into_scalar().elem::<f64>();
         check("loss".into(), loss, want_loss, 0.0);
         let grads = parts.total.backward();
         let named = model.map_named(
-            |p| p.grad(&grads).map(|g| g.into_data().convert::<f64>().to_vec::<f64>().unwrap()),
-            |p| p.grad(&grads).map(|g| g.into_data().convert::<f64>().to_vec::<f64>().unwrap()),
+            |p| {
+                p.grad(&grads)
+                    .map(|g| g.into_data().convert::<f64>().to_vec::<f64>().unwrap())
+            },
+            |p| {
+                p.grad(&grads)
+                    .map(|g| g.into_data().convert::<f64>().to_vec::<f64>().unwrap())
+            },
         );
         let mut global = 0.0f64;
         for (name, grad) in &named {
@@ -200,5 +231,10 @@ fn compare<Ad: burn::tensor::backend::AutodiffBackend>(use_f64: bool, tol: f64) 
         check("global grad norm".into(), global.sqrt(), want_global, 0.0);
     }
     assert!(checked > 100, "only {checked} values compared");
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -159,7 +159,12 @@ fn gradient_accumulation_equals_the_mean_loss_gradient() {
     let noised = |range: std::ops::Range<usize>, seed: u64| {
         let refs: Vec<&SftExample> = examples[range].iter().collect();
         let batch = SftBatch::new(&refs, text.special.eos);
-        NoisedBatch::sample(&batch, &mut SplitMix64(seed), text.special.mask, LossWeighting::InverseTime)
+        NoisedBatch::sample(
+            &batch,
+            &mut SplitMix64(seed),
+            text.special.mask,
+            LossWeighting::InverseTime,
+        )
     };
     let (a, b) = (noised(0..3, 11), noised(3..6, 12));
     let ga = GradientsParams::from_grads((mdlm_loss(&model, &a, &device) / 2.0).backward(), &model);
@@ -169,11 +174,32 @@ fn gradient_accumulation_equals_the_mean_loss_gradient() {
     let joint = GradientsParams::from_grads(joint.backward(), &model);
     let total = global_grad_norm::<Ad, _>(&model, &joint);
     assert!(total > 0.0);
-    for (name, w) in [("embed", &model.embed), ("lm_head", &model.lm_head), ("q0", &model.blocks[0].q)] {
-        let x = accumulated.get::<CpuBackend, 2>(w.id).unwrap().into_data().to_vec::<f32>().unwrap();
-        let y = joint.get::<CpuBackend, 2>(w.id).unwrap().into_data().to_vec::<f32>().unwrap();
-        let worst = x.iter().zip(&y).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max);
+    for (name, w) in [
+        ("embed", &model.embed),
+        ("lm_head", &model.lm_head),
+        ("q0", &model.blocks[0].q),
+    ] {
+        let x = accumulated
+            .get::<CpuBackend, 2>(w.id)
+            .unwrap()
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        let y = joint
+            .get::<CpuBackend, 2>(w.id)
+            .unwrap()
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        let worst = x
+            .iter()
+            .zip(&y)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0, f32::max);
         // f32 sums in a different order: 1e-6 of the global gradient norm.
-        assert!(worst as f64 <= 1e-6 * total, "{name}: max |Δ| {worst:e} (norm {total})");
+        assert!(
+            worst as f64 <= 1e-6 * total,
+            "{name}: max |Δ| {worst:e} (norm {total})"
+        );
     }
 }

@@ -23,8 +23,25 @@ fn data_files(dir: &Path) -> (PathBuf, PathBuf) {
     };
     let forget = dir.join("forget.jsonl");
     let retain = dir.join("retain.jsonl");
-    std::fs::write(&forget, [item("Who wrote the red book?", "Ana Voss wrote it in 1990."), item("Where does Ana live?", "Ana lives in a blue house.")].join("\n")).unwrap();
-    std::fs::write(&retain, [item("What is two plus two?", "Two plus two is four."), item("What colour is the sky?", "The sky is blue."), item("Who is Ben?", "Ben is a baker.")].join("\n")).unwrap();
+    std::fs::write(
+        &forget,
+        [
+            item("Who wrote the red book?", "Ana Voss wrote it in 1990."),
+            item("Where does Ana live?", "Ana lives in a blue house."),
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        &retain,
+        [
+            item("What is two plus two?", "Two plus two is four."),
+            item("What colour is the sky?", "The sky is blue."),
+            item("Who is Ben?", "Ben is a baker."),
+        ]
+        .join("\n"),
+    )
+    .unwrap();
     (forget, retain)
 }
 
@@ -33,7 +50,12 @@ fn tree_digest(dir: &Path) -> Vec<(String, Vec<u8>)> {
         .unwrap()
         .flatten()
         .filter(|e| e.path().is_file())
-        .map(|e| (e.file_name().to_string_lossy().into(), std::fs::read(e.path()).unwrap()))
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
         .collect();
     out.sort();
     out
@@ -55,10 +77,26 @@ fn stderr(out: &Output) -> String {
 /// The common flags of a tiny, fast run on the fixture.
 fn tiny(forget: &Path, retain: &Path, ckpt: &Path, out: &Path) -> Vec<String> {
     [
-        "--checkpoint", &ckpt.display().to_string(), "--forget", &forget.display().to_string(),
-        "--retain", &retain.display().to_string(), "--out", &out.display().to_string(),
-        "--device", "cpu", "--steps", "3", "--batch-size", "2",
-        "--set", "live_every=2", "--set", "eval_mc_samples=2", "--set", "live_mc_samples=2",
+        "--checkpoint",
+        &ckpt.display().to_string(),
+        "--forget",
+        &forget.display().to_string(),
+        "--retain",
+        &retain.display().to_string(),
+        "--out",
+        &out.display().to_string(),
+        "--device",
+        "cpu",
+        "--steps",
+        "3",
+        "--batch-size",
+        "2",
+        "--set",
+        "live_every=2",
+        "--set",
+        "eval_mc_samples=2",
+        "--set",
+        "live_mc_samples=2",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -74,7 +112,10 @@ fn unlearn_writes_a_complete_run_directory_and_leaves_the_input_alone() {
     let run = tmp.path().join("run");
     let args = tiny(&forget, &retain, &ckpt, &run);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = unlearn(&[&args[..], &["--method", "mdu", "--tau", "0.5"]].concat(), &[]);
+    let out = unlearn(
+        &[&args[..], &["--method", "mdu", "--tau", "0.5"]].concat(),
+        &[],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     // Every stdout line is one JSON event; steps 1..=3 arrive in order, then `finished`.
     let events: Vec<Event> = String::from_utf8(out.stdout)
@@ -82,14 +123,37 @@ fn unlearn_writes_a_complete_run_directory_and_leaves_the_input_alone() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
         .collect();
-    let steps: Vec<usize> = events.iter().filter_map(|e| match e { Event::Step { step, parts, .. } => { assert!(parts.contains_key("forget") && parts.contains_key("retain")); Some(*step) } _ => None }).collect();
+    let steps: Vec<usize> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Step { step, parts, .. } => {
+                assert!(parts.contains_key("forget") && parts.contains_key("retain"));
+                Some(*step)
+            }
+            _ => None,
+        })
+        .collect();
     assert_eq!(steps, vec![1, 2, 3]);
-    assert!(events.iter().any(|e| matches!(e, Event::Eval { when, .. } if when == "step")), "live evaluation events");
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Eval { when, .. } if when == "step")),
+        "live evaluation events"
+    );
     assert!(matches!(events.last(), Some(Event::Finished { .. })));
-    for f in ["config.toml", "run_info.json", "metrics.jsonl", "metrics.csv", "samples_before.jsonl", "samples_after.jsonl", "summary.json"] {
+    for f in [
+        "config.toml",
+        "run_info.json",
+        "metrics.jsonl",
+        "metrics.csv",
+        "samples_before.jsonl",
+        "samples_after.jsonl",
+        "summary.json",
+    ] {
         assert!(run.join(f).is_file(), "{f} missing");
     }
-    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
     for when in ["before", "after"] {
         for split in ["forget", "retain"] {
             let r = summary[when][split]["rougeL_recall"].as_f64().unwrap();
@@ -113,7 +177,18 @@ fn stop_leaves_a_resumable_run() {
     let tmp = tempfile::tempdir().unwrap();
     let (forget, retain) = data_files(tmp.path());
     let run = tmp.path().join("run");
-    let mut config = UnlearnConfig { checkpoint: Some(fixture("llada_f32")), forget: Some(forget), retain: Some(retain), device: "cpu".into(), steps: 6, batch_size: 2, live_every: 0, eval_before: false, eval_after: false, ..Default::default() };
+    let mut config = UnlearnConfig {
+        checkpoint: Some(fixture("llada_f32")),
+        forget: Some(forget),
+        retain: Some(retain),
+        device: "cpu".into(),
+        steps: 6,
+        batch_size: 2,
+        live_every: 0,
+        eval_before: false,
+        eval_after: false,
+        ..Default::default()
+    };
     config.method = mdu_workbench::unlearn::Method::Npo;
     let (events, stop, handle) = engine::spawn(config, run.clone(), false);
     let mut stopped_at = None;
@@ -128,16 +203,30 @@ fn stop_leaves_a_resumable_run() {
     handle.join().unwrap();
     let step = stopped_at.expect("a Stopped event");
     assert!((2..6).contains(&step), "stopped at {step}");
-    assert!(run.join(format!("checkpoint-{step}/trainer/state.json")).is_file());
+    assert!(run
+        .join(format!("checkpoint-{step}/trainer/state.json"))
+        .is_file());
     mdu_workbench::Checkpoint::open(&run.join(format!("checkpoint-{step}"))).unwrap();
     // --resume continues from there to the end.
-    let out = mdu().args(["unlearn", "--quiet", "--resume"]).arg(&run).output().unwrap();
+    let out = mdu()
+        .args(["unlearn", "--quiet", "--resume"])
+        .arg(&run)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let steps: Vec<usize> = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().filter_map(|l| {
-        let v: serde_json::Value = serde_json::from_str(l).unwrap();
-        (v["event"] == "step").then(|| v["step"].as_u64().unwrap() as usize)
-    }).collect();
-    assert_eq!(steps, (1..=6).collect::<Vec<_>>(), "each step exactly once across the stop");
+    let steps: Vec<usize> = std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (v["event"] == "step").then(|| v["step"].as_u64().unwrap() as usize)
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        (1..=6).collect::<Vec<_>>(),
+        "each step exactly once across the stop"
+    );
     assert!(run.join("model/model.safetensors").is_file());
 }
 
@@ -157,7 +246,11 @@ fn bad_inputs_name_the_file_and_problem() {
 
     // Malformed JSON line: file and line.
     let bad = tmp.path().join("bad.jsonl");
-    std::fs::write(&bad, "{\"question\": \"q\", \"answer\": \"a\"}\n{not json\n").unwrap();
+    std::fs::write(
+        &bad,
+        "{\"question\": \"q\", \"answer\": \"a\"}\n{not json\n",
+    )
+    .unwrap();
     let err = fails(tiny(&bad, &retain, &ckpt, &run("r1")));
     assert!(err.contains("bad.jsonl:2"), "{err}");
 
@@ -165,7 +258,10 @@ fn bad_inputs_name_the_file_and_problem() {
     let missing = tmp.path().join("missing.jsonl");
     std::fs::write(&missing, "{\"question\": \"q\"}\n").unwrap();
     let err = fails(tiny(&missing, &retain, &ckpt, &run("r2")));
-    assert!(err.contains("missing.jsonl:1") && err.contains("answer"), "{err}");
+    assert!(
+        err.contains("missing.jsonl:1") && err.contains("answer"),
+        "{err}"
+    );
 
     // Empty forget set.
     let empty = tmp.path().join("empty.jsonl");
@@ -180,10 +276,25 @@ fn bad_inputs_name_the_file_and_problem() {
         std::fs::copy(e.path(), mismatched.join(e.file_name())).unwrap();
     }
     let world = tmp.path().join("world");
-    assert!(mdu().args(["demo-world", "--out"]).arg(&world).output().unwrap().status.success());
-    std::fs::copy(world.join("tokenizer.json"), mismatched.join("tokenizer.json")).unwrap();
+    assert!(mdu()
+        .args(["demo-world", "--out"])
+        .arg(&world)
+        .output()
+        .unwrap()
+        .status
+        .success());
+    std::fs::copy(
+        world.join("tokenizer.json"),
+        mismatched.join("tokenizer.json"),
+    )
+    .unwrap();
     let err = fails(tiny(&forget, &retain, &mismatched, &run("r4")));
-    assert!(err.contains("mismatched") && err.contains("tokenizer") && (err.contains("config.json says") || err.contains("rows")), "{err}");
+    assert!(
+        err.contains("mismatched")
+            && err.contains("tokenizer")
+            && (err.contains("config.json says") || err.contains("rows")),
+        "{err}"
+    );
 
     // Unwritable output: a path under a regular file.
     let err = fails(tiny(&forget, &retain, &ckpt, &forget.join("run")));
@@ -191,10 +302,31 @@ fn bad_inputs_name_the_file_and_problem() {
 
     // Non-finite loss: stop with a clear message and keep the last good state.
     let mut args = tiny(&forget, &retain, &ckpt, &run("r6"));
-    args.extend(["--method", "ga", "--lr", "1e30", "--set", "eval_before=false", "--set", "eval_after=false", "--set", "live_every=0"].map(String::from));
+    args.extend(
+        [
+            "--method",
+            "ga",
+            "--lr",
+            "1e30",
+            "--set",
+            "eval_before=false",
+            "--set",
+            "eval_after=false",
+            "--set",
+            "live_every=0",
+        ]
+        .map(String::from),
+    );
     let err = fails(args);
-    assert!(err.contains("not finite") && err.contains("checkpoint-"), "{err}");
-    let kept = std::fs::read_dir(run("r6")).unwrap().flatten().find(|e| e.file_name().to_string_lossy().starts_with("checkpoint-")).expect("a checkpoint of the last good state");
+    assert!(
+        err.contains("not finite") && err.contains("checkpoint-"),
+        "{err}"
+    );
+    let kept = std::fs::read_dir(run("r6"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("checkpoint-"))
+        .expect("a checkpoint of the last good state");
     mdu_workbench::Checkpoint::open(&kept.path()).unwrap();
 
     // Unknown setting in --set.
@@ -209,37 +341,104 @@ fn eval_and_sweep_on_the_fixture() {
     let tmp = tempfile::tempdir().unwrap();
     let (forget, retain) = data_files(tmp.path());
     let ckpt = fixture("llada_f32");
-    let out = mdu().args(["eval", "--device", "cpu", "--mc-samples", "2", "--checkpoint"]).arg(&ckpt).arg("--data").arg(&forget).arg(&retain).arg("--retain-model").arg(fixture("llada_f32_ref")).output().unwrap();
+    let out = mdu()
+        .args([
+            "eval",
+            "--device",
+            "cpu",
+            "--mc-samples",
+            "2",
+            "--checkpoint",
+        ])
+        .arg(&ckpt)
+        .arg("--data")
+        .arg(&forget)
+        .arg(&retain)
+        .arg("--retain-model")
+        .arg(fixture("llada_f32_ref"))
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["forget"]["items"], 2);
     assert_eq!(report["retain"]["items"], 3);
-    let fq = report["forget_quality"].as_f64().expect("forget quality with a retain model");
+    let fq = report["forget_quality"]
+        .as_f64()
+        .expect("forget quality with a retain model");
     assert!((0.0..=1.0).contains(&fq));
-    assert!(report["protocols"]["probability_mc"].as_str().unwrap().contains("TOFU"));
+    assert!(report["protocols"]["probability_mc"]
+        .as_str()
+        .unwrap()
+        .contains("TOFU"));
 
     let sweep = tmp.path().join("sweep");
     let out = mdu()
-        .args(["sweep", "--device", "cpu", "--steps", "2", "--batch-size", "2", "--tau", "0,1", "--baselines", "ga", "--set", "live_every=0", "--set", "eval_mc_samples=2", "--checkpoint"])
-        .arg(&ckpt).arg("--forget").arg(&forget).arg("--retain").arg(&retain).arg("--out").arg(&sweep)
-        .output().unwrap();
+        .args([
+            "sweep",
+            "--device",
+            "cpu",
+            "--steps",
+            "2",
+            "--batch-size",
+            "2",
+            "--tau",
+            "0,1",
+            "--baselines",
+            "ga",
+            "--set",
+            "live_every=0",
+            "--set",
+            "eval_mc_samples=2",
+            "--checkpoint",
+        ])
+        .arg(&ckpt)
+        .arg("--forget")
+        .arg(&forget)
+        .arg("--retain")
+        .arg(&retain)
+        .arg("--out")
+        .arg(&sweep)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let csv = std::fs::read_to_string(sweep.join("table.csv")).unwrap();
     let rows: Vec<&str> = csv.lines().skip(1).collect();
     assert_eq!(rows.len(), 3, "{csv}");
-    assert!(rows[0].starts_with("mdu,0,") && rows[1].starts_with("mdu,1,") && rows[2].starts_with("ga,,"), "{csv}");
-    assert!(std::fs::read_to_string(sweep.join("table.md")).unwrap().contains("| MDU | 0 |"));
+    assert!(
+        rows[0].starts_with("mdu,0,")
+            && rows[1].starts_with("mdu,1,")
+            && rows[2].starts_with("ga,,"),
+        "{csv}"
+    );
+    assert!(std::fs::read_to_string(sweep.join("table.md"))
+        .unwrap()
+        .contains("| MDU | 0 |"));
 }
 
 #[test]
 fn shipped_configs_parse_with_the_paper_settings() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configs");
-    for (file, steps) in [("llada8b_tofu_forget10.toml", 225), ("dream7b_tofu_forget10.toml", 125)] {
-        let c = UnlearnConfig::from_toml_file(&dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e:#}"));
+    for (file, steps) in [
+        ("llada8b_tofu_forget10.toml", 225),
+        ("dream7b_tofu_forget10.toml", 125),
+    ] {
+        let c = UnlearnConfig::from_toml_file(&dir.join(file))
+            .unwrap_or_else(|e| panic!("{file}: {e:#}"));
         assert_eq!(c.steps, steps, "{file}");
-        assert_eq!((c.learning_rate, c.batch_size * c.grad_accum), (1e-5, 16), "{file}");
+        assert_eq!(
+            (c.learning_rate, c.batch_size * c.grad_accum),
+            (1e-5, 16),
+            "{file}"
+        );
         assert_eq!((c.params.alpha, c.params.eta), (1.0, 0.0), "{file}");
-        assert_eq!(c.generation, mdu_workbench::eval::protocol::Generation::Paper, "{file}");
-        assert!(c.forget.unwrap().ends_with("data/tofu/forget10.json"), "{file}: paths are relative to the file");
+        assert_eq!(
+            c.generation,
+            mdu_workbench::eval::protocol::Generation::Paper,
+            "{file}"
+        );
+        assert!(
+            c.forget.unwrap().ends_with("data/tofu/forget10.json"),
+            "{file}: paths are relative to the file"
+        );
     }
 }

@@ -43,8 +43,14 @@ pub fn null_anchor_kl<B: AutodiffBackend>(
         return ctx.model.forward_hidden(ids, None).sum() * 0.0;
     }
     let (rows, width) = (batch.rows, batch.width);
-    let conditional =
-        at_least_f32(logits_at(ctx.model, &batch.ids, rows, width, &batch.masked, ctx.device));
+    let conditional = at_least_f32(logits_at(
+        ctx.model,
+        &batch.ids,
+        rows,
+        width,
+        &batch.masked,
+        ctx.device,
+    ));
     let vocab = conditional.dims()[1];
     let target = if p.tau == 0.0 {
         // τ·(anything finite) = 0: the anchor is uniform and the frozen pass can be skipped.
@@ -60,18 +66,20 @@ pub fn null_anchor_kl<B: AutodiffBackend>(
             .zip(&batch.answer)
             .map(|(&id, &is_answer)| if is_answer { id } else { ctx.mask_id })
             .collect();
-        let unconditional = Tensor::<B, 2>::from_inner(
-            at_least_f32(logits_at(reference, &anchor_ids, rows, width, &batch.masked, ctx.device)),
-        );
+        let unconditional = Tensor::<B, 2>::from_inner(at_least_f32(logits_at(
+            reference,
+            &anchor_ids,
+            rows,
+            width,
+            &batch.masked,
+            ctx.device,
+        )));
         let c = conditional.clone().detach();
         ((unconditional.clone() - (c - unconditional) * p.eta) * p.tau).detach()
     };
     let (conditional, target) = if p.exclude_special {
         let keep = kept_columns(vocab, ctx.special_ids, ctx.device);
-        (
-            conditional.select(1, keep.clone()),
-            target.select(1, keep),
-        )
+        (conditional.select(1, keep.clone()), target.select(1, keep))
     } else {
         (conditional, target)
     };

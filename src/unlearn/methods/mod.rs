@@ -181,7 +181,14 @@ pub fn sequence_nll<B: Backend>(
     if batch.masked.is_empty() {
         return Tensor::zeros([batch.rows], device);
     }
-    let logits = logits_at(model, &batch.ids, batch.rows, batch.width, &batch.masked, device);
+    let logits = logits_at(
+        model,
+        &batch.ids,
+        batch.rows,
+        batch.width,
+        &batch.masked,
+        device,
+    );
     let terms = weighted_ce_terms(logits, &batch.targets, &batch.weights);
     // Row sums as a [rows, N] one-hot product keeps everything on the device.
     let n = batch.masked.len();
