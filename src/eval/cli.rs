@@ -6,7 +6,8 @@ use anyhow::{Context, Result};
 use burn::tensor::backend::Backend;
 
 use super::protocol::{
-    evaluate, forget_quality, likelihood_only, EvalSettings, EvalSplit, Generation, SplitRole,
+    evaluate, forget_quality, retain_model_truth_ratios, EvalSettings, EvalSplit, Generation,
+    SplitRole,
 };
 use crate::checkpoint::Checkpoint;
 use crate::data::read_qa_file;
@@ -92,37 +93,18 @@ impl BackendTask for EvalTask {
                 .iter()
                 .find(|s| s.role == SplitRole::Forget)
                 .expect("forget truth ratios come from a forget split");
-            let rckpt = Checkpoint::open(dir)?;
-            let rtok = TextTokenizer::from_dir(dir, &rckpt.config)?;
-            let rmodel = rckpt.load::<B>(device, &budget)?;
-            let items =
-                &forget.items[..args.max_items.unwrap_or(usize::MAX).min(forget.items.len())];
-            let theirs: Option<Vec<f64>> = likelihood_only(
-                &rmodel,
-                &rtok,
-                items,
-                SplitRole::Forget,
+            let theirs = retain_model_truth_ratios::<B>(
+                dir,
+                &forget.items,
                 &settings,
+                &budget,
                 device,
                 &never,
-            )?
-            .iter()
-            .map(|s| s.truth_ratio_tofu)
-            .collect();
+            )?;
             report.forget_quality = theirs.and_then(|t| forget_quality(&ours, &t));
         }
         if let Some(path) = &args.details {
-            let mut lines = String::new();
-            for (split, samples) in &report.samples {
-                for s in samples {
-                    let mut v = serde_json::to_value(s)?;
-                    v.as_object_mut()
-                        .expect("object")
-                        .insert("split".into(), split.clone().into());
-                    lines.push_str(&(v.to_string() + "\n"));
-                }
-            }
-            crate::data::write_atomic(path, lines.as_bytes())?;
+            crate::data::write_atomic(path, report.details_jsonl().as_bytes())?;
         }
         let mut value = serde_json::to_value(&report)?;
         value.as_object_mut().expect("object").insert(

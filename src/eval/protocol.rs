@@ -552,3 +552,47 @@ pub fn sampler_config<B: Backend>(
 pub fn forget_quality(model_tr: &[f64], retain_model_tr: &[f64]) -> Option<f64> {
     stats::ks_2samp_pvalue(model_tr, retain_model_tr)
 }
+
+impl EvalReport {
+    /// Per-item details as JSON lines, each with its split's name.
+    pub fn details_jsonl(&self) -> String {
+        let mut lines = String::new();
+        for (split, samples) in &self.samples {
+            for s in samples {
+                let mut v = serde_json::to_value(s).expect("sample details serialise");
+                v.as_object_mut()
+                    .expect("object")
+                    .insert("split".into(), split.clone().into());
+                lines.push_str(&(v.to_string() + "\n"));
+            }
+        }
+        lines
+    }
+}
+
+/// The retain-only model in `dir`: its raw TOFU truth ratios on the forget items (the first
+/// `settings.max_items`), the sample forget quality compares against. `None` when an item has
+/// no perturbed answers.
+pub fn retain_model_truth_ratios<B: Backend>(
+    dir: &std::path::Path,
+    forget: &[QaItem],
+    settings: &EvalSettings,
+    budget: &crate::checkpoint::MemoryBudget,
+    device: &B::Device,
+    stop: StopCheck,
+) -> anyhow::Result<Option<Vec<f64>>> {
+    let ckpt = crate::checkpoint::Checkpoint::open(dir)?;
+    let tokenizer = TextTokenizer::from_dir(dir, &ckpt.config)?;
+    let model = ckpt.load::<B>(device, budget)?;
+    let items = &forget[..settings.max_items.unwrap_or(usize::MAX).min(forget.len())];
+    let samples = likelihood_only(
+        &model,
+        &tokenizer,
+        items,
+        SplitRole::Forget,
+        settings,
+        device,
+        stop,
+    )?;
+    Ok(samples.iter().map(|s| s.truth_ratio_tofu).collect())
+}

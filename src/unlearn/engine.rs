@@ -696,15 +696,7 @@ fn record_full_eval(
     report: &EvalReport,
     sink: &mut dyn FnMut(Event),
 ) -> Result<()> {
-    let mut lines = String::new();
     for (split, samples) in &report.samples {
-        for s in samples {
-            let mut v = serde_json::to_value(s)?;
-            v.as_object_mut()
-                .expect("object")
-                .insert("split".into(), split.clone().into());
-            lines.push_str(&(v.to_string() + "\n"));
-        }
         sink(Event::Samples {
             step,
             when: when.into(),
@@ -714,7 +706,7 @@ fn record_full_eval(
     }
     write_atomic(
         &run_dir.join(format!("samples_{when}.jsonl")),
-        lines.as_bytes(),
+        report.details_jsonl().as_bytes(),
     )?;
     sink(Event::Eval {
         step,
@@ -733,32 +725,20 @@ fn retain_model_truth_ratios<B: Backend>(
     device: &B::Device,
     stop: &dyn Fn() -> bool,
 ) -> Result<Vec<f64>> {
-    let ckpt = Checkpoint::open(dir)?;
-    let tokenizer = TextTokenizer::from_dir(dir, &ckpt.config)?;
-    let model = ckpt.load::<B>(device, budget)?;
-    let items = &forget.items[..settings
-        .max_items
-        .unwrap_or(usize::MAX)
-        .min(forget.items.len())];
-    let samples = crate::eval::protocol::likelihood_only(
-        &model,
-        &tokenizer,
-        items,
-        forget.role,
+    crate::eval::protocol::retain_model_truth_ratios::<B>(
+        dir,
+        &forget.items,
         settings,
+        budget,
         device,
         stop,
-    )?;
-    samples
-        .iter()
-        .map(|s| s.truth_ratio_tofu)
-        .collect::<Option<Vec<f64>>>()
-        .with_context(|| {
-            format!(
-                "{}: forget items need perturbed answers for forget quality",
-                dir.display()
-            )
-        })
+    )?
+    .with_context(|| {
+        format!(
+            "{}: forget items need perturbed answers for forget quality",
+            dir.display()
+        )
+    })
 }
 
 fn prepare_run_dir(run_dir: &Path, inputs: &Inputs, resume: bool) -> Result<()> {
