@@ -135,7 +135,8 @@ pub struct MaskedQuery<'a> {
 
 /// `Σ_{i∈mask} −log p(answer_i | masked row)` for many rows of different lengths, `batch_size`
 /// rows per forward. Rows are right-padded with `pad` under a key-padding mask, so each result
-/// equals the unpadded single-sequence value.
+/// equals the unpadded single-sequence value; rows are batched in order of length, which keeps
+/// padding (wasted work) small.
 pub fn batched_masked_nll<B: Backend>(
     model: &MaskedDiffusionLm<B>,
     queries: &[MaskedQuery],
@@ -145,8 +146,11 @@ pub fn batched_masked_nll<B: Backend>(
     device: &B::Device,
 ) -> Vec<f64> {
     let shift = model.config.architecture.shifts_logits();
-    let mut out = Vec::with_capacity(queries.len());
-    for chunk in queries.chunks(batch_size.max(1)) {
+    let mut by_length: Vec<usize> = (0..queries.len()).collect();
+    by_length.sort_by_key(|&k| queries[k].prompt.len() + queries[k].answer.len());
+    let mut out = vec![0.0; queries.len()];
+    for order in by_length.chunks(batch_size.max(1)) {
+        let chunk: Vec<&MaskedQuery> = order.iter().map(|&k| &queries[k]).collect();
         let width = chunk
             .iter()
             .map(|q| q.prompt.len() + q.answer.len())
@@ -197,7 +201,9 @@ pub fn batched_masked_nll<B: Backend>(
                 sums[*b] += v as f64;
             }
         }
-        out.extend(sums);
+        for (&k, sum) in order.iter().zip(sums) {
+            out[k] = sum;
+        }
     }
     out
 }

@@ -236,8 +236,21 @@ impl<B: Backend> Block<B> {
             .reshape([batch, len, c.num_heads * c.head_dim]);
         let x = x + linear(a, &self.o, None);
         let h = rms_norm(x.clone(), &self.mlp_norm, c.rms_norm_eps);
-        let mlp = silu(linear(h.clone(), &self.gate, None)) * linear(h, &self.up, None);
+        let mlp = swish(linear(h.clone(), &self.gate, None)) * linear(h, &self.up, None);
         x + linear(mlp, &self.down, None)
+    }
+}
+
+/// SiLU. Without a gradient to track (evaluation, generation, frozen passes) it is
+/// `x / (1 + exp(−x))`: one exponential and four passes, where Burn's generic sigmoid takes two
+/// exponentials, a logarithm and six (ndarray has no fused sigmoid). That form is exact at both
+/// tails in the forward (−x/∞ = −0) but its autodiff backward would give ∞/∞ there, so a tracked
+/// tensor keeps Burn's `silu`, whose sigmoid node has a stable backward.
+fn swish<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    if x.is_require_grad() {
+        silu(x)
+    } else {
+        x.clone() / (x.neg().exp() + 1.0)
     }
 }
 

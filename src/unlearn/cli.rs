@@ -256,6 +256,10 @@ pub struct SweepArgs {
     /// Sweep directory: one run directory per setting, plus table.csv and table.md.
     #[arg(long)]
     pub out: PathBuf,
+    /// Forget target for picking each method's learning rate (forget ROUGE-L as a fraction of
+    /// before): the rate that reaches it with the most retain kept, else the one that forgets most.
+    #[arg(long, default_value_t = 0.3)]
+    pub forget_target: f64,
 }
 
 pub fn sweep(args: SweepArgs) -> Result<()> {
@@ -290,42 +294,58 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
         })
     };
     let mut rows = Vec::new();
+    let seeds = if args.seeds.is_empty() {
+        vec![0]
+    } else {
+        args.seeds.clone()
+    };
+    // Fairness: every method's learning rate is picked by the same rule on the first seed, then
+    // the other seeds run at the picked rate; the table reports means over all seeds.
     for (method, tau) in settings {
-        for lr in lrs_for(method)? {
-            for &seed in &args.seeds {
-                let mut c = base.clone();
-                c.method = method;
-                if let Some(t) = tau {
-                    c.params.tau = t;
+        let one = |lr: f64, seed: u64| -> Result<SweepRow> {
+            let mut c = base.clone();
+            c.method = method;
+            if let Some(t) = tau {
+                c.params.tau = t;
+            }
+            c.learning_rate = lr;
+            c.seed = seed;
+            let name = match tau {
+                Some(t) => format!("{method}-tau{t}-lr{lr:e}-seed{seed}"),
+                None => format!("{method}-lr{lr:e}-seed{seed}"),
+            };
+            let dir = args.out.join(&name);
+            let summary = if dir.join("summary.json").exists() {
+                eprintln!("{name}: already done, reusing its summary.json");
+                serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json"))?)?
+            } else {
+                if dir.exists() {
+                    std::fs::remove_dir_all(&dir)?;
                 }
-                c.learning_rate = lr;
-                c.seed = seed;
-                let name = match tau {
-                    Some(t) => format!("{method}-tau{t}-lr{lr:e}-seed{seed}"),
-                    None => format!("{method}-lr{lr:e}-seed{seed}"),
-                };
-                let dir = args.out.join(&name);
-                let summary = if dir.join("summary.json").exists() {
-                    eprintln!("{name}: already done, reusing its summary.json");
-                    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json"))?)?
-                } else {
-                    if dir.exists() {
-                        std::fs::remove_dir_all(&dir)?;
-                    }
-                    eprintln!("{name}: running");
-                    run_printing(c, dir.clone(), false, &stop, true)?
-                };
-                rows.push(SweepRow {
-                    method,
-                    tau,
-                    lr,
-                    seed,
-                    summary,
-                });
+                eprintln!("{name}: running");
+                run_printing(c, dir.clone(), false, &stop, true)?
+            };
+            Ok(SweepRow {
+                method,
+                tau,
+                lr,
+                seed,
+                summary,
+            })
+        };
+        let first: Vec<SweepRow> = lrs_for(method)?
+            .into_iter()
+            .map(|lr| one(lr, seeds[0]))
+            .collect::<Result<_>>()?;
+        let picked = pick_lr(&first.iter().collect::<Vec<_>>(), args.forget_target);
+        rows.extend(first);
+        if let Some(lr) = picked {
+            for &seed in &seeds[1..] {
+                rows.push(one(lr, seed)?);
             }
         }
     }
-    let table = trade_off_table(&rows);
+    let table = trade_off_table(&rows, args.forget_target);
     crate::data::write_atomic(&args.out.join("table.csv"), table.csv.as_bytes())?;
     crate::data::write_atomic(&args.out.join("table.md"), table.markdown.as_bytes())?;
     crate::data::write_atomic(&args.out.join("runs.json"), serde_json::to_string_pretty(&rows.iter().map(|r| serde_json::json!({"method": r.method, "tau": r.tau, "lr": r.lr, "seed": r.seed, "summary": r.summary})).collect::<Vec<_>>())?.as_bytes())?;
@@ -354,9 +374,40 @@ fn top(summary: &serde_json::Value, when: &str, key: &str) -> Option<f64> {
     summary.get(when)?.get(key)?.as_f64()
 }
 
-/// One line per (method, τ): means over seeds at the learning rate with the best mean trade-off
-/// (retain kept minus forget left, both as fractions of before), the same criterion for every method.
-pub fn trade_off_table(rows: &[SweepRow]) -> Table {
+fn ratio_of(summary: &serde_json::Value, split: &str) -> Option<f64> {
+    Some(
+        metric(summary, "after", split, "rougeL_recall")?
+            / metric(summary, "before", split, "rougeL_recall")?,
+    )
+}
+
+/// The learning rate a method is reported at, from its first-seed runs (one per rate): the rate
+/// that brings forget ROUGE-L to `forget_target` × before with the most retain kept; when none
+/// does, the rate that forgets most. One rule for every method, so GA cannot win by not forgetting.
+pub fn pick_lr(first_seed_runs: &[&SweepRow], forget_target: f64) -> Option<f64> {
+    let scored: Vec<(f64, f64, f64)> = first_seed_runs
+        .iter()
+        .filter_map(|r| {
+            Some((
+                r.lr,
+                ratio_of(&r.summary, "forget")?,
+                ratio_of(&r.summary, "retain")?,
+            ))
+        })
+        .collect();
+    let reaching = scored.iter().filter(|s| s.1 <= forget_target);
+    if let Some(best) = reaching.max_by(|a, b| a.2.total_cmp(&b.2)) {
+        return Some(best.0);
+    }
+    scored
+        .iter()
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|s| s.0)
+}
+
+/// One line per (method, τ): means over seeds at the learning rate `pick_lr` chooses from the
+/// first seed's runs.
+pub fn trade_off_table(rows: &[SweepRow], forget_target: f64) -> Table {
     use std::collections::BTreeMap;
     type Key = (String, Option<String>);
     let mut groups: BTreeMap<Key, BTreeMap<String, Vec<&SweepRow>>> = BTreeMap::new();
@@ -395,36 +446,18 @@ pub fn trade_off_table(rows: &[SweepRow]) -> Table {
     let mut md = String::from("| method | τ | lr | seeds | forget R-L before → after (×) | retain R-L before → after (×) | model utility after | forget quality after |\n|---|---|---|---|---|---|---|---|\n");
     for key in order {
         let by_lr = &groups[&key];
-        let mut best: Option<(f64, &String)> = None;
-        for (lr, runs) in by_lr {
-            let fr = mean(
-                &runs
-                    .iter()
-                    .map(|r| {
-                        Some(
-                            metric(&r.summary, "after", "forget", "rougeL_recall")?
-                                / metric(&r.summary, "before", "forget", "rougeL_recall")?,
-                        )
-                    })
-                    .collect::<Vec<_>>(),
-            );
-            let rr = mean(
-                &runs
-                    .iter()
-                    .map(|r| {
-                        Some(
-                            metric(&r.summary, "after", "retain", "rougeL_recall")?
-                                / metric(&r.summary, "before", "retain", "rougeL_recall")?,
-                        )
-                    })
-                    .collect::<Vec<_>>(),
-            );
-            let score = rr.unwrap_or(0.0) - fr.unwrap_or(1.0);
-            if best.is_none_or(|(b, _)| score > b) {
-                best = Some((score, lr));
-            }
-        }
-        let Some((_, lr)) = best else { continue };
+        let first_seed = by_lr.values().flatten().map(|r| r.seed).min();
+        let firsts: Vec<&SweepRow> = by_lr
+            .values()
+            .flatten()
+            .filter(|r| Some(r.seed) == first_seed)
+            .copied()
+            .collect();
+        let Some(picked) = pick_lr(&firsts, forget_target) else {
+            continue;
+        };
+        let lr = &format!("{picked:e}");
+
         let runs = &by_lr[lr];
         let get = |when: &str, split: &str| {
             mean(

@@ -35,6 +35,8 @@ pub struct UnlearnConfig {
     pub batch_size: usize,
     pub grad_accum: usize,
     pub warmup_steps: usize,
+    /// What the learning rate does after warm-up.
+    pub lr_schedule: LrShape,
     pub weight_decay: f64,
     /// Global-norm gradient clipping; 0 disables it.
     pub max_grad_norm: f64,
@@ -78,6 +80,7 @@ impl Default for UnlearnConfig {
             batch_size: 8,
             grad_accum: 1,
             warmup_steps: 0,
+            lr_schedule: LrShape::Constant,
             weight_decay: 0.0,
             max_grad_norm: 0.0,
             live_every: 10,
@@ -96,7 +99,33 @@ impl Default for UnlearnConfig {
     }
 }
 
+/// The learning rate after warm-up: flat, or decaying to 0 at the last step (HF Trainer's
+/// `linear`, the reference scripts' default, or `cosine`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LrShape {
+    #[default]
+    Constant,
+    Linear,
+    Cosine,
+}
+
 impl UnlearnConfig {
+    /// Learning rate of optimiser step `step` (0-based): linear warm-up, then `lr_schedule`.
+    pub fn lr_at(&self, step: usize) -> f64 {
+        let peak = self.learning_rate;
+        if step < self.warmup_steps {
+            return peak * (step + 1) as f64 / self.warmup_steps as f64;
+        }
+        let span = self.steps.saturating_sub(self.warmup_steps).max(1) as f64;
+        let progress = ((step - self.warmup_steps) as f64 / span).min(1.0);
+        match self.lr_schedule {
+            LrShape::Constant => peak,
+            LrShape::Linear => peak * (1.0 - progress),
+            LrShape::Cosine => peak * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()),
+        }
+    }
+
     /// Reads a TOML file over the defaults; unknown keys are errors that list the known ones.
     pub fn from_toml_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)

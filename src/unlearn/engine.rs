@@ -464,11 +464,7 @@ fn train<B: AutodiffBackend>(task: RunTask, device: &B::Device) -> Result<()> {
             write_csv(&run_dir, &metrics_rows)?;
             return Err(stopped(sink, step));
         }
-        let lr = if config.warmup_steps > 0 && step < config.warmup_steps {
-            config.learning_rate * (step + 1) as f64 / config.warmup_steps as f64
-        } else {
-            config.learning_rate
-        };
+        let lr = config.lr_at(step);
         let mut grads_total: Option<GradientsParams> = None;
         let mut parts_sum: BTreeMap<String, f64> = BTreeMap::new();
         let mut loss_sum = 0.0;
@@ -723,7 +719,7 @@ fn retain_model_truth_ratios<B: Backend>(
     settings: &EvalSettings,
     budget: &checkpoint::MemoryBudget,
     device: &B::Device,
-    stop: &dyn Fn() -> bool,
+    stop: crate::eval::protocol::StopCheck,
 ) -> Result<Vec<f64>> {
     crate::eval::protocol::retain_model_truth_ratios::<B>(
         dir,
