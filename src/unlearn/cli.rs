@@ -241,6 +241,10 @@ pub struct SweepArgs {
     /// MDU τ values (each one an MDU run).
     #[arg(long, value_delimiter = ',', default_value = "0,0.25,0.5,0.75,1")]
     pub tau: Vec<f64>,
+    /// Run no MDU setting (only the baselines), e.g. to split a sweep over two processes that
+    /// share `--out`; a last run over everything then reuses every finished run and writes the table.
+    #[arg(long)]
+    pub no_mdu: bool,
     /// Baselines run beside MDU (none, or any of ga, graddiff, npo).
     #[arg(long, value_delimiter = ',')]
     pub baselines: Vec<Method>,
@@ -268,8 +272,9 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
     install_ctrl_c(&stop);
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("{}: cannot create", args.out.display()))?;
+    let taus = if args.no_mdu { &[][..] } else { &args.tau[..] };
     let mut settings: Vec<(Method, Option<f64>)> =
-        args.tau.iter().map(|&t| (Method::Mdu, Some(t))).collect();
+        taus.iter().map(|&t| (Method::Mdu, Some(t))).collect();
     settings.extend(args.baselines.iter().map(|&m| (m, None)));
     let lrs_for = |m: Method| -> Result<Vec<f64>> {
         for spec in &args.method_lrs {

@@ -442,3 +442,77 @@ fn shipped_configs_parse_with_the_paper_settings() {
         );
     }
 }
+
+#[test]
+fn learning_rate_warms_up_then_holds_or_decays() {
+    use mdu_workbench::unlearn::config::LrShape;
+    // Hand values: 10 steps, 2 warm-up steps, peak 1 → warm-up 0.5, 1; then 8 decay steps.
+    let mut c = UnlearnConfig {
+        steps: 10,
+        warmup_steps: 2,
+        learning_rate: 1.0,
+        ..Default::default()
+    };
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+    for shape in [LrShape::Constant, LrShape::Linear, LrShape::Cosine] {
+        c.lr_schedule = shape;
+        assert!(
+            close(c.lr_at(0), 0.5) && close(c.lr_at(1), 1.0),
+            "{shape:?}"
+        );
+        assert!(
+            close(c.lr_at(2), 1.0),
+            "{shape:?}: the peak right after warm-up"
+        );
+    }
+    c.lr_schedule = LrShape::Constant;
+    assert!(close(c.lr_at(9), 1.0));
+    c.lr_schedule = LrShape::Linear;
+    assert!(close(c.lr_at(6), 0.5) && close(c.lr_at(9), 0.125));
+    c.lr_schedule = LrShape::Cosine;
+    assert!(
+        close(c.lr_at(6), 0.5)
+            && close(
+                c.lr_at(4),
+                0.5 * (1.0 + (0.25 * std::f64::consts::PI).cos())
+            )
+    );
+}
+
+#[test]
+fn sweep_picks_every_methods_rate_by_one_rule_on_the_first_seed() {
+    use mdu_workbench::unlearn::cli::{pick_lr, trade_off_table, SweepRow};
+    use mdu_workbench::unlearn::Method;
+    let row = |method, lr: f64, seed, forget: f64, retain: f64| SweepRow {
+        method,
+        tau: None,
+        lr,
+        seed,
+        summary: serde_json::json!({
+            "before": {"forget": {"rougeL_recall": 1.0}, "retain": {"rougeL_recall": 1.0}},
+            "after": {"forget": {"rougeL_recall": forget}, "retain": {"rougeL_recall": retain}},
+        }),
+    };
+    // Two rates reach forget ≤ 0.3: the one keeping more retain wins, not the one forgetting most.
+    let npo = [
+        row(Method::Npo, 1e-5, 0, 0.6, 0.99),
+        row(Method::Npo, 3e-5, 0, 0.25, 0.8),
+        row(Method::Npo, 1e-4, 0, 0.1, 0.5),
+    ];
+    assert_eq!(pick_lr(&npo.iter().collect::<Vec<_>>(), 0.3), Some(3e-5));
+    // None reaches the target: the rate that forgets most, even though it wrecks retain.
+    let ga = [
+        row(Method::Ga, 1e-5, 0, 0.9, 1.0),
+        row(Method::Ga, 3e-5, 0, 0.4, 0.1),
+    ];
+    assert_eq!(pick_lr(&ga.iter().collect::<Vec<_>>(), 0.3), Some(3e-5));
+    // The table reports the picked rate, averaged over every seed run at it.
+    let mut rows: Vec<SweepRow> = ga.into_iter().collect();
+    rows.push(row(Method::Ga, 3e-5, 1, 0.2, 0.3));
+    let table = trade_off_table(&rows, 0.3);
+    let line = table.csv.lines().nth(1).unwrap();
+    assert!(
+        line.starts_with("ga,,3e-5,2,1.000,0.300,0.300,1.000,0.200,0.200"),
+        "{line}"
+    );
+}
