@@ -25,6 +25,9 @@ pub const INDEX_FILE: &str = "model.safetensors.index.json";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
+    /// The caller's stop check fired between two tensors of a load.
+    #[error("loading stopped")]
+    Stopped,
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("{file}: cannot read: {source}")]
@@ -279,8 +282,22 @@ impl Checkpoint {
         device: &B::Device,
         budget: &MemoryBudget,
     ) -> Result<MaskedDiffusionLm<B>, CheckpointError> {
+        self.load_until(device, budget, &|| false)
+    }
+
+    /// `load`, asking `stop` before every tensor: an 8B checkpoint has ~290 of them, so Stop
+    /// takes effect within one tensor's read and upload (well under a second), not the whole load.
+    pub fn load_until<B: Backend>(
+        &self,
+        device: &B::Device,
+        budget: &MemoryBudget,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<MaskedDiffusionLm<B>, CheckpointError> {
         budget.check(&self.dir, &self.config, 4)?;
         MaskedDiffusionLm::build(&self.config, device, |w: Weight, layer| {
+            if stop() {
+                return Err(CheckpointError::Stopped);
+            }
             let name = w
                 .name(&self.config, layer)
                 .expect("build asks only for weights the architecture has");

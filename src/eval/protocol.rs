@@ -579,7 +579,10 @@ pub fn retain_model_truth_ratios<B: Backend>(
 ) -> anyhow::Result<Option<Vec<f64>>> {
     let ckpt = crate::checkpoint::Checkpoint::open(dir)?;
     let tokenizer = TextTokenizer::from_dir(dir, &ckpt.config)?;
-    let model = ckpt.load::<B>(device, budget)?;
+    let model = match ckpt.load_until::<B>(device, budget, stop) {
+        Err(crate::checkpoint::CheckpointError::Stopped) => return Err(EvalError::Stopped.into()),
+        loaded => loaded?,
+    };
     let items = &forget[..settings.max_items.unwrap_or(usize::MAX).min(forget.len())];
     let samples = likelihood_only(
         &model,

@@ -446,9 +446,12 @@ pub fn trade_off_table(rows: &[SweepRow], forget_target: f64) -> Table {
         "retain_ratio",
         "model_utility_after",
         "forget_quality_after",
+        "forget_after_sd",
+        "retain_after_sd",
     ];
     let mut csv = header.join(",") + "\n";
     let mut md = String::from("| method | τ | lr | seeds | forget R-L before → after (×) | retain R-L before → after (×) | model utility after | forget quality after |\n|---|---|---|---|---|---|---|---|\n");
+    // After-values are means over seeds ± their standard deviation.
     for key in order {
         let by_lr = &groups[&key];
         let first_seed = by_lr.values().flatten().map(|r| r.seed).min();
@@ -472,6 +475,18 @@ pub fn trade_off_table(rows: &[SweepRow], forget_target: f64) -> Table {
                     .collect::<Vec<_>>(),
             )
         };
+        // Sample standard deviation over seeds (n − 1), absent for a single seed.
+        let sd = |split: &str| -> Option<f64> {
+            let v: Vec<f64> = runs
+                .iter()
+                .filter_map(|r| metric(&r.summary, "after", split, "rougeL_recall"))
+                .collect();
+            (v.len() > 1).then(|| {
+                let m = v.iter().sum::<f64>() / v.len() as f64;
+                (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt()
+            })
+        };
+        let (f_sd, r_sd) = (sd("forget"), sd("retain"));
         let (fb, fa, rb, ra) = (
             get("before", "forget"),
             get("after", "forget"),
@@ -495,7 +510,7 @@ pub fn trade_off_table(rows: &[SweepRow], forget_target: f64) -> Table {
         let e = |v: Option<f64>| v.map(|v| format!("{v:.2e}")).unwrap_or_else(|| "–".into());
         let tau = key.1.clone().unwrap_or_default();
         csv.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
             key.0,
             tau,
             lr,
@@ -507,10 +522,13 @@ pub fn trade_off_table(rows: &[SweepRow], forget_target: f64) -> Table {
             f(ra),
             f(ratio(ra, rb)),
             f(mu),
-            e(fq)
+            e(fq),
+            f(f_sd),
+            f(r_sd)
         ));
+        let pm = |v: Option<f64>| v.map(|v| format!(" ± {v:.3}")).unwrap_or_default();
         md.push_str(&format!(
-            "| {} | {} | {} | {} | {} → {} (×{}) | {} → {} (×{}) | {} | {} |\n",
+            "| {} | {} | {} | {} | {} → {}{} (×{}) | {} → {}{} (×{}) | {} | {} |\n",
             Method::ALL
                 .iter()
                 .find(|m| m.name() == key.0)
@@ -525,9 +543,11 @@ pub fn trade_off_table(rows: &[SweepRow], forget_target: f64) -> Table {
             runs.len(),
             f(fb),
             f(fa),
+            pm(f_sd),
             f(ratio(fa, fb)),
             f(rb),
             f(ra),
+            pm(r_sd),
             f(ratio(ra, rb)),
             f(mu),
             e(fq)

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::config::UnlearnConfig;
 use super::events::{Event, StopFlag};
 use super::methods::{StepBatches, StepContext};
-use crate::checkpoint::{self, Checkpoint};
+use crate::checkpoint::{self, Checkpoint, CheckpointError};
 use crate::data::{read_qa_file, write_atomic, QaItem};
 use crate::device::{BackendTask, DeviceChoice};
 use crate::diffusion::batch::{SftBatch, SftExample};
@@ -307,7 +307,11 @@ fn train<B: AutodiffBackend>(task: RunTask, device: &B::Device) -> Result<()> {
     let budget = DeviceChoice::parse(&config.device)
         .map_err(anyhow::Error::msg)?
         .memory_budget();
-    let mut model: MaskedDiffusionLm<B> = ckpt.load::<B>(device, &budget)?;
+    let mut model: MaskedDiffusionLm<B> =
+        match ckpt.load_until::<B>(device, &budget, &|| stop.is_set()) {
+            Err(CheckpointError::Stopped) => return Err(stopped(sink, 0)),
+            loaded => loaded?,
+        };
     let reference = model.valid();
     write_resolved_config(&run_dir, &config, &inputs, &ckpt, &device_name)?;
     sink(Event::Loaded {

@@ -272,3 +272,29 @@ fn parameter_count_matches_the_files() {
         assert_eq!(ckpt.config.num_parameters(), from_files, "{name}");
     }
 }
+
+#[test]
+fn a_load_stops_between_tensors_when_asked() {
+    let ckpt = Checkpoint::open(&fixture("llada_f32")).unwrap();
+    let asked = std::cell::Cell::new(0);
+    // Stop fires on the 4th question, i.e. after three tensors were read.
+    let stop = || {
+        asked.set(asked.get() + 1);
+        asked.get() > 3
+    };
+    let err = ckpt
+        .load_until::<B>(&Default::default(), &MemoryBudget::unlimited("cpu"), &stop)
+        .unwrap_err();
+    assert!(matches!(err, CheckpointError::Stopped), "{err}");
+    assert_eq!(
+        asked.get(),
+        4,
+        "asked once per tensor, and not after stopping"
+    );
+    // Never asked to stop: the whole model loads, one question per tensor.
+    asked.set(-1000);
+    ckpt.load_until::<B>(&Default::default(), &MemoryBudget::unlimited("cpu"), &stop)
+        .unwrap();
+    let tensors = mdu_workbench::model::expected_tensors(&ckpt.config).len() as i32;
+    assert_eq!(asked.get(), -1000 + tensors);
+}

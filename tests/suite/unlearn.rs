@@ -512,7 +512,9 @@ fn sweep_picks_every_methods_rate_by_one_rule_on_the_first_seed() {
     let table = trade_off_table(&rows, 0.3);
     let line = table.csv.lines().nth(1).unwrap();
     assert!(
-        line.starts_with("ga,,3e-5,2,1.000,0.300,0.300,1.000,0.200,0.200"),
+        line.starts_with("ga,,3e-5,2,1.000,0.300,0.300,1.000,0.200,0.200,"),
         "{line}"
     );
+    // Standard deviations over the two seeds: forget 0.4 / 0.2 and retain 0.1 / 0.3 → √0.02 = 0.141.
+    assert!(line.ends_with(",0.141,0.141"), "{line}");
 }
