@@ -400,14 +400,23 @@ pub fn pick_lr(first_seed_runs: &[&SweepRow], forget_target: f64) -> Option<f64>
             ))
         })
         .collect();
+    // Ties (e.g. every rate collapses to 0 / 0) go to the smallest, gentlest rate, whatever the
+    // order the runs come in.
+    let better_retain = |a: &&(f64, f64, f64), b: &&(f64, f64, f64)| {
+        a.2.total_cmp(&b.2)
+            .then(b.1.total_cmp(&a.1))
+            .then(b.0.total_cmp(&a.0))
+    };
+    let better_forget = |a: &&(f64, f64, f64), b: &&(f64, f64, f64)| {
+        b.1.total_cmp(&a.1)
+            .then(a.2.total_cmp(&b.2))
+            .then(b.0.total_cmp(&a.0))
+    };
     let reaching = scored.iter().filter(|s| s.1 <= forget_target);
-    if let Some(best) = reaching.max_by(|a, b| a.2.total_cmp(&b.2)) {
+    if let Some(best) = reaching.max_by(better_retain) {
         return Some(best.0);
     }
-    scored
-        .iter()
-        .min_by(|a, b| a.1.total_cmp(&b.1))
-        .map(|s| s.0)
+    scored.iter().max_by(better_forget).map(|s| s.0)
 }
 
 /// One line per (method, τ): means over seeds at the learning rate `pick_lr` chooses from the

@@ -506,6 +506,13 @@ fn sweep_picks_every_methods_rate_by_one_rule_on_the_first_seed() {
         row(Method::Ga, 3e-5, 0, 0.4, 0.1),
     ];
     assert_eq!(pick_lr(&ga.iter().collect::<Vec<_>>(), 0.3), Some(3e-5));
+    // Ties go to the smallest rate, in whatever order the runs come.
+    let tied = [
+        row(Method::Ga, 2e-4, 0, 0.0, 0.0),
+        row(Method::Ga, 5e-5, 0, 0.0, 0.0),
+        row(Method::Ga, 1e-4, 0, 0.0, 0.0),
+    ];
+    assert_eq!(pick_lr(&tied.iter().collect::<Vec<_>>(), 0.3), Some(5e-5));
     // The table reports the picked rate, averaged over every seed run at it.
     let mut rows: Vec<SweepRow> = ga.into_iter().collect();
     rows.push(row(Method::Ga, 3e-5, 1, 0.2, 0.3));
