@@ -17,7 +17,7 @@ use crate::device::{BackendTask, DeviceChoice};
 use crate::diffusion::batch::SftBatch;
 use crate::diffusion::loss::{mdlm_loss, LossWeighting, NoisedBatch};
 use crate::model::init::random_init;
-use crate::model::{Architecture, MaskedDiffusionLm, ModelConfig};
+use crate::model::{MaskedDiffusionLm, ModelConfig};
 use crate::rng::SplitMix64;
 use crate::train::clip::clip_global_norm;
 
@@ -40,22 +40,9 @@ impl BenchPreset {
             BenchPreset::M100 => (768, 10, 12, 2048, 16384, 4, 128),
         };
         let config = ModelConfig {
-            architecture: Architecture::Llada,
-            hidden_size: d,
-            num_layers: layers,
-            num_heads: heads,
-            num_kv_heads: heads,
-            head_dim: d / heads,
-            intermediate_size: mlp,
-            vocab_size: vocab,
             rope_theta: 500000.0,
-            rms_norm_eps: 1e-5,
             max_position_embeddings: 4096,
-            qkv_bias: false,
-            mask_token_id: Some(vocab as u32 - 1),
-            eos_token_id: Some(vocab as u32 - 2),
-            pad_token_id: Some(vocab as u32 - 2),
-            bos_token_id: None,
+            ..ModelConfig::llada_shape(d, layers, heads, mlp, vocab)
         };
         (config, batch, len)
     }
@@ -131,25 +118,7 @@ pub struct BenchTrainArgs {
 /// Demo-model shape of the training benchmark (what `mdu finetune --hidden 128 --layers 4 --heads 4
 /// --mlp 512` trains on the demo world, whose tokenizer rounds up to 2048 ids).
 pub fn train_bench_config() -> ModelConfig {
-    let (d, heads, vocab) = (128, 4, 2048);
-    ModelConfig {
-        architecture: Architecture::Llada,
-        hidden_size: d,
-        num_layers: 4,
-        num_heads: heads,
-        num_kv_heads: heads,
-        head_dim: d / heads,
-        intermediate_size: 512,
-        vocab_size: vocab,
-        rope_theta: 10000.0,
-        rms_norm_eps: 1e-5,
-        max_position_embeddings: 512,
-        qkv_bias: false,
-        mask_token_id: Some(vocab as u32 - 1),
-        eos_token_id: Some(vocab as u32 - 2),
-        pad_token_id: Some(vocab as u32 - 2),
-        bos_token_id: None,
-    }
+    ModelConfig::llada_shape(128, 4, 4, 512, 2048)
 }
 
 /// Rows × width of the synthetic SFT batch; positions `TRAIN_PROMPT..` of every row are answer.

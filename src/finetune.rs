@@ -11,24 +11,23 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use burn::backend::Autodiff;
-use burn::module::{AutodiffModule, Module};
+use burn::module::AutodiffModule;
 use burn::optim::{GradientsParams, Optimizer};
-use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{self, DiskDtype, WeightLayout};
-use crate::data::{read_qa_file, write_atomic, QaItem};
+use crate::data::{read_qa_file, QaItem};
 use crate::device::BackendTask;
 use crate::diffusion::batch::{SftBatch, SftExample};
 use crate::diffusion::loss::{mdlm_loss, LossWeighting, NoisedBatch};
 use crate::eval::{demo_sampler_config, mean_recall, score_generations};
 use crate::model::init::random_init;
-use crate::model::{Architecture, MaskedDiffusionLm, ModelConfig};
+use crate::model::{MaskedDiffusionLm, ModelConfig};
 use crate::rng::SplitMix64;
 use crate::tokenizer::TextTokenizer;
 use crate::train::clip::clip_global_norm;
-use crate::train::schedule::LrSchedule;
+use crate::train::schedule::{LrSchedule, LrShape};
 
 #[derive(clap::Args, Clone, Debug, Serialize, Deserialize)]
 pub struct FinetuneArgs {
@@ -97,8 +96,6 @@ impl BackendTask for FinetuneTask {
     }
 }
 
-type Rec = NamedMpkFileRecorder<FullPrecisionSettings>;
-
 fn run<B: AutodiffBackend>(args: FinetuneArgs, device: &B::Device) -> Result<()> {
     let (config, tokenizer) = demo_model_config(&args)?;
     let load = |name: &str| {
@@ -134,14 +131,10 @@ fn run<B: AutodiffBackend>(args: FinetuneArgs, device: &B::Device) -> Result<()>
     let mut optim = crate::train::adamw(args.weight_decay).init::<B, MaskedDiffusionLm<B>>();
     let mut start = 0;
     if args.resume {
-        if let Some((dir, state)) = latest_checkpoint(&args.out)? {
-            model = model
-                .load_file(dir.join("trainer/model"), &Rec::new(), device)
-                .with_context(|| format!("{}: model record", dir.display()))?;
-            let record = Rec::new()
-                .load(dir.join("trainer/optim").into(), device)
-                .with_context(|| format!("{}: optimiser record", dir.display()))?;
-            optim = optim.load_record(record);
+        if let Some((dir, state)) =
+            crate::train::resume::latest(&args.out, |s: &TrainerState| s.step)?
+        {
+            (model, optim) = crate::train::resume::load(&dir, model, optim, device)?;
             start = state.step;
             eprintln!("resuming from {} (step {start})", dir.display());
         }
@@ -151,6 +144,7 @@ fn run<B: AutodiffBackend>(args: FinetuneArgs, device: &B::Device) -> Result<()>
         warmup_steps: args.warmup,
         total_steps: args.steps,
         floor_ratio: args.floor_ratio,
+        shape: LrShape::Cosine,
     };
     let mask = tokenizer.special.mask;
     let progress = indicatif::ProgressBar::new(args.steps as u64).with_position(start as u64);
@@ -244,23 +238,13 @@ fn demo_model_config(args: &FinetuneArgs) -> Result<(ModelConfig, TextTokenizer)
             args.heads
         );
     }
+    let vocab = raw.get_vocab_size(true).div_ceil(64) * 64;
     let config = ModelConfig {
-        architecture: Architecture::Llada,
-        hidden_size: args.hidden,
-        num_layers: args.layers,
-        num_heads: args.heads,
-        num_kv_heads: args.heads,
-        head_dim: args.hidden / args.heads,
-        intermediate_size: args.mlp,
-        vocab_size: raw.get_vocab_size(true).div_ceil(64) * 64,
-        rope_theta: 10000.0,
-        rms_norm_eps: 1e-5,
-        max_position_embeddings: 512,
-        qkv_bias: false,
         mask_token_id: Some(id(MASK)?),
         eos_token_id: Some(id(EOS)?),
         pad_token_id: Some(id(EOS)?),
         bos_token_id: Some(id(BOS)?),
+        ..ModelConfig::llada_shape(args.hidden, args.layers, args.heads, args.mlp, vocab)
     };
     let tokenizer = TextTokenizer::from_dir(&args.data, &config)?;
     Ok((config, tokenizer))
@@ -310,37 +294,15 @@ fn save_checkpoint<B: AutodiffBackend, O: Optimizer<MaskedDiffusionLm<B>, B>>(
         Some(template),
         &dir,
     )?;
-    let trainer = dir.join("trainer");
-    std::fs::create_dir_all(&trainer)?;
-    model
-        .clone()
-        .save_file(trainer.join("model"), &Rec::new())
-        .context("saving the model record")?;
-    Rec::new()
-        .record(optim.to_record(), trainer.join("optim"))
-        .context("saving the optimiser record")?;
-    // Written last: a checkpoint without state.json is incomplete and ignored by --resume.
-    let state = serde_json::to_string_pretty(&TrainerState {
-        step,
-        args: args.clone(),
-    })?;
-    write_atomic(&trainer.join("state.json"), state.as_bytes())?;
-    Ok(())
-}
-
-fn latest_checkpoint(out: &Path) -> Result<Option<(PathBuf, TrainerState)>> {
-    let mut best: Option<(PathBuf, TrainerState)> = None;
-    for entry in std::fs::read_dir(out)?.flatten() {
-        let state_file = entry.path().join("trainer/state.json");
-        if let Ok(text) = std::fs::read_to_string(&state_file) {
-            let state: TrainerState =
-                serde_json::from_str(&text).with_context(|| format!("{}", state_file.display()))?;
-            if best.as_ref().is_none_or(|b| state.step > b.1.step) {
-                best = Some((entry.path(), state));
-            }
-        }
-    }
-    Ok(best)
+    crate::train::resume::save(
+        &dir,
+        model,
+        optim,
+        &TrainerState {
+            step,
+            args: args.clone(),
+        },
+    )
 }
 
 fn copy_hf_folder(src: &Path, dst: &Path) -> Result<()> {

@@ -104,6 +104,35 @@ pub struct NoisedBatch {
 }
 
 impl NoisedBatch {
+    /// Logits `[N, V]` of `model` at this batch's masked positions (see `logits_at`).
+    pub fn masked_logits<B: Backend>(
+        &self,
+        model: &crate::model::MaskedDiffusionLm<B>,
+        device: &B::Device,
+    ) -> Tensor<B, 2> {
+        logits_at(
+            model,
+            &self.ids,
+            self.rows,
+            self.width,
+            &self.masked,
+            device,
+        )
+    }
+
+    /// A zero loss still connected to every parameter, for a batch with nothing masked: backward
+    /// runs and gives zero gradients.
+    pub fn connected_zero<B: Backend>(
+        &self,
+        model: &crate::model::MaskedDiffusionLm<B>,
+        device: &B::Device,
+    ) -> Tensor<B, 1> {
+        let ids: Vec<i64> = self.ids.iter().map(|&t| t as i64).collect();
+        let ids =
+            Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [self.rows, self.width]), device);
+        model.forward_hidden(ids, None).sum() * 0.0
+    }
+
     /// Samples t per row and masks answer positions (mdlm.md §2.3).
     pub fn sample(
         batch: &super::batch::SftBatch,
@@ -205,20 +234,9 @@ pub fn mdlm_loss<B: Backend>(
     device: &B::Device,
 ) -> Tensor<B, 1> {
     if batch.masked.is_empty() {
-        // Keep the graph connected so backward still runs (with zero gradients).
-        let ids: Vec<i64> = batch.ids.iter().map(|&t| t as i64).collect();
-        let ids =
-            Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [batch.rows, batch.width]), device);
-        return model.forward_hidden(ids, None).sum() * 0.0;
+        return batch.connected_zero(model, device);
     }
-    let logits = logits_at(
-        model,
-        &batch.ids,
-        batch.rows,
-        batch.width,
-        &batch.masked,
-        device,
-    );
+    let logits = batch.masked_logits(model, device);
     weighted_masked_ce(
         logits,
         &batch.targets,

@@ -79,6 +79,36 @@ pub enum ConfigError {
 }
 
 impl ModelConfig {
+    /// A small LLaDA-architecture shape built here (demo, benchmarks): multi-head attention, no
+    /// biases, RoPE θ 10000, 512 positions, the last two ids as mask and EOS/padding, no BOS.
+    /// Callers change what differs with struct-update syntax.
+    pub fn llada_shape(
+        hidden: usize,
+        layers: usize,
+        heads: usize,
+        mlp: usize,
+        vocab: usize,
+    ) -> Self {
+        Self {
+            architecture: Architecture::Llada,
+            hidden_size: hidden,
+            num_layers: layers,
+            num_heads: heads,
+            num_kv_heads: heads,
+            head_dim: hidden / heads,
+            intermediate_size: mlp,
+            vocab_size: vocab,
+            rope_theta: 10000.0,
+            rms_norm_eps: 1e-5,
+            max_position_embeddings: 512,
+            qkv_bias: false,
+            mask_token_id: Some(vocab as u32 - 1),
+            eos_token_id: Some(vocab as u32 - 2),
+            pad_token_id: Some(vocab as u32 - 2),
+            bos_token_id: None,
+        }
+    }
+
     /// Reads `config.json` in a checkpoint folder and dispatches on `model_type`.
     pub fn from_dir(dir: &Path) -> Result<Self, ConfigError> {
         let path = dir.join("config.json");

@@ -1,7 +1,9 @@
 //! Optimisation pieces shared by fine-tuning and unlearning: the learning-rate schedule, PyTorch-style
-//! global-norm gradient clipping (burn 0.21 clips per tensor), and the AdamW settings.
+//! global-norm gradient clipping (burn 0.21 clips per tensor), the AdamW settings and resumable
+//! trainer checkpoints.
 
 pub mod clip;
+pub mod resume;
 pub mod schedule;
 
 use burn::module::AutodiffModule;

@@ -299,13 +299,15 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
         })
     };
     let mut rows = Vec::new();
-    let seeds = if args.seeds.is_empty() {
-        vec![0]
-    } else {
-        args.seeds.clone()
-    };
-    // Fairness: every method's learning rate is picked by the same rule on the first seed, then
-    // the other seeds run at the picked rate; the table reports means over all seeds.
+    // Ascending, so the seed rates are picked on is the smallest one, as `trade_off_table` reads it.
+    let mut seeds = args.seeds.clone();
+    seeds.sort_unstable();
+    seeds.dedup();
+    if seeds.is_empty() {
+        seeds.push(0);
+    }
+    // Fairness: every method's learning rate is picked by the same rule on the smallest seed,
+    // then the other seeds run at the picked rate; the table reports means over all seeds.
     for (method, tau) in settings {
         let one = |lr: f64, seed: u64| -> Result<SweepRow> {
             let mut c = base.clone();

@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::methods::{Method, MethodParams};
 use crate::eval::protocol::Generation;
+use crate::train::schedule::LrSchedule;
+pub use crate::train::schedule::LrShape;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -101,31 +103,18 @@ impl Default for UnlearnConfig {
     }
 }
 
-/// The learning rate after warm-up: flat, or decaying to 0 at the last step (HF Trainer's
-/// `linear`, the reference scripts' default, or `cosine`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LrShape {
-    #[default]
-    Constant,
-    Linear,
-    Cosine,
-}
-
 impl UnlearnConfig {
-    /// Learning rate of optimiser step `step` (0-based): linear warm-up, then `lr_schedule`.
+    /// Learning rate of optimiser step `step` (0-based): linear warm-up, then `lr_schedule`
+    /// (a decay reaches 0 at the last step: HF Trainer's `linear`, the reference scripts' default).
     pub fn lr_at(&self, step: usize) -> f64 {
-        let peak = self.learning_rate;
-        if step < self.warmup_steps {
-            return peak * (step + 1) as f64 / self.warmup_steps as f64;
+        LrSchedule {
+            peak: self.learning_rate,
+            warmup_steps: self.warmup_steps,
+            total_steps: self.steps,
+            floor_ratio: 0.0,
+            shape: self.lr_schedule,
         }
-        let span = self.steps.saturating_sub(self.warmup_steps).max(1) as f64;
-        let progress = ((step - self.warmup_steps) as f64 / span).min(1.0);
-        match self.lr_schedule {
-            LrShape::Constant => peak,
-            LrShape::Linear => peak * (1.0 - progress),
-            LrShape::Cosine => peak * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()),
-        }
+        .at(step)
     }
 
     /// Reads a TOML file over the defaults; unknown keys are errors that list the known ones.

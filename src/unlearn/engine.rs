@@ -8,9 +8,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use burn::backend::Autodiff;
-use burn::module::{AutodiffModule, Module};
+use burn::module::AutodiffModule;
 use burn::optim::{GradientsParams, Optimizer};
-use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::ElementConversion;
 use serde::{Deserialize, Serialize};
@@ -31,8 +30,6 @@ use crate::model::MaskedDiffusionLm;
 use crate::rng::SplitMix64;
 use crate::tokenizer::TextTokenizer;
 use crate::train::clip::{clip_global_norm, global_grad_norm};
-
-type Rec = NamedMpkFileRecorder<FullPrecisionSettings>;
 
 /// Where a run's inputs are, once the demo (if asked for) is unpacked.
 #[derive(Clone, Debug)]
@@ -394,15 +391,10 @@ fn train<B: AutodiffBackend>(task: RunTask, device: &B::Device) -> Result<()> {
     let mut optim =
         crate::train::adamw(config.weight_decay as f32).init::<B, MaskedDiffusionLm<B>>();
     if resume {
-        if let Some((dir, saved)) = latest_checkpoint(&run_dir)? {
-            model = model
-                .load_file(dir.join("trainer/model"), &Rec::new(), device)
-                .with_context(|| format!("{}: model record", dir.display()))?;
-            optim = optim.load_record(
-                Rec::new()
-                    .load(dir.join("trainer/optim").into(), device)
-                    .with_context(|| format!("{}: optimiser record", dir.display()))?,
-            );
+        if let Some((dir, saved)) =
+            crate::train::resume::latest(&run_dir, |s: &TrainerState| s.step)?
+        {
+            (model, optim) = crate::train::resume::load(&dir, model, optim, device)?;
             state = saved;
             if let Ok(text) = std::fs::read_to_string(run_dir.join("summary_before.json")) {
                 summary.insert("before".into(), serde_json::from_str(&text)?);
@@ -823,38 +815,11 @@ fn save_trainer_checkpoint<B: AutodiffBackend, O: Optimizer<MaskedDiffusionLm<B>
         std::fs::remove_dir_all(&dir)?;
     }
     checkpoint::save(&model.valid(), &ckpt.layout, Some(&inputs.checkpoint), &dir)?;
-    let trainer = dir.join("trainer");
-    std::fs::create_dir_all(&trainer)?;
-    model
-        .clone()
-        .save_file(trainer.join("model"), &Rec::new())
-        .context("saving the model record")?;
-    Rec::new()
-        .record(optim.to_record(), trainer.join("optim"))
-        .context("saving the optimiser record")?;
-    write_atomic(
-        &trainer.join("state.json"),
-        serde_json::to_string(state)?.as_bytes(),
-    )?;
+    crate::train::resume::save(&dir, model, optim, state)?;
     if best {
         write_atomic(&run_dir.join("best_checkpoint.json"), serde_json::json!({"step": step, "path": dir, "criterion": "highest live retain minus forget ROUGE-L recall"}).to_string().as_bytes())?;
     }
     Ok(dir)
-}
-
-fn latest_checkpoint(run_dir: &Path) -> Result<Option<(PathBuf, TrainerState)>> {
-    let mut best: Option<(PathBuf, TrainerState)> = None;
-    for entry in std::fs::read_dir(run_dir)?.flatten() {
-        let file = entry.path().join("trainer/state.json");
-        if let Ok(text) = std::fs::read_to_string(&file) {
-            let state: TrainerState =
-                serde_json::from_str(&text).with_context(|| file.display().to_string())?;
-            if best.as_ref().is_none_or(|b| state.step > b.1.step) {
-                best = Some((entry.path(), state));
-            }
-        }
-    }
-    Ok(best)
 }
 
 fn append_line(file: &mut std::fs::File, value: &serde_json::Value) -> Result<()> {

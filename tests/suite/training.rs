@@ -13,7 +13,7 @@ use mdu_workbench::model::{Architecture, ModelConfig};
 use mdu_workbench::rng::SplitMix64;
 use mdu_workbench::tokenizer::TextTokenizer;
 use mdu_workbench::train::clip::{clip_global_norm, global_grad_norm};
-use mdu_workbench::train::schedule::LrSchedule;
+use mdu_workbench::train::schedule::{LrSchedule, LrShape};
 
 type Ad = Autodiff<CpuBackend>;
 
@@ -24,6 +24,7 @@ fn lr_schedule_matches_hand_values() {
         warmup_steps: 10,
         total_steps: 110,
         floor_ratio: 0.1,
+        shape: LrShape::Cosine,
     };
     let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
     assert!(close(s.at(0), 1e-4));
@@ -179,18 +180,14 @@ fn gradient_accumulation_equals_the_mean_loss_gradient() {
         ("lm_head", &model.lm_head),
         ("q0", &model.blocks[0].q),
     ] {
-        let x = accumulated
-            .get::<CpuBackend, 2>(w.id)
-            .unwrap()
-            .into_data()
-            .to_vec::<f32>()
-            .unwrap();
-        let y = joint
-            .get::<CpuBackend, 2>(w.id)
-            .unwrap()
-            .into_data()
-            .to_vec::<f32>()
-            .unwrap();
+        let host = |g: &GradientsParams| {
+            g.get::<CpuBackend, 2>(w.id)
+                .unwrap()
+                .into_data()
+                .to_vec::<f32>()
+                .unwrap()
+        };
+        let (x, y) = (host(&accumulated), host(&joint));
         let worst = x
             .iter()
             .zip(&y)

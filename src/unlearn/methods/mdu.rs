@@ -35,22 +35,10 @@ pub fn null_anchor_kl<B: AutodiffBackend>(
 ) -> Tensor<B, 1> {
     let n = batch.masked.len();
     if n == 0 {
-        let ids: Vec<i64> = batch.ids.iter().map(|&t| t as i64).collect();
-        let ids = Tensor::<B, 2, Int>::from_data(
-            TensorData::new(ids, [batch.rows, batch.width]),
-            ctx.device,
-        );
-        return ctx.model.forward_hidden(ids, None).sum() * 0.0;
+        return batch.connected_zero(ctx.model, ctx.device);
     }
     let (rows, width) = (batch.rows, batch.width);
-    let conditional = at_least_f32(logits_at(
-        ctx.model,
-        &batch.ids,
-        rows,
-        width,
-        &batch.masked,
-        ctx.device,
-    ));
+    let conditional = at_least_f32(batch.masked_logits(ctx.model, ctx.device));
     let vocab = conditional.dims()[1];
     let target = if p.tau == 0.0 {
         // τ·(anything finite) = 0: the anchor is uniform and the frozen pass can be skipped.

@@ -11,7 +11,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::diffusion::loss::{logits_at, mdlm_loss, weighted_ce_terms, NoisedBatch};
+use crate::diffusion::loss::{mdlm_loss, weighted_ce_terms, NoisedBatch};
 use crate::model::MaskedDiffusionLm;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -181,14 +181,7 @@ pub fn sequence_nll<B: Backend>(
     if batch.masked.is_empty() {
         return Tensor::zeros([batch.rows], device);
     }
-    let logits = logits_at(
-        model,
-        &batch.ids,
-        batch.rows,
-        batch.width,
-        &batch.masked,
-        device,
-    );
+    let logits = batch.masked_logits(model, device);
     let terms = weighted_ce_terms(logits, &batch.targets, &batch.weights);
     // Row sums as a [rows, N] one-hot product keeps everything on the device.
     let n = batch.masked.len();
