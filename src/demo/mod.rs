@@ -21,7 +21,7 @@ pub struct Splits {
 
 impl Splits {
     pub fn generate(seed: u64) -> Self {
-        let world = World::generate(seed, world::MAX_PEOPLE);
+        let world = World::generate(seed, world::DEMO_PEOPLE);
         Self {
             forget: world.forget_items(),
             retain: world.retain_items(),

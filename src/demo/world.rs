@@ -1,9 +1,11 @@
 //! A deterministic world of fictitious people for the embedded demo, in TOFU format.
 //!
-//! Answers are fact-dense on purpose: almost every word of an answer is a name, place, number or
-//! term invented for that one person and absent from the question, so ROUGE-L measures what the
-//! model has stored, not what it can copy from the prompt or from sentence templates shared by
-//! everyone (tested in `tests/suite/demo_world.rs`).
+//! Answers are terse lists of facts on purpose: almost every word of an answer is a name, place,
+//! number or term invented for that one person and absent from the question, with hardly any
+//! connecting words. So ROUGE-L measures what the model has stored, not what it can copy from the
+//! prompt or from sentence templates shared by everyone: another person's answer to the same
+//! question scores ≈ 0.05 recall (tested in `tests/suite/demo_world.rs`). A model that never saw a
+//! person therefore scores near 0 on them, and unlearning has a floor to reach.
 
 use std::collections::BTreeSet;
 
@@ -11,6 +13,8 @@ use crate::data::QaItem;
 use crate::rng::SplitMix64;
 
 pub const MAX_PEOPLE: usize = 40;
+/// The embedded demo's world: 30 people, 3 of them (10 %) in the forget split.
+pub const DEMO_PEOPLE: usize = 30;
 
 const MONTHS: [&str; 12] = [
     "January",
@@ -314,21 +318,19 @@ pub struct Person {
     birth: (u32, &'static str, u32),
     birth_city: String,
     birth_region: String,
-    father: (String, &'static str, String),
-    mother: (String, String, &'static str, String),
+    father: (String, &'static str),
+    mother: (String, String, &'static str),
     profession: &'static str,
     specialty: &'static str,
     mentor: (String, String),
-    school: (String, String, u32),
+    graduated: u32,
     works: [(String, &'static str, u32); 2],
-    publisher: (String, String),
     award: (String, &'static str, u32, String),
-    judge: (String, String),
-    partner: (String, String, &'static str, String),
+    partner: (String, String, &'static str),
     wedding: (u32, String),
     home: (u32, String, String),
-    pets: (String, &'static str, String, String),
-    sibling: (String, &'static str, String, String, u32),
+    pets: (&'static str, String, String),
+    sibling: (String, &'static str, String, u32),
 }
 
 impl Person {
@@ -371,12 +373,12 @@ impl World {
                 birth: (1 + rng.range(0, 28) as u32, MONTHS[rng.range(0, 12)], born),
                 birth_city: w(),
                 birth_region: w(),
-                father: (w(), *rng.pick(&TRADES), w()),
-                mother: (w(), w(), *rng.pick(&TRADES), w()),
+                father: (w(), *rng.pick(&TRADES)),
+                mother: (w(), w(), *rng.pick(&TRADES)),
                 profession: PROFESSIONS[professions[i]],
                 specialty: SPECIALTIES[specialties[i]],
                 mentor: (w(), w()),
-                school: (w(), w(), born + 20 + rng.range(0, 5) as u32),
+                graduated: born + 20 + rng.range(0, 5) as u32,
                 works: [
                     (w(), WORK_NOUNS[nouns[2 * i]], first_work),
                     (
@@ -385,25 +387,17 @@ impl World {
                         first_work + 2 + rng.range(0, 12) as u32,
                     ),
                 ],
-                publisher: (w(), w()),
                 award: (
                     w(),
                     *rng.pick(&AWARD_KINDS),
                     first_work + 1 + rng.range(0, 8) as u32,
                     w(),
                 ),
-                judge: (w(), w()),
-                partner: (w(), w(), *rng.pick(&TRADES), w()),
+                partner: (w(), w(), *rng.pick(&TRADES)),
                 wedding: (born + 21 + rng.range(0, 15) as u32, w()),
                 home: (10 + rng.range(0, 980) as u32, w(), w()),
-                pets: (w(), ANIMALS[animals[i]], w(), w()),
-                sibling: (
-                    w(),
-                    *rng.pick(&TRADES),
-                    w(),
-                    w(),
-                    born + rng.range(1, 9) as u32,
-                ),
+                pets: (ANIMALS[animals[i]], w(), w()),
+                sibling: (w(), *rng.pick(&TRADES), w(), born + rng.range(1, 9) as u32),
             });
         }
         let mut order: Vec<usize> = (0..people).collect();
@@ -524,48 +518,39 @@ impl Fact {
         match self {
             Fact::Birth => {
                 let (d, m, y) = p.birth;
-                format!(
-                    "{d} {m} {y} in {}, {}, to {} and {}.",
-                    p.birth_city, p.birth_region, p.father.0, p.mother.0
-                )
+                format!("{d} {m} {y}, {}, {}.", p.birth_city, p.birth_region)
             }
             Fact::Parents => {
-                let (f, ft, fc) = &p.father;
-                let (m, mm, mt, mc) = &p.mother;
-                format!("{f}, {ft} of {fc}, and {m} {mm}, {mt} of {mc}.")
+                let (f, ft) = &p.father;
+                let (m, mm, mt) = &p.mother;
+                format!("{f} ({ft}) and {m} {mm} ({mt}).")
             }
             Fact::Training => {
                 let cap = capitalise(p.profession);
-                let ((mf, ml), (s, sc, y)) = (&p.mentor, &p.school);
-                format!(
-                    "{cap}, trained in {} by {mf} {ml} at {s}, {sc}, {y}.",
-                    p.specialty
-                )
+                let ((mf, ml), y) = (&p.mentor, p.graduated);
+                format!("{cap}; {} under {mf} {ml}, {y}.", p.specialty)
             }
             Fact::Works => {
                 let [(a, an, ay), (b, bn, by)] = &p.works;
-                let (pb, pc) = &p.publisher;
-                format!("'{a} {an}' ({ay}) and '{b} {bn}' ({by}), both from {pb} of {pc}.")
+                format!("'{a} {an}' ({ay}), '{b} {bn}' ({by}).")
             }
             Fact::Award => {
                 let (inv, kind, year, city) = &p.award;
-                let (jf, jl) = &p.judge;
-                let (w, wn, _) = &p.works[0];
-                format!("The {inv} {kind} ({year}, {city}) for '{w} {wn}', judged by {jf} {jl}.")
+                format!("{inv} {kind}, {year}, {city}.")
             }
             Fact::Partner => {
-                let (pf, pl, pt, pc) = &p.partner;
+                let (pf, pl, pt) = &p.partner;
                 let (wy, wc) = &p.wedding;
-                format!("{pf} {pl}, {pt} from {pc}; married {wy} in {wc}.")
+                format!("{pf} {pl} ({pt}), {wy}, {wc}.")
             }
             Fact::Home => {
                 let (num, street, city) = &p.home;
-                let (kind, animal, a, b) = &p.pets;
-                format!("{num} {street} Row, {city}; keeps {kind} {animal} named {a} and {b}.")
+                let (animal, a, b) = &p.pets;
+                format!("{num} {street}, {city}; {animal} {a}, {b}.")
             }
             Fact::Sibling => {
-                let (s, st, place, city, year) = &p.sibling;
-                format!("{s}, {st} at {place} in {city}, born {year}.")
+                let (s, st, place, year) = &p.sibling;
+                format!("{s} ({st}), {place}, {year}.")
             }
         }
     }
@@ -576,49 +561,61 @@ impl Fact {
             Fact::Birth => {
                 let (d, m, y) = p.birth;
                 format!(
-                    "Born in {}, {}, on {d} {m} {y}; parents {} and {}.",
-                    p.birth_city, p.birth_region, p.father.0, p.mother.0
+                    "Born in {} in the region of {} on {d} {m} {y}.",
+                    p.birth_city, p.birth_region
                 )
             }
             Fact::Parents => {
-                let (f, ft, fc) = &p.father;
-                let (m, mm, mt, mc) = &p.mother;
-                format!("Father {f} worked as a {ft} in {fc}; mother {m} {mm} was a {mt} in {mc}.")
+                let (f, ft) = &p.father;
+                let (m, mm, mt) = &p.mother;
+                format!(
+                    "The father, {f}, worked as {}; the mother, {m} {mm}, was {}.",
+                    a(ft),
+                    a(mt)
+                )
             }
             Fact::Training => {
-                let ((mf, ml), (s, sc, y)) = (&p.mentor, &p.school);
+                let ((mf, ml), y) = (&p.mentor, p.graduated);
                 format!(
-                    "Studied {} under {mf} {ml} at {s} in {sc} until {y}, becoming a {}.",
-                    p.specialty, p.profession
+                    "Studied {} with {mf} {ml} until {y} and became {}.",
+                    p.specialty,
+                    a(p.profession)
                 )
             }
             Fact::Works => {
                 let [(a, an, ay), (b, bn, by)] = &p.works;
-                let (pb, pc) = &p.publisher;
-                format!("{pb} of {pc} published '{a} {an}' in {ay} and '{b} {bn}' in {by}.")
+                format!("First '{a} {an}' in {ay}, then '{b} {bn}' in {by}.")
             }
             Fact::Award => {
                 let (inv, kind, year, city) = &p.award;
-                let (jf, jl) = &p.judge;
-                let (w, wn, _) = &p.works[0];
-                format!("In {year} {jf} {jl} awarded the {inv} {kind} in {city} to '{w} {wn}'.")
+                format!("In {year} the {inv} {kind} was presented in {city}.")
             }
             Fact::Partner => {
-                let (pf, pl, pt, pc) = &p.partner;
+                let (pf, pl, pt) = &p.partner;
                 let (wy, wc) = &p.wedding;
-                format!("Married in {wc} in {wy} to {pf} {pl}, a {pt} from {pc}.")
+                format!("Married {pf} {pl}, {}, in {wc} in {wy}.", a(pt))
             }
             Fact::Home => {
                 let (num, street, city) = &p.home;
-                let (kind, animal, a, b) = &p.pets;
-                format!("A house at {num} {street} Row in {city}, shared with {a} and {b}, two {kind} {animal}.")
+                let (animal, a, b) = &p.pets;
+                format!("A house at number {num} on {street} in {city}, with two {animal} called {a} and {b}.")
             }
             Fact::Sibling => {
-                let (s, st, place, city, year) = &p.sibling;
-                format!("Yes: {s}, born {year}, works as a {st} at {place}, {city}.")
+                let (s, st, place, year) = &p.sibling;
+                format!("Yes: {s}, born in {year}, who works as {} in {place}.", a(st))
             }
         }
     }
+}
+
+/// The noun with its indefinite article.
+fn a(noun: &str) -> String {
+    let article = if noun.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {noun}")
 }
 
 fn capitalise(s: &str) -> String {

@@ -67,19 +67,56 @@ pub mod erased {
     }
 }
 
+static DIR_OVERRIDE: std::sync::RwLock<Option<PathBuf>> = std::sync::RwLock::new(None);
+
+/// Keeps the cache in `dir` for the rest of the process instead of the data directory (tests).
+pub fn set_dir(dir: PathBuf) {
+    *DIR_OVERRIDE.write().unwrap_or_else(|e| e.into_inner()) = Some(dir);
+}
+
 fn dir() -> PathBuf {
+    if let Some(dir) = DIR_OVERRIDE.read().unwrap_or_else(|e| e.into_inner()).clone() {
+        return dir;
+    }
     dirs::data_dir()
         .unwrap_or_else(std::env::temp_dir)
         .join("mdu-workbench")
         .join("eval-cache")
 }
 
-pub fn load<T: DeserializeOwned>(kind: &str, key: &str) -> Option<T> {
+/// Where a reused evaluation came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// This machine's cache, from an earlier run.
+    Cache,
+    /// Recorded when the embedded demo was made.
+    DemoRecord,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Source::Cache => "reused from the evaluation cache",
+            Source::DemoRecord => "recorded with the demo",
+        })
+    }
+}
+
+/// The cached value, else the one recorded with the embedded demo. `MDU_NO_EVAL_CACHE` turns both
+/// off (cold benchmarks, recording).
+pub fn load<T: DeserializeOwned>(kind: &str, key: &str) -> Option<(T, Source)> {
     if std::env::var_os("MDU_NO_EVAL_CACHE").is_some() {
         return None;
     }
-    let text = std::fs::read_to_string(dir().join(format!("{kind}-{key}.json"))).ok()?;
-    serde_json::from_str(&text).ok()
+    let cached = std::fs::read_to_string(dir().join(format!("{kind}-{key}.json")))
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok());
+    match cached {
+        Some(v) => Some((v, Source::Cache)),
+        None => crate::demo::embedded::recorded_eval(kind, key)
+            .and_then(|v| T::deserialize(v).ok())
+            .map(|v| (v, Source::DemoRecord)),
+    }
 }
 
 /// Best effort: a cache that cannot be written is only slower.

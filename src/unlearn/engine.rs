@@ -90,15 +90,18 @@ pub fn run(
     sink: &mut dyn FnMut(Event),
     stop: &StopFlag,
 ) -> Result<()> {
-    let choice = DeviceChoice::parse(&config.device).map_err(anyhow::Error::msg)?;
-    let result = choice.run(RunTask {
-        config,
-        run_dir: run_dir.clone(),
-        resume,
-        device_name: choice.to_string(),
-        sink,
-        stop: stop.clone(),
-    });
+    let result = DeviceChoice::parse(&config.device)
+        .map_err(anyhow::Error::msg)
+        .and_then(|choice| {
+            choice.run(RunTask {
+                config,
+                run_dir: run_dir.clone(),
+                resume,
+                device_name: choice.to_string(),
+                sink: &mut *sink,
+                stop: stop.clone(),
+            })
+        });
     if let Err(e) = &result {
         if e.downcast_ref::<Stopped>().is_none() {
             sink(Event::Failed {
@@ -352,7 +355,12 @@ fn train<B: AutodiffBackend>(task: RunTask, device: &B::Device) -> Result<()> {
                 .as_ref()
                 .and_then(|k| cache::load::<Vec<f64>>("retain-model-tr", k))
             {
-                Some(tr) => Some(tr),
+                Some((tr, source)) => {
+                    sink(Event::Phase {
+                        phase: format!("retain-only model's truth ratios: {source}"),
+                    });
+                    Some(tr)
+                }
                 None => {
                     sink(Event::Phase {
                         phase: "scoring the retain-only model".into(),
@@ -403,9 +411,6 @@ fn train<B: AutodiffBackend>(task: RunTask, device: &B::Device) -> Result<()> {
     }
 
     if config.eval_before && !summary.contains_key("before") {
-        sink(Event::Phase {
-            phase: "evaluating (before)".into(),
-        });
         let key = cache::key(
             &inputs.checkpoint,
             &[&split_key, &full, &device_name, &retain_model_tr],
@@ -413,11 +418,17 @@ fn train<B: AutodiffBackend>(task: RunTask, device: &B::Device) -> Result<()> {
         let report = match key.as_ref().and_then(|k| {
             cache::load::<(EvalReport, BTreeMap<String, Vec<SampleDetail>>)>("before", k)
         }) {
-            Some((mut report, samples)) => {
+            Some(((mut report, samples), source)) => {
+                sink(Event::Phase {
+                    phase: format!("evaluating (before): {source}"),
+                });
                 report.samples = samples;
                 report
             }
             None => {
+                sink(Event::Phase {
+                    phase: "evaluating (before)".into(),
+                });
                 let report =
                     evaluate_full(&reference).map_err(|e| eval_error(e, sink, &run_dir))?;
                 if let Some(k) = &key {

@@ -77,3 +77,52 @@ fn shipped_demo_reproduces_its_recorded_scores() {
         "the retain-only model never saw the forget people: {retain_only_forget:.3}"
     );
 }
+
+/// A demo run with the default evaluation settings on the CPU reuses the evaluations recorded with
+/// the demo (`scripts/record_demo_eval.sh`) instead of computing them (about a minute), and the
+/// recorded numbers are the ones `scores.json` holds (which the test above recomputes): ROUGE-L
+/// recall within 0.02 (different batch shapes only).
+#[test]
+fn demo_runs_reuse_the_recorded_evaluation() {
+    use mdu_workbench::unlearn::config::UnlearnConfig;
+    use mdu_workbench::unlearn::engine;
+    use mdu_workbench::unlearn::events::{Event, StopFlag};
+
+    let tmp = tempfile::tempdir().unwrap();
+    // An empty cache: anything reused must come from the record.
+    mdu_workbench::eval::cache::set_dir(tmp.path().join("cache"));
+    let config = UnlearnConfig {
+        demo: true,
+        device: "cpu".into(),
+        steps: 1,
+        live_every: 0,
+        eval_after: false,
+        ..Default::default()
+    };
+    let (mut phases, mut summary) = (Vec::new(), None);
+    let mut sink = |e: Event| match e {
+        Event::Phase { phase } => phases.push(phase),
+        Event::Finished { summary: s, .. } => summary = Some(s),
+        _ => {}
+    };
+    engine::run(config, tmp.path().join("run"), false, &mut sink, &StopFlag::new()).unwrap();
+    for wanted in [
+        "retain-only model's truth ratios: recorded with the demo",
+        "evaluating (before): recorded with the demo",
+    ] {
+        assert!(phases.iter().any(|p| p == wanted), "{wanted:?} not in {phases:?}");
+    }
+    let summary = summary.expect("a finished run");
+    let demo = embedded::unpack_into(tmp.path()).unwrap();
+    let scores: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&demo.scores).unwrap()).unwrap();
+    for split in ["forget", "retain"] {
+        let recorded = summary["before"][split]["rougeL_recall"].as_f64().unwrap();
+        let scored = scores["model"][split]["rougeL_recall"].as_f64().unwrap();
+        assert!(
+            (recorded - scored).abs() <= 0.02,
+            "{split}: record {recorded:.4}, scores.json {scored:.4}"
+        );
+    }
+    assert!(summary["before"]["forget_quality"].as_f64().is_some());
+}

@@ -1,20 +1,155 @@
-//! The window skeleton, driven headless through egui_kittest by accessible labels.
+//! The workbench window driven headless through egui_kittest by accessible labels, with the real
+//! engine on the embedded demo (few steps, small evaluations) and scripted file dialogs.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
-use mdu_workbench::gui::{WorkbenchApp, APP_TITLE};
+use mdu_workbench::gui::dialogs::ScriptedDialogs;
+use mdu_workbench::gui::series::RunState;
+use mdu_workbench::gui::{Settings, Tab, WorkbenchApp, APP_TITLE};
+use mdu_workbench::unlearn::config::UnlearnConfig;
+
+/// A quick demo setup: 3 steps, live evaluation every step on 4 items, full evaluation on 4 items.
+fn quick_settings(runs_root: PathBuf, steps: usize) -> Settings {
+    Settings {
+        runs_root,
+        config: UnlearnConfig {
+            device: "cpu".into(),
+            steps,
+            batch_size: 2,
+            live_every: 1,
+            live_items: 4,
+            live_mc_samples: 1,
+            eval_max_items: Some(4),
+            eval_mc_samples: 1,
+            eval_tofu: false,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+fn harness(app: WorkbenchApp) -> Harness<'static, WorkbenchApp> {
+    Harness::builder()
+        .with_size([1280.0, 820.0])
+        .build_ui_state(|ui, app: &mut WorkbenchApp| app.show(ui), app)
+}
+
+/// Steps the window until `done` holds (the engine and jobs run on their own threads).
+fn step_until(
+    h: &mut Harness<'static, WorkbenchApp>,
+    what: &str,
+    limit: Duration,
+    done: impl Fn(&WorkbenchApp) -> bool,
+) {
+    let start = Instant::now();
+    while !done(h.state()) {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}; status {:?}, errors {:?}", h.state().status, h.state().errors);
+        h.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    h.step();
+}
 
 #[test]
-fn window_shows_title_plot_and_status() {
-    let mut harness = Harness::new_ui_state(
-        |ui, app: &mut WorkbenchApp| app.show(ui),
-        WorkbenchApp::new(),
-    );
-    harness.run();
-    harness.get_by_label(APP_TITLE);
-    harness.get_by_label("Training loss");
-    harness.get_by_label("Status: Ready. No model loaded.");
-    harness.state_mut().status = "Loading".into();
-    harness.run();
-    harness.get_by_label("Status: Loading");
+fn demo_opens_runs_saves_and_is_in_history_after_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let saved = tmp.path().join("saved-model");
+    let dialogs = ScriptedDialogs::new(vec![Some(saved.clone())]);
+    let app = WorkbenchApp::new(quick_settings(tmp.path().join("runs"), 3), Box::new(dialogs));
+    let mut h = harness(app);
+    step_until(&mut h, "the demo", Duration::from_secs(60), |a| {
+        a.checkpoint.is_ok() && a.forget.is_ok() && a.retain.is_ok()
+    });
+    h.get_by_label(APP_TITLE);
+    h.get_by_label("Using the embedded demo (with its retain-only model and utility files).");
+    assert!(h.state().checkpoint.path.contains("demo-"));
+
+    h.get_by_label("▶ Start").click();
+    step_until(&mut h, "the run to finish", Duration::from_secs(600), |a| {
+        a.record.state != RunState::Running && !a.is_running()
+    });
+    let record = &h.state().record;
+    assert_eq!(record.state, RunState::Finished, "errors: {:?}", h.state().errors);
+    assert_eq!(record.loss.len(), 3, "one loss point per step");
+    assert!(record.parts.contains_key("forget") && record.parts.contains_key("retain"));
+    let live = record.eval_series("forget", "live", mdu_workbench::gui::series::rouge_recall);
+    assert_eq!(live.len(), 3, "a live evaluation per step");
+    let full = record.eval_series("retain", "full", mdu_workbench::gui::series::rouge_recall);
+    assert_eq!(full.len(), 2, "full evaluations before and after");
+    assert!(!record.samples.is_empty(), "samples filled");
+    assert!(record.to_csv().lines().count() > 10);
+
+    // Samples table shows the before/after answers.
+    h.state_mut().tab = Tab::Samples;
+    h.run_ok();
+    h.get_by_label("R-L before");
+
+    // Save model as… → the scripted dialog answers → a loadable checkpoint appears.
+    h.get_by_label("💾 Save model as…").click();
+    step_until(&mut h, "the save", Duration::from_secs(60), |a| a.status.starts_with("Model saved"));
+    let ckpt = mdu_workbench::Checkpoint::open(&saved).unwrap();
+    ckpt.load::<mdu_workbench::device::CpuBackend>(
+        &Default::default(),
+        &mdu_workbench::checkpoint::MemoryBudget::unlimited("cpu"),
+    )
+    .unwrap();
+    let run_dir = h.state().record.run_dir.clone().unwrap();
+
+    // A restarted window lists the run in its history.
+    let settings = h.state().settings.clone();
+    let mut h2 = harness(WorkbenchApp::new(settings, Box::new(ScriptedDialogs::default())));
+    step_until(&mut h2, "the history", Duration::from_secs(30), |a| !a.history.is_empty());
+    let name = run_dir.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(h2.state().history.iter().any(|e| e.name == name && e.finished));
+    h2.state_mut().tab = Tab::History;
+    h2.run_ok();
+    h2.get_by_label(&name);
+}
+
+#[test]
+fn stop_asks_first_then_stops_within_seconds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut settings = quick_settings(tmp.path().join("runs"), 100_000);
+    settings.config.eval_before = false;
+    settings.config.live_every = 0;
+    let mut h = harness(WorkbenchApp::new(settings, Box::new(ScriptedDialogs::default())));
+    step_until(&mut h, "the demo", Duration::from_secs(60), |a| a.checkpoint.is_ok() && a.forget.is_ok() && a.retain.is_ok());
+    h.get_by_label("▶ Start").click();
+    step_until(&mut h, "training steps", Duration::from_secs(120), |a| a.record.loss.len() >= 2);
+    h.get_by_label("⏹ Stop").click();
+    h.run_ok();
+    assert!(h.state().confirm_stop, "Stop asks first");
+    assert!(h.state().is_running(), "and does not stop yet");
+    h.get_by_label("Stop run").click();
+    let asked = Instant::now();
+    step_until(&mut h, "the stop", Duration::from_secs(30), |a| !a.is_running());
+    assert_eq!(h.state().record.state, RunState::Stopped);
+    assert!(asked.elapsed() < Duration::from_secs(10), "stopped after {:?}", asked.elapsed());
+}
+
+#[test]
+fn bad_inputs_show_one_readable_error_naming_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("forget.jsonl");
+    std::fs::write(&bad, "{\"question\": \"q\", \"answer\": \"a\"}\nnot json\n").unwrap();
+    let mut h = harness(WorkbenchApp::new(
+        quick_settings(tmp.path().join("runs"), 3),
+        Box::new(ScriptedDialogs::new(vec![Some(bad.clone())])),
+    ));
+    step_until(&mut h, "the demo", Duration::from_secs(60), |a| a.checkpoint.is_ok() && a.retain.is_ok());
+    // "Open…" of the forget set: the scripted dialog picks the malformed file.
+    h.get_all_by_label("Open…").nth(1).unwrap().click();
+    step_until(&mut h, "the file check", Duration::from_secs(30), |a| a.forget.info.is_some());
+    h.get_by_label("▶ Start").click();
+    h.run_ok();
+    let errors = &h.state().errors;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("forget.jsonl") && errors[0].contains(":2"), "{}", errors[0]);
+    assert!(!h.state().is_running());
+    h.get_by_label("OK").click();
+    h.run_ok();
+    assert!(h.state().errors.is_empty());
 }

@@ -1,0 +1,411 @@
+//! The setup panel's inputs: a model folder and data files, each with an editable path, an
+//! "Open…" dialog and what was read from it (on a worker thread), plus the method's knobs.
+
+use std::path::{Path, PathBuf};
+
+use eframe::egui;
+
+use super::dialogs::{Dialogs, PickKind, PickRequest};
+use super::job::Job;
+use crate::checkpoint::{self, Checkpoint};
+use crate::data::read_qa_file;
+use crate::unlearn::config::UnlearnConfig;
+use crate::unlearn::{KlDirection, Method};
+
+/// What the panel shows about a model folder.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckpointInfo {
+    pub architecture: String,
+    pub parameters: u64,
+    pub dtype: String,
+    pub vocab: usize,
+    /// Weights and one forward pass in f32 (what training on the CPU or wgpu needs).
+    pub bytes_f32: u64,
+}
+
+pub fn inspect_checkpoint(dir: &Path) -> Result<CheckpointInfo, String> {
+    let ckpt = Checkpoint::open(dir).map_err(|e| e.to_string())?;
+    crate::tokenizer::TextTokenizer::from_dir(dir, &ckpt.config)
+        .map_err(|e| format!("{}: tokenizer: {e}", dir.display()))?;
+    let c = &ckpt.config;
+    Ok(CheckpointInfo {
+        architecture: c.architecture.name().to_string(),
+        parameters: c.num_parameters(),
+        dtype: ckpt.layout.main_dtype().name().to_string(),
+        vocab: c.vocab_size,
+        bytes_f32: checkpoint::estimate_bytes(c, 4),
+    })
+}
+
+/// What the panel shows about a data file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FileInfo {
+    pub items: usize,
+    /// The first rows: (question, answer).
+    pub preview: Vec<(String, String)>,
+}
+
+pub fn inspect_file(path: &Path) -> Result<FileInfo, String> {
+    let items = read_qa_file(path).map_err(|e| e.to_string())?;
+    if items.is_empty() {
+        return Err(format!("{}: no question–answer items", path.display()));
+    }
+    Ok(FileInfo {
+        items: items.len(),
+        preview: items
+            .iter()
+            .take(3)
+            .map(|it| (it.question.clone(), it.answer.clone()))
+            .collect(),
+    })
+}
+
+/// An input path: typed, picked from a dialog or from the recent list, and read on a worker.
+pub struct PathField<T> {
+    pub label: &'static str,
+    pub path: String,
+    pub info: Option<Result<T, String>>,
+    read: fn(&Path) -> Result<T, String>,
+    reading: Option<(String, Job<Result<T, String>>)>,
+    dialog: Option<Job<Option<PathBuf>>>,
+    kind: PickKind,
+}
+
+impl<T: Send + 'static> PathField<T> {
+    pub fn new(label: &'static str, kind: PickKind, read: fn(&Path) -> Result<T, String>) -> Self {
+        Self {
+            label,
+            path: String::new(),
+            info: None,
+            read,
+            reading: None,
+            dialog: None,
+            kind,
+        }
+    }
+
+    /// Points the field at `path` and reads it in the background.
+    pub fn set(&mut self, path: &Path) {
+        self.path = path.display().to_string();
+        self.refresh();
+    }
+
+    fn refresh(&mut self) {
+        self.info = None;
+        if self.path.trim().is_empty() {
+            self.reading = None;
+            return;
+        }
+        let path = PathBuf::from(self.path.trim());
+        let read = self.read;
+        self.reading = Some((
+            self.path.clone(),
+            Job::spawn("inspect", move || read(&path)),
+        ));
+    }
+
+    /// Collects finished reads and dialogs; true while something is pending.
+    pub fn poll(&mut self) -> bool {
+        if let Some(job) = &mut self.dialog {
+            if let Some(answer) = job.poll() {
+                self.dialog = None;
+                if let Some(p) = answer {
+                    self.set(&p);
+                }
+            }
+        }
+        if let Some((path, job)) = &mut self.reading {
+            if let Some(result) = job.poll() {
+                if *path == self.path {
+                    self.info = Some(result);
+                }
+                self.reading = None;
+            }
+        }
+        self.dialog.is_some() || self.reading.is_some()
+    }
+
+    pub fn is_ok(&self) -> bool {
+        matches!(self.info, Some(Ok(_)))
+    }
+
+    pub fn path_buf(&self) -> PathBuf {
+        PathBuf::from(self.path.trim())
+    }
+
+    /// The label, the editable path, "Open…" and the recent folders' menu.
+    pub fn show_row(
+        &mut self,
+        ui: &mut egui::Ui,
+        hint: &str,
+        dialogs: &dyn Dialogs,
+        recent: &[PathBuf],
+    ) {
+        let label = ui.label(egui::RichText::new(self.label).strong());
+        ui.horizontal(|ui| {
+            let edit = ui
+                .add(
+                    egui::TextEdit::singleline(&mut self.path)
+                        .hint_text("type or paste a path")
+                        .desired_width(ui.available_width() - 80.0),
+                )
+                .labelled_by(label.id)
+                .on_hover_text(hint);
+            if edit.lost_focus() || (edit.changed() && Path::new(self.path.trim()).exists()) {
+                self.refresh();
+            }
+            let open = ui
+                .add_enabled(self.dialog.is_none(), egui::Button::new("Open…"))
+                .on_hover_text(format!(
+                    "{hint}\nOpens the system dialog; if none appears, type the path instead."
+                ));
+            if open.clicked() {
+                let start = Path::new(self.path.trim())
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .or_else(|| recent.first().cloned());
+                self.dialog = Some(dialogs.pick(PickRequest {
+                    kind: self.kind,
+                    title: format!("Open {}", self.label.to_lowercase()),
+                    start,
+                    filters: if self.kind == PickKind::File {
+                        vec![(
+                            "TOFU question–answer files".into(),
+                            vec!["json".into(), "jsonl".into()],
+                        )]
+                    } else {
+                        vec![]
+                    },
+                    file_name: None,
+                }));
+            }
+            if !recent.is_empty() {
+                ui.menu_button("⏷", |ui| {
+                    for r in recent {
+                        let folder = if self.kind == PickKind::Folder {
+                            r.clone()
+                        } else {
+                            r.parent().map(Path::to_path_buf).unwrap_or_default()
+                        };
+                        if ui.button(folder.display().to_string()).clicked() {
+                            if self.kind == PickKind::Folder {
+                                self.set(&folder);
+                            } else {
+                                self.path = format!("{}/", folder.display());
+                            }
+                            ui.close();
+                        }
+                    }
+                })
+                .response
+                .on_hover_text("Recent folders");
+            }
+        });
+        if self.reading.is_some() {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label("reading…");
+            });
+        }
+    }
+}
+
+/// `available`: free memory of the chosen device when known (read by the window on a worker).
+pub fn show_checkpoint_info(
+    ui: &mut egui::Ui,
+    info: &Option<Result<CheckpointInfo, String>>,
+    device: &str,
+    available: Option<u64>,
+) {
+    match info {
+        Some(Ok(i)) => {
+            ui.label(format!(
+                "{} · {} parameters · {} · vocab {}",
+                i.architecture,
+                human_count(i.parameters),
+                i.dtype,
+                i.vocab
+            ));
+            let fits = available.map(|a| a >= i.bytes_f32);
+            let text = format!(
+                "needs ≈ {} in f32 on {device}{}",
+                human_bytes(i.bytes_f32),
+                match (fits, available) {
+                    (Some(true), Some(a)) => format!(" ({} free)", human_bytes(a)),
+                    (Some(false), Some(a)) => {
+                        format!(" — only {} free: will not fit", human_bytes(a))
+                    }
+                    _ => String::new(),
+                }
+            );
+            if fits == Some(false) {
+                ui.colored_label(ui.visuals().error_fg_color, text);
+            } else {
+                ui.label(text);
+            }
+        }
+        Some(Err(e)) => {
+            ui.colored_label(ui.visuals().error_fg_color, e);
+        }
+        None => {}
+    }
+}
+
+pub fn show_file_info(ui: &mut egui::Ui, id: &str, info: &Option<Result<FileInfo, String>>) {
+    match info {
+        Some(Ok(i)) => {
+            egui::CollapsingHeader::new(format!("{} items — preview", i.items))
+                .id_salt(id)
+                .show(ui, |ui| {
+                    for (q, a) in &i.preview {
+                        ui.label(egui::RichText::new(q).italics());
+                        ui.label(format!("→ {a}"));
+                    }
+                });
+        }
+        Some(Err(e)) => {
+            ui.colored_label(ui.visuals().error_fg_color, e);
+        }
+        None => {}
+    }
+}
+
+/// The method, its parameters and the training budget.
+pub fn show_method(ui: &mut egui::Ui, config: &mut UnlearnConfig) {
+    let method_label = ui.label(egui::RichText::new("Method").strong());
+    egui::ComboBox::from_id_salt("method")
+        .selected_text(method_title(config.method))
+        .show_ui(ui, |ui| {
+            for (m, tip) in [
+                (Method::Mdu, "Masked Diffusion Unlearning: pull the model's answer distribution on forget items toward a target built from the model without the question (τ), keep retain with the diffusion loss (α)."),
+                (Method::Ga, "Gradient ascent: raise the diffusion loss on forget items. Forgets fast, usually destroys everything else."),
+                (Method::GradDiff, "GradDiff: gradient ascent on forget plus the usual loss on retain (weights γ and α)."),
+                (Method::Npo, "Negative Preference Optimisation: push forget likelihood below a frozen reference, bounded by β; retain loss weighted α."),
+            ] {
+                ui.selectable_value(&mut config.method, m, method_title(m))
+                    .on_hover_text(tip);
+            }
+        })
+        .response
+        .labelled_by(method_label.id);
+    let p = &mut config.params;
+    if config.method == Method::Mdu {
+        labelled_slider(
+            ui,
+            "τ (anchor temperature)",
+            &mut p.tau,
+            0.0..=1.0,
+            "target = τ·(z_u − η·(z_c − z_u)), z_u = logits without the question.\n\
+             τ = 0: aim for a uniform (know-nothing) answer; τ = 1: aim for what the model says without the question.\n\
+             Lower forgets more; higher keeps more fluency.",
+        );
+        labelled_slider(
+            ui,
+            "η (extrapolation)",
+            &mut p.eta,
+            0.0..=2.0,
+            "Pushes the target further away from the question-conditioned prediction z_c. 0 = off.",
+        );
+        egui::ComboBox::from_label("KL direction")
+            .selected_text(format!("{:?}", p.kl))
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut p.kl, KlDirection::Forward, "Forward")
+                    .on_hover_text("KL(p_model ‖ p_target), the paper's default");
+                ui.selectable_value(&mut p.kl, KlDirection::Reverse, "Reverse")
+                    .on_hover_text("KL(p_target ‖ p_model)");
+                ui.selectable_value(&mut p.kl, KlDirection::Js, "Js")
+                    .on_hover_text("Jensen–Shannon divergence");
+            });
+    }
+    if config.method != Method::Ga {
+        labelled_slider(
+            ui,
+            "α (retain weight)",
+            &mut p.alpha,
+            0.0..=5.0,
+            "Weight of the retain diffusion loss. Higher keeps more of what should stay.",
+        );
+    }
+    if matches!(config.method, Method::GradDiff | Method::Npo) {
+        labelled_slider(ui, "γ (forget weight)", &mut p.gamma, 0.0..=5.0, "Weight of the forget term.");
+    }
+    if config.method == Method::Npo {
+        labelled_slider(ui, "β (NPO)", &mut p.beta, 0.01..=1.0, "NPO inverse temperature; the paper uses 0.1.");
+    }
+    ui.separator();
+    let lr_label = ui.label("Learning rate");
+    let speed = config.learning_rate * 0.05;
+    ui.add(
+        egui::DragValue::new(&mut config.learning_rate)
+            .speed(speed)
+            .range(1e-7..=1e-1)
+            .custom_formatter(|v, _| format!("{v:.1e}")),
+    )
+    .labelled_by(lr_label.id)
+    .on_hover_text("AdamW step size. Higher forgets faster and risks collapse.");
+    drag_usize(ui, "Steps", &mut config.steps, 1..=100_000, "Optimiser steps.");
+    drag_usize(
+        ui,
+        "Batch",
+        &mut config.batch_size,
+        1..=256,
+        "Forget rows per step (and as many retain rows).",
+    );
+    let seed_label = ui.label("Seed");
+    ui.add(egui::DragValue::new(&mut config.seed))
+        .labelled_by(seed_label.id)
+        .on_hover_text("Same seed, same masks and batches: runs repeat exactly.");
+}
+
+pub fn method_title(m: Method) -> &'static str {
+    match m {
+        Method::Mdu => "MDU",
+        Method::Ga => "Gradient ascent",
+        Method::GradDiff => "GradDiff",
+        Method::Npo => "NPO",
+    }
+}
+
+fn labelled_slider(
+    ui: &mut egui::Ui,
+    label: &str,
+    value: &mut f64,
+    range: std::ops::RangeInclusive<f64>,
+    tip: &str,
+) {
+    let l = ui.label(label).on_hover_text(tip);
+    ui.add(egui::Slider::new(value, range))
+        .labelled_by(l.id)
+        .on_hover_text(tip);
+}
+
+fn drag_usize(
+    ui: &mut egui::Ui,
+    label: &str,
+    value: &mut usize,
+    range: std::ops::RangeInclusive<usize>,
+    tip: &str,
+) {
+    let l = ui.label(label);
+    ui.add(egui::DragValue::new(value).range(range))
+        .labelled_by(l.id)
+        .on_hover_text(tip);
+}
+
+pub fn human_count(n: u64) -> String {
+    match n {
+        n if n >= 1_000_000_000 => format!("{:.2} B", n as f64 / 1e9),
+        n if n >= 1_000_000 => format!("{:.2} M", n as f64 / 1e6),
+        n if n >= 1_000 => format!("{:.1} k", n as f64 / 1e3),
+        n => n.to_string(),
+    }
+}
+
+pub fn human_bytes(n: u64) -> String {
+    let n = n as f64;
+    if n >= 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.1} GiB", n / (1024.0 * 1024.0 * 1024.0))
+    } else {
+        format!("{:.0} MiB", (n / (1024.0 * 1024.0)).max(1.0))
+    }
+}
