@@ -33,6 +33,8 @@ pub const FILES: &[(&str, &[u8])] = &[
     asset!("data/retain_eval.jsonl"),
     asset!("data/world_facts.jsonl"),
     asset!("data/real_people.jsonl"),
+    asset!("data/world_facts_eval.jsonl"),
+    asset!("data/real_people_eval.jsonl"),
     asset!("scores.json"),
     asset!("eval_record.json"),
     asset!("README.md"),
@@ -68,6 +70,9 @@ pub struct DemoPaths {
     pub retain_eval: PathBuf,
     pub world_facts: PathBuf,
     pub real_people: PathBuf,
+    /// The utility items a run evaluates (one question per fact).
+    pub world_facts_eval: PathBuf,
+    pub real_people_eval: PathBuf,
     pub scores: PathBuf,
 }
 
@@ -82,6 +87,8 @@ impl DemoPaths {
             retain_eval: data.join("retain_eval.jsonl"),
             world_facts: data.join("world_facts.jsonl"),
             real_people: data.join("real_people.jsonl"),
+            world_facts_eval: data.join("world_facts_eval.jsonl"),
+            real_people_eval: data.join("real_people_eval.jsonl"),
             scores: root.join("scores.json"),
             root,
         }

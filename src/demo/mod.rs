@@ -39,6 +39,12 @@ impl Splits {
             .collect()
     }
 
+    /// The utility items evaluated: the first question of every fact (the model learned both;
+    /// one per fact is what TOFU's utility splits hold, and halves the evaluation time).
+    pub fn utility_eval(items: &[QaItem]) -> Vec<QaItem> {
+        items.iter().step_by(2).cloned().collect()
+    }
+
     pub fn named(&self) -> [(&'static str, &[QaItem]); 4] {
         [
             ("forget", &self.forget),
@@ -54,6 +60,14 @@ impl Splits {
             write_jsonl(&dir.join(format!("{name}.jsonl")), items)?;
         }
         write_jsonl(&dir.join("retain_eval.jsonl"), &self.retain_eval())?;
+        write_jsonl(
+            &dir.join("world_facts_eval.jsonl"),
+            &Self::utility_eval(&self.world_facts),
+        )?;
+        write_jsonl(
+            &dir.join("real_people_eval.jsonl"),
+            &Self::utility_eval(&self.real_people),
+        )?;
         Ok(())
     }
 }

@@ -264,9 +264,14 @@ pub fn evaluate<B: Backend>(
     Ok(report)
 }
 
-/// Answers, ROUGE-L and probabilities for `items`. Generation and the likelihood estimators are
-/// independent, so they run on two threads: on the CPU backend most element-wise work is
-/// single-threaded, and this keeps both cores busy (≈1.5× on the demo).
+/// Items per unit of evaluation work (a generation batch or a likelihood chunk). The likelihood
+/// seeds depend on the chunk, not on which thread runs it, so results do not depend on scheduling.
+const CHUNK: usize = 16;
+
+/// Answers, ROUGE-L and probabilities for `items`. Generation batches and likelihood chunks are
+/// independent units of work, pulled from one queue by as many threads as the compute pool has
+/// (all cores for the CLI, cores − 1 in the window): on the CPU backend most element-wise work
+/// is single-threaded, so this is what keeps every core busy.
 pub fn evaluate_items<B: Backend>(
     model: &MaskedDiffusionLm<B>,
     tokenizer: &TextTokenizer,
@@ -276,25 +281,9 @@ pub fn evaluate_items<B: Backend>(
     device: &B::Device,
     stop: StopCheck,
 ) -> Result<Vec<SampleDetail>, EvalError> {
-    let (generations, scored) = std::thread::scope(|scope| {
-        let generating = scope.spawn(|| {
-            generate_answers(
-                model,
-                tokenizer,
-                items,
-                &settings.generation,
-                settings.batch_size,
-                device,
-                stop,
-            )
-        });
-        let scored = score_items(model, tokenizer, items, role, settings, device, stop);
-        let generations = generating
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (generations, scored)
-    });
-    let (generations, mut samples) = (generations?, scored?);
+    let sampler = sampler_config(model, tokenizer, items, &settings.generation)?;
+    let (generations, mut samples) =
+        run_units(model, tokenizer, items, role, settings, Some(&sampler), device, stop)?;
     for ((detail, generation), item) in samples.iter_mut().zip(generations).zip(items) {
         let score = rouge_l(&item.answer, &generation);
         detail.rouge_l = RougeL {
@@ -317,18 +306,90 @@ pub fn likelihood_only<B: Backend>(
     device: &B::Device,
     stop: StopCheck,
 ) -> Result<Vec<SampleDetail>, EvalError> {
-    score_items(model, tokenizer, items, role, settings, device, stop)
+    Ok(run_units(model, tokenizer, items, role, settings, None, device, stop)?.1)
 }
 
+enum UnitResult {
+    Generated(usize, Vec<String>),
+    Scored(usize, Vec<SampleDetail>),
+}
+
+/// Runs the generation batches (when `sampler` is given) and the likelihood chunks of `items` on
+/// the compute pool's threads; returns the generations and the scored details in item order.
 #[allow(clippy::too_many_arguments)]
-fn score_items<B: Backend>(
+fn run_units<B: Backend>(
     model: &MaskedDiffusionLm<B>,
     tokenizer: &TextTokenizer,
     items: &[QaItem],
     role: SplitRole,
     settings: &EvalSettings,
+    sampler: Option<&SamplerConfig>,
     device: &B::Device,
     stop: StopCheck,
+) -> Result<(Vec<String>, Vec<SampleDetail>), EvalError> {
+    let chunks: Vec<&[QaItem]> = items.chunks(CHUNK).collect();
+    let n_gen = if sampler.is_some() { chunks.len() } else { 0 };
+    let units = n_gen + chunks.len();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let work = || -> Result<Vec<UnitResult>, EvalError> {
+        let mut done = Vec::new();
+        loop {
+            let unit = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if unit >= units {
+                return Ok(done);
+            }
+            if stop() {
+                return Err(EvalError::Stopped);
+            }
+            done.push(match sampler {
+                Some(sampler) if unit < n_gen => UnitResult::Generated(
+                    unit,
+                    generate_batch(model, tokenizer, chunks[unit], sampler, device)?,
+                ),
+                _ => {
+                    let c = unit - n_gen;
+                    UnitResult::Scored(
+                        c,
+                        score_chunk(model, tokenizer, c * CHUNK, chunks[c], role, settings, device)?,
+                    )
+                }
+            });
+        }
+    };
+    let workers = rayon::current_num_threads().clamp(1, units.max(1));
+    let results: Vec<Result<Vec<UnitResult>, EvalError>> = std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..workers).map(|_| scope.spawn(&work)).collect();
+        let mut results = vec![work()];
+        for h in helpers {
+            results.push(h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+        }
+        results
+    });
+    let mut generated: Vec<Option<Vec<String>>> = vec![None; n_gen];
+    let mut scored: Vec<Option<Vec<SampleDetail>>> = vec![None; chunks.len()];
+    for r in results {
+        for unit in r? {
+            match unit {
+                UnitResult::Generated(i, g) => generated[i] = Some(g),
+                UnitResult::Scored(i, s) => scored[i] = Some(s),
+            }
+        }
+    }
+    Ok((
+        generated.into_iter().flatten().flatten().collect(),
+        scored.into_iter().flatten().flatten().collect(),
+    ))
+}
+
+/// Probabilities and truth ratios of one chunk of items starting at item `base`.
+fn score_chunk<B: Backend>(
+    model: &MaskedDiffusionLm<B>,
+    tokenizer: &TextTokenizer,
+    base: usize,
+    chunk: &[QaItem],
+    role: SplitRole,
+    settings: &EvalSettings,
+    device: &B::Device,
 ) -> Result<Vec<SampleDetail>, EvalError> {
     let special = &tokenizer.special;
     let tokens = (special.mask, special.eos);
@@ -337,118 +398,111 @@ fn score_items<B: Backend>(
         ids.push(special.eot.unwrap_or(special.eos));
         Ok(ids)
     };
-    let mut out = Vec::with_capacity(items.len());
-    // Items go through the likelihood estimators a chunk at a time so Stop is noticed quickly.
-    for (chunk_index, chunk) in items.chunks(16).enumerate() {
-        if stop() {
-            return Err(EvalError::Stopped);
+    let mut out = Vec::with_capacity(chunk.len());
+    let mut prompts = Vec::new();
+    let mut answers: Vec<Vec<Vec<u32>>> = Vec::new();
+    for it in chunk {
+        prompts.push(SftExample::encode_pair(tokenizer, &it.question, "")?.prompt);
+        let mut a = vec![encode(&it.answer)?];
+        for p in it.perturbed_answer.iter() {
+            a.push(encode(p)?);
         }
-        let base = chunk_index * 16;
-        let mut prompts = Vec::new();
-        let mut answers: Vec<Vec<Vec<u32>>> = Vec::new();
-        for it in chunk {
-            prompts.push(SftExample::encode_pair(tokenizer, &it.question, "")?.prompt);
-            let mut a = vec![encode(&it.answer)?];
-            for p in it.perturbed_answer.iter() {
-                a.push(encode(p)?);
-            }
-            if let Some(p) = &it.paraphrased_answer {
-                a.push(encode(p)?);
-            }
-            answers.push(a);
+        if let Some(p) = &it.paraphrased_answer {
+            a.push(encode(p)?);
         }
-        // MDU protocol: answer and the first three perturbed answers, Eq. 14.
+        answers.push(a);
+    }
+    // MDU protocol: answer and the first three perturbed answers, Eq. 14.
+    let mut pairs: Vec<(&[u32], &[u32])> = Vec::new();
+    let mut owners = Vec::new();
+    for (k, it) in chunk.iter().enumerate() {
+        let n_pert = it.perturbed_answer.len().min(3);
+        for a in &answers[k][..1 + n_pert] {
+            pairs.push((&prompts[k], a));
+            owners.push(k);
+        }
+    }
+    let eq14 = per_token_nll(
+        model,
+        &pairs,
+        Estimator::Eq14,
+        settings.mc_samples,
+        tokens,
+        settings.batch_size,
+        settings.seed ^ (base as u64) << 20,
+        device,
+    );
+    // TOFU protocol: correct (paraphrase on forget/retain, answer on utility splits), all perturbed.
+    let mut mc = Vec::new();
+    if settings.tofu {
         let mut pairs: Vec<(&[u32], &[u32])> = Vec::new();
-        let mut owners = Vec::new();
         for (k, it) in chunk.iter().enumerate() {
-            let n_pert = it.perturbed_answer.len().min(3);
-            for a in &answers[k][..1 + n_pert] {
+            pairs.push((&prompts[k], &answers[k][0]));
+            let n_pert = it.perturbed_answer.len();
+            for a in &answers[k][1..1 + n_pert] {
                 pairs.push((&prompts[k], a));
-                owners.push(k);
+            }
+            if let Some(para) = answers[k].get(1 + n_pert) {
+                pairs.push((&prompts[k], para));
             }
         }
-        let eq14 = per_token_nll(
+        mc = per_token_nll(
             model,
             &pairs,
-            Estimator::Eq14,
+            Estimator::LladaPerToken,
             settings.mc_samples,
             tokens,
             settings.batch_size,
-            settings.seed ^ (base as u64) << 20,
+            settings.seed ^ 0x70F0 ^ (base as u64) << 20,
             device,
         );
-        // TOFU protocol: correct (paraphrase on forget/retain, answer on utility splits), all perturbed.
-        let mut mc = Vec::new();
+    }
+    let (mut e, mut m) = (0, 0);
+    for (k, it) in chunk.iter().enumerate() {
+        let n_pert_mdu = it.perturbed_answer.len().min(3);
+        let gt = eq14[e];
+        let pert = &eq14[e + 1..e + 1 + n_pert_mdu];
+        e += 1 + n_pert_mdu;
+        let truth_ratio_mdu = (!pert.is_empty()).then(|| stats::mdu_truth_ratio(gt, pert));
+        let mut detail = SampleDetail {
+            index: base + k,
+            question: it.question.clone(),
+            gold: it.answer.clone(),
+            generation: String::new(),
+            rouge_l: RougeL::default(),
+            nll_eq14: gt,
+            probability_eq14: (-gt).exp(),
+            truth_ratio_mdu,
+            truth_ratio_tofu: None,
+            probability_mc: None,
+            truth_ratio_prob: None,
+        };
         if settings.tofu {
-            let mut pairs: Vec<(&[u32], &[u32])> = Vec::new();
-            for (k, it) in chunk.iter().enumerate() {
-                pairs.push((&prompts[k], &answers[k][0]));
-                let n_pert = it.perturbed_answer.len();
-                for a in &answers[k][1..1 + n_pert] {
-                    pairs.push((&prompts[k], a));
-                }
-                if let Some(para) = answers[k].get(1 + n_pert) {
-                    pairs.push((&prompts[k], para));
-                }
-            }
-            mc = per_token_nll(
-                model,
-                &pairs,
-                Estimator::LladaPerToken,
-                settings.mc_samples,
-                tokens,
-                settings.batch_size,
-                settings.seed ^ 0x70F0 ^ (base as u64) << 20,
-                device,
-            );
-        }
-        let (mut e, mut m) = (0, 0);
-        for (k, it) in chunk.iter().enumerate() {
-            let n_pert_mdu = it.perturbed_answer.len().min(3);
-            let gt = eq14[e];
-            let pert = &eq14[e + 1..e + 1 + n_pert_mdu];
-            e += 1 + n_pert_mdu;
-            let truth_ratio_mdu = (!pert.is_empty()).then(|| stats::mdu_truth_ratio(gt, pert));
-            let mut detail = SampleDetail {
-                index: base + k,
-                question: it.question.clone(),
-                gold: it.answer.clone(),
-                generation: String::new(),
-                rouge_l: RougeL::default(),
-                nll_eq14: gt,
-                probability_eq14: (-gt).exp(),
-                truth_ratio_mdu,
-                truth_ratio_tofu: None,
-                probability_mc: None,
-                truth_ratio_prob: None,
+            let n_pert = it.perturbed_answer.len();
+            let answer_nll = mc[m];
+            let pert = &mc[m + 1..m + 1 + n_pert];
+            let para = it.paraphrased_answer.as_ref().map(|_| mc[m + 1 + n_pert]);
+            m += 1 + n_pert + usize::from(para.is_some());
+            let correct = if role.is_utility_option_split() {
+                answer_nll
+            } else {
+                para.unwrap_or(answer_nll)
             };
-            if settings.tofu {
-                let n_pert = it.perturbed_answer.len();
-                let answer_nll = mc[m];
-                let pert = &mc[m + 1..m + 1 + n_pert];
-                let para = it.paraphrased_answer.as_ref().map(|_| mc[m + 1 + n_pert]);
-                m += 1 + n_pert + usize::from(para.is_some());
-                let correct = if role.is_utility_option_split() {
-                    answer_nll
-                } else {
-                    para.unwrap_or(answer_nll)
-                };
-                let p_answer = (-answer_nll).exp();
-                detail.probability_mc = Some(if role.is_utility_option_split() {
-                    let others: f64 = pert.iter().map(|l| (-l).exp()).sum();
-                    p_answer / (p_answer + others + 1e-10)
-                } else {
-                    p_answer
-                });
-                if !pert.is_empty() {
-                    detail.truth_ratio_tofu = Some(stats::truth_ratio(correct, pert));
-                    let wrong = pert.iter().sum::<f64>() / pert.len() as f64;
-                    let (pc, pw) = ((-correct).exp(), (-wrong).exp());
-                    detail.truth_ratio_prob = Some(pc / (pc + pw + 1e-10));
-                }
+            let p_answer = (-answer_nll).exp();
+            detail.probability_mc = Some(if role.is_utility_option_split() {
+                let others: f64 = pert.iter().map(|l| (-l).exp()).sum();
+                p_answer / (p_answer + others + 1e-10)
+            } else {
+                p_answer
+            });
+            if !pert.is_empty() {
+                detail.truth_ratio_tofu = Some(stats::truth_ratio(correct, pert));
+                let wrong = pert.iter().sum::<f64>() / pert.len() as f64;
+                let (pc, pw) = ((-correct).exp(), (-wrong).exp());
+                detail.truth_ratio_prob = Some(pc / (pc + pw + 1e-10));
             }
-            out.push(detail);
         }
+        out.push(detail);
     }
     Ok(out)
 }
@@ -489,6 +543,24 @@ pub fn generate_answers<B: Backend>(
     stop: StopCheck,
 ) -> Result<Vec<String>, EvalError> {
     let sampler = sampler_config(model, tokenizer, items, generation)?;
+    let mut out = Vec::with_capacity(items.len());
+    for chunk in items.chunks(batch_size.max(1)) {
+        if stop() {
+            return Err(EvalError::Stopped);
+        }
+        out.extend(generate_batch(model, tokenizer, chunk, &sampler, device)?);
+    }
+    Ok(out)
+}
+
+/// One batch of generated answers (decoded, special tokens dropped, stripped).
+fn generate_batch<B: Backend>(
+    model: &MaskedDiffusionLm<B>,
+    tokenizer: &TextTokenizer,
+    items: &[QaItem],
+    sampler: &SamplerConfig,
+    device: &B::Device,
+) -> Result<Vec<String>, EvalError> {
     let special = &tokenizer.special;
     let tokens = SamplerTokens {
         mask: special.mask,
@@ -498,25 +570,19 @@ pub fn generate_answers<B: Backend>(
             .flatten()
             .collect(),
     };
-    let mut out = Vec::with_capacity(items.len());
-    for chunk in items.chunks(batch_size.max(1)) {
-        if stop() {
-            return Err(EvalError::Stopped);
-        }
-        let prompts = chunk
-            .iter()
-            .map(|it| SftExample::encode_pair(tokenizer, &it.question, "").map(|e| e.prompt))
-            .collect::<Result<Vec<_>, _>>()?;
-        let answers = if model.config.architecture.shifts_logits() {
-            generate_dream(model, &prompts, &tokens, &sampler, 1e-3, device, |_| {})
-        } else {
-            generate(model, &prompts, &tokens, &sampler, device, |_| {})
-        };
-        for ids in answers {
-            out.push(tokenizer.decode(&ids, true)?.trim().to_string());
-        }
-    }
-    Ok(out)
+    let prompts = items
+        .iter()
+        .map(|it| SftExample::encode_pair(tokenizer, &it.question, "").map(|e| e.prompt))
+        .collect::<Result<Vec<_>, _>>()?;
+    let answers = if model.config.architecture.shifts_logits() {
+        generate_dream(model, &prompts, &tokens, sampler, 1e-3, device, |_| {})
+    } else {
+        generate(model, &prompts, &tokens, sampler, device, |_| {})
+    };
+    answers
+        .iter()
+        .map(|ids| Ok(tokenizer.decode(ids, true)?.trim().to_string()))
+        .collect()
 }
 
 /// The sampler settings of a generation protocol for these items.

@@ -194,6 +194,7 @@ impl DenoiseView {
             }
         });
         let frames = self.frames();
+        let pending = !self.jobs.is_empty();
         ui.horizontal(|ui| {
             let play = if self.playing { "⏸ Pause" } else { "▶ Play" };
             if ui.add_enabled(frames > 0, egui::Button::new(play)).clicked() {
@@ -239,8 +240,11 @@ impl DenoiseView {
                     None if title.starts_with("After") && !has_after => {
                         col.label("Run an unlearning first.");
                     }
-                    None => {
+                    None if pending => {
                         col.spinner();
+                    }
+                    None => {
+                        col.label("Press Denoise.");
                     }
                 }
             }

@@ -34,6 +34,7 @@ use setup::{CheckpointInfo, FileInfo, PathField};
 
 pub const APP_TITLE: &str = "MDU Workbench";
 const SETTINGS_KEY: &str = "mdu-workbench-settings";
+const AUTO_DEVICE: &str = "Automatic (CUDA → GPU → CPU)";
 
 /// Opens the window. The engine gets all cores but one, so the window stays responsive.
 pub fn run() -> eframe::Result<()> {
@@ -193,11 +194,14 @@ impl WorkbenchApp {
             demo_job: Some(Job::spawn("demo", || {
                 crate::demo::embedded::unpack().map_err(|e| format!("{e:#}"))
             })),
-            devices: vec![("cpu".into(), "CPU (ndarray)".into())],
+            devices: vec![("auto".into(), AUTO_DEVICE.into()), ("cpu".into(), "CPU (ndarray)".into())],
             devices_job: Some(Job::spawn("devices", || {
-                crate::device::list_devices()
-                    .into_iter()
-                    .map(|(d, label)| (d.to_string(), label))
+                std::iter::once(("auto".to_string(), AUTO_DEVICE.to_string()))
+                    .chain(
+                        crate::device::list_devices()
+                            .into_iter()
+                            .map(|(d, label)| (d.to_string(), label)),
+                    )
                     .collect()
             })),
             available_memory: None,
@@ -584,22 +588,32 @@ impl WorkbenchApp {
             .show(ui, |ui| {
                 egui::ScrollArea::vertical().show(ui, |ui| self.setup_panel(ui));
             });
-        egui::CentralPanel::default().show(ui, |ui| {
-            ui.horizontal(|ui| {
-                for (tab, name) in Tab::ALL {
-                    ui.selectable_value(&mut self.tab, tab, name);
-                }
-            });
-            ui.separator();
-            match self.tab {
-                Tab::Curves => self.curves_tab(ui),
-                Tab::Tradeoff => self.tradeoff_tab(ui),
-                Tab::Samples => self.samples_tab(ui),
-                Tab::Denoising => self.denoise_tab(ui),
-                Tab::History => self.history_tab(ui),
+        egui::CentralPanel::default().show(ui, |ui| self.tabs(ui));
+        self.modals(&ctx);
+    }
+
+    /// Only the tab area (the snapshot tests draw this: no machine-specific paths).
+    pub fn show_tab(&mut self, ui: &mut egui::Ui) {
+        if self.poll() {
+            ui.ctx().request_repaint_after(std::time::Duration::from_millis(100));
+        }
+        egui::CentralPanel::default().show(ui, |ui| self.tabs(ui));
+    }
+
+    fn tabs(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            for (tab, name) in Tab::ALL {
+                ui.selectable_value(&mut self.tab, tab, name);
             }
         });
-        self.modals(&ctx);
+        ui.separator();
+        match self.tab {
+            Tab::Curves => self.curves_tab(ui),
+            Tab::Tradeoff => self.tradeoff_tab(ui),
+            Tab::Samples => self.samples_tab(ui),
+            Tab::Denoising => self.denoise_tab(ui),
+            Tab::History => self.history_tab(ui),
+        }
     }
 
     fn shortcuts(&mut self, ctx: &egui::Context) {
@@ -800,18 +814,29 @@ impl WorkbenchApp {
                 "Press Start: the loss and the forget / retain scores are plotted here as the model unlearns."
             });
         }
-        let height = ((ui.available_height() - 5.0 * 48.0) / 5.0).max(140.0);
+        // Two plots a row: loss and ROUGE-L first (what a newcomer watches), then the likelihood
+        // scores, then utility.
+        let height = ((ui.available_height() - 3.0 * 40.0) / 3.0).max(150.0);
         let mut rects = Vec::new();
         let mut export = None;
         egui::ScrollArea::vertical().show(ui, |ui| {
-            for kind in PlotKind::ALL {
-                ui.horizontal(|ui| {
-                    if ui.small_button("PNG…").on_hover_text(format!("Export the {} plot as PNG.", kind.title())).clicked() {
-                        export = Some(kind);
+            for row in PlotKind::ALL.chunks(2) {
+                ui.columns(2, |cols| {
+                    for (col, &kind) in cols.iter_mut().zip(row) {
+                        let (rect, asked) = plots::show_plot(
+                            col,
+                            kind,
+                            &self.record,
+                            self.overlay.as_ref(),
+                            self.settings.smoothing,
+                            height,
+                        );
+                        rects.push((kind, rect));
+                        if asked {
+                            export = Some(kind);
+                        }
                     }
                 });
-                let rect = plots::show_plot(ui, kind, &self.record, self.overlay.as_ref(), self.settings.smoothing, height);
-                rects.push((kind, rect));
             }
         });
         self.plot_rects = rects;

@@ -108,7 +108,8 @@ fn add_items(plot_ui: &mut egui_plot::PlotUi, kind: PlotKind, run: &RunRecord, s
     }
 }
 
-/// One plot; returns its screen rectangle (for PNG export).
+/// One plot with its title and an export button; returns the plot's screen rectangle (for the
+/// PNG export) and whether export was asked.
 pub fn show_plot(
     ui: &mut egui::Ui,
     kind: PlotKind,
@@ -116,16 +117,24 @@ pub fn show_plot(
     overlay: Option<&RunRecord>,
     smoothing: f64,
     height: f32,
-) -> egui::Rect {
-    let heading = ui
-        .label(egui::RichText::new(kind.title()).strong())
-        .on_hover_text(kind.help());
-    let response = Plot::new(("plot", kind.title()))
+) -> (egui::Rect, bool) {
+    let export = ui
+        .horizontal(|ui| {
+            ui.label(egui::RichText::new(kind.title()).strong())
+                .on_hover_text(kind.help());
+            ui.small_button("PNG…")
+                .on_hover_text(format!("Export the {} plot as PNG.", kind.title()))
+                .clicked()
+        })
+        .inner;
+    let mut plot = Plot::new(("plot", kind.title()))
         .height(height)
         .legend(Legend::default())
         .link_axis("steps", [true, false])
         .link_cursor("steps", [true, false])
         .x_axis_label("step")
+        .include_x(0.0)
+        .include_x(run.steps_total.max(1) as f64)
         .label_formatter(|pos| {
             Some(match pos {
                 HoverPosition::NearDataPoint {
@@ -137,7 +146,11 @@ pub fn show_plot(
                     format!("step {:.0}\n{:.4}", position.x, position.y)
                 }
             })
-        })
+        });
+    if kind != PlotKind::Loss {
+        plot = plot.include_y(0.0).include_y(1.0);
+    }
+    let response = plot
         .show(ui, |plot_ui| {
             add_items(plot_ui, kind, run, smoothing, "", false);
             if let Some(o) = overlay {
@@ -145,6 +158,5 @@ pub fn show_plot(
             }
         })
         .response;
-    let _ = heading;
-    response.rect
+    (response.rect, export)
 }

@@ -52,7 +52,7 @@ impl Inputs {
                 retain: config.retain.clone().unwrap_or(demo.retain),
                 eval_retain: config.eval_retain.clone().or(Some(demo.retain_eval)),
                 eval_files: if config.eval_files.is_empty() {
-                    vec![demo.real_people, demo.world_facts]
+                    vec![demo.real_people_eval, demo.world_facts_eval]
                 } else {
                     config.eval_files.clone()
                 },

@@ -69,7 +69,7 @@ fn demo_opens_runs_saves_and_is_in_history_after_a_restart() {
 
     h.get_by_label("▶ Start").click();
     step_until(&mut h, "the run to finish", Duration::from_secs(600), |a| {
-        a.record.state != RunState::Running && !a.is_running()
+        !matches!(a.record.state, RunState::Idle | RunState::Running)
     });
     let record = &h.state().record;
     assert_eq!(record.state, RunState::Finished, "errors: {:?}", h.state().errors);
