@@ -67,13 +67,15 @@ fn shipped_demo_reproduces_its_recorded_scores() {
         model_forget >= 0.85 && model_retain >= 0.85,
         "memorised model: forget {model_forget:.3}, retain {model_retain:.3}"
     );
-    // Same recipe with 10 % less data; it lands a little lower (0.825 recorded), so 0.8 here.
+    // Same recipe with 10 % less data (1.0 recorded).
     assert!(
-        retain_only_retain >= 0.8,
+        retain_only_retain >= 0.85,
         "retain-only model on retain: {retain_only_retain:.3}"
     );
+    // Terse answers: a model that never saw the forget people scores near 0 on them (0.046
+    // recorded), below the 0.3 × before that unlearning aims for.
     assert!(
-        retain_only_forget < model_forget - 0.3,
+        retain_only_forget <= 0.15,
         "the retain-only model never saw the forget people: {retain_only_forget:.3}"
     );
 }

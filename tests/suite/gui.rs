@@ -142,7 +142,9 @@ fn bad_inputs_show_one_readable_error_naming_the_file() {
     step_until(&mut h, "the demo", Duration::from_secs(60), |a| a.checkpoint.is_ok() && a.retain.is_ok());
     // "Open…" of the forget set: the scripted dialog picks the malformed file.
     h.get_all_by_label("Open…").nth(1).unwrap().click();
-    step_until(&mut h, "the file check", Duration::from_secs(30), |a| a.forget.info.is_some());
+    step_until(&mut h, "the file check", Duration::from_secs(30), |a| {
+        a.forget.path_buf() == bad && a.forget.info.is_some()
+    });
     h.get_by_label("▶ Start").click();
     h.run_ok();
     let errors = &h.state().errors;
