@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Wall time of one default demo MDU run with before/after evaluation (issue gate: ≤ 60 s on the
-# 2-core CI machine, release build), cold (no evaluation cache) and warm (the before-evaluation
-# of the unchanged demo model and the retain-only model's truth ratios come from the cache).
+# 2-core CI machine, release build): a first run in a fresh data folder ("cold": the before
+# evaluation and the retain-only truth ratios come from the record embedded with the demo) and a
+# second ("warm": from the local cache). MDU_NO_EVAL_CACHE=1 in the environment recomputes them.
 # Usage: scripts/bench_demo_run.sh [path/to/mdu]   (default: target/release/mdu)
 set -euo pipefail
 mdu="${1:-target/release/mdu}"
