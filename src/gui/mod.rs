@@ -34,7 +34,7 @@ use setup::{CheckpointInfo, FileInfo, PathField};
 
 pub const APP_TITLE: &str = "MDU Workbench";
 const SETTINGS_KEY: &str = "mdu-workbench-settings";
-const AUTO_DEVICE: &str = "Automatic (CUDA → GPU → CPU)";
+const AUTO_DEVICE: &str = "Automatic (CUDA, else a GPU, else the CPU)";
 
 /// Opens the window. The engine gets all cores but one, so the window stays responsive.
 pub fn run() -> eframe::Result<()> {
@@ -968,7 +968,7 @@ impl WorkbenchApp {
                     let pair = |i: usize| match (h.before, h.after) {
                         (Some(b), Some(a)) => {
                             let (b, a) = if i == 0 { (b.0, a.0) } else { (b.1, a.1) };
-                            format!("{b:.3} → {a:.3}")
+                            format!("{b:.3} -> {a:.3}")
                         }
                         _ if !h.finished => "stopped".into(),
                         _ => "–".into(),

@@ -259,7 +259,7 @@ pub fn show_file_info(ui: &mut egui::Ui, id: &str, info: &Option<Result<FileInfo
                 .show(ui, |ui| {
                     for (q, a) in &i.preview {
                         ui.label(egui::RichText::new(q).italics());
-                        ui.label(format!("→ {a}"));
+                        ui.label(format!("A: {a}"));
                     }
                 });
         }
