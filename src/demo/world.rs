@@ -602,7 +602,10 @@ impl Fact {
             }
             Fact::Sibling => {
                 let (s, st, place, year) = &p.sibling;
-                format!("Yes: {s}, born in {year}, who works as {} in {place}.", a(st))
+                format!(
+                    "Yes: {s}, born in {year}, who works as {} in {place}.",
+                    a(st)
+                )
             }
         }
     }

@@ -75,7 +75,11 @@ pub fn set_dir(dir: PathBuf) {
 }
 
 fn dir() -> PathBuf {
-    if let Some(dir) = DIR_OVERRIDE.read().unwrap_or_else(|e| e.into_inner()).clone() {
+    if let Some(dir) = DIR_OVERRIDE
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+    {
         return dir;
     }
     dirs::data_dir()

@@ -282,8 +282,16 @@ pub fn evaluate_items<B: Backend>(
     stop: StopCheck,
 ) -> Result<Vec<SampleDetail>, EvalError> {
     let sampler = sampler_config(model, tokenizer, items, &settings.generation)?;
-    let (generations, mut samples) =
-        run_units(model, tokenizer, items, role, settings, Some(&sampler), device, stop)?;
+    let (generations, mut samples) = run_units(
+        model,
+        tokenizer,
+        items,
+        role,
+        settings,
+        Some(&sampler),
+        device,
+        stop,
+    )?;
     for ((detail, generation), item) in samples.iter_mut().zip(generations).zip(items) {
         let score = rouge_l(&item.answer, &generation);
         detail.rouge_l = RougeL {
@@ -350,7 +358,15 @@ fn run_units<B: Backend>(
                     let c = unit - n_gen;
                     UnitResult::Scored(
                         c,
-                        score_chunk(model, tokenizer, c * CHUNK, chunks[c], role, settings, device)?,
+                        score_chunk(
+                            model,
+                            tokenizer,
+                            c * CHUNK,
+                            chunks[c],
+                            role,
+                            settings,
+                            device,
+                        )?,
                     )
                 }
             });
@@ -361,7 +377,10 @@ fn run_units<B: Backend>(
         let helpers: Vec<_> = (1..workers).map(|_| scope.spawn(&work)).collect();
         let mut results = vec![work()];
         for h in helpers {
-            results.push(h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+            results.push(
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            );
         }
         results
     });

@@ -38,7 +38,8 @@ impl BackendTask for TraceTask<'_> {
     fn run<B: burn::tensor::backend::Backend>(self, device: &B::Device) -> Self::Output {
         let err = |e: &dyn std::fmt::Display| format!("{}: {e}", self.model_dir.display());
         let ckpt = Checkpoint::open(self.model_dir).map_err(|e| err(&e))?;
-        let tokenizer = TextTokenizer::from_dir(self.model_dir, &ckpt.config).map_err(|e| err(&e))?;
+        let tokenizer =
+            TextTokenizer::from_dir(self.model_dir, &ckpt.config).map_err(|e| err(&e))?;
         let model = ckpt
             .load::<B>(device, &MemoryBudget::unlimited("worker"))
             .map_err(|e| err(&e))?;
@@ -66,7 +67,10 @@ impl BackendTask for TraceTask<'_> {
         let tokens = SamplerTokens {
             mask: special.mask,
             pad: special.eos,
-            stops: [Some(special.eos), special.eot].into_iter().flatten().collect(),
+            stops: [Some(special.eos), special.eot]
+                .into_iter()
+                .flatten()
+                .collect(),
         };
         let mut frames = Vec::new();
         let piece = |id: u32| -> String {
@@ -96,7 +100,12 @@ impl BackendTask for TraceTask<'_> {
 }
 
 /// Generates an answer to `item.question` with the model in `model_dir`, keeping every step.
-pub fn trace(model_dir: &Path, item: &QaItem, device: &str, free_tokens: Option<usize>) -> Result<Trace, String> {
+pub fn trace(
+    model_dir: &Path,
+    item: &QaItem,
+    device: &str,
+    free_tokens: Option<usize>,
+) -> Result<Trace, String> {
     let choice = DeviceChoice::parse(device)?;
     choice.run(TraceTask {
         model_dir,
@@ -119,7 +128,13 @@ pub struct DenoiseView {
 
 impl DenoiseView {
     /// Starts computing both traces (the after model only when a run has produced one).
-    pub fn compute(&mut self, item: QaItem, before_dir: PathBuf, after_dir: Option<PathBuf>, device: String) {
+    pub fn compute(
+        &mut self,
+        item: QaItem,
+        before_dir: PathBuf,
+        after_dir: Option<PathBuf>,
+        device: String,
+    ) {
         self.before = None;
         self.after = None;
         self.frame = 0;
@@ -196,18 +211,31 @@ impl DenoiseView {
         let frames = self.frames();
         let pending = !self.jobs.is_empty();
         ui.horizontal(|ui| {
-            let play = if self.playing { "⏸ Pause" } else { "▶ Play" };
-            if ui.add_enabled(frames > 0, egui::Button::new(play)).clicked() {
+            let play = if self.playing {
+                "⏸ Pause"
+            } else {
+                "▶ Play"
+            };
+            if ui
+                .add_enabled(frames > 0, egui::Button::new(play))
+                .clicked()
+            {
                 if !self.playing && self.frame + 1 >= frames {
                     self.frame = 0;
                 }
                 self.playing = !self.playing;
             }
-            if ui.add_enabled(frames > 0, egui::Button::new("Step ▶|")).clicked() {
+            if ui
+                .add_enabled(frames > 0, egui::Button::new("Step ▶|"))
+                .clicked()
+            {
                 self.playing = false;
                 self.frame = (self.frame + 1).min(frames.saturating_sub(1));
             }
-            if ui.add_enabled(frames > 0, egui::Button::new("⏮ Restart")).clicked() {
+            if ui
+                .add_enabled(frames > 0, egui::Button::new("⏮ Restart"))
+                .clicked()
+            {
                 self.frame = 0;
             }
             if frames > 0 {
@@ -227,8 +255,17 @@ impl DenoiseView {
                         let k = self.frame.min(t.frames.len().saturating_sub(1));
                         if let Some(frame) = t.frames.get(k) {
                             let masked = frame.iter().filter(|p| *p == MASKED).count();
-                            col.label(format!("step {} of {}: {masked} still masked", k + 1, t.frames.len()));
-                            col.add(egui::Label::new(egui::RichText::new(frame.concat()).monospace().size(16.0)).wrap());
+                            col.label(format!(
+                                "step {} of {}: {masked} still masked",
+                                k + 1,
+                                t.frames.len()
+                            ));
+                            col.add(
+                                egui::Label::new(
+                                    egui::RichText::new(frame.concat()).monospace().size(16.0),
+                                )
+                                .wrap(),
+                            );
                         }
                         if k + 1 >= t.frames.len() {
                             col.label(format!("Answer: {}", t.answer));

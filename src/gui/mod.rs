@@ -54,7 +54,10 @@ pub fn run() -> eframe::Result<()> {
                 .and_then(|s| s.get_string(SETTINGS_KEY))
                 .and_then(|t| serde_json::from_str::<Settings>(&t).ok())
                 .unwrap_or_default();
-            Ok(Box::new(WorkbenchApp::new(settings, Box::new(NativeDialogs))))
+            Ok(Box::new(WorkbenchApp::new(
+                settings,
+                Box::new(NativeDialogs),
+            )))
         }),
     )
 }
@@ -194,7 +197,10 @@ impl WorkbenchApp {
             demo_job: Some(Job::spawn("demo", || {
                 crate::demo::embedded::unpack().map_err(|e| format!("{e:#}"))
             })),
-            devices: vec![("auto".into(), AUTO_DEVICE.into()), ("cpu".into(), "CPU (ndarray)".into())],
+            devices: vec![
+                ("auto".into(), AUTO_DEVICE.into()),
+                ("cpu".into(), "CPU (ndarray)".into()),
+            ],
             devices_job: Some(Job::spawn("devices", || {
                 std::iter::once(("auto".to_string(), AUTO_DEVICE.to_string()))
                     .chain(
@@ -279,7 +285,9 @@ impl WorkbenchApp {
                         }
                         self.status = "Demo loaded: press Start to unlearn its forget set.".into();
                     }
-                    Err(e) => self.errors.push_back(format!("The embedded demo could not be unpacked: {e}")),
+                    Err(e) => self
+                        .errors
+                        .push_back(format!("The embedded demo could not be unpacked: {e}")),
                 }
             }
         }
@@ -318,12 +326,17 @@ impl WorkbenchApp {
         // The denoising view's question list follows the forget file.
         let forget_path = self.forget.path.clone();
         if self.forget.is_ok()
-            && self.forget_items_job.as_ref().is_none_or(|(p, _)| *p != forget_path)
+            && self
+                .forget_items_job
+                .as_ref()
+                .is_none_or(|(p, _)| *p != forget_path)
         {
             let p = PathBuf::from(forget_path.trim());
             self.forget_items_job = Some((
                 forget_path,
-                Job::spawn("questions", move || crate::data::read_qa_file(&p).unwrap_or_default()),
+                Job::spawn("questions", move || {
+                    crate::data::read_qa_file(&p).unwrap_or_default()
+                }),
             ));
         }
         if let Some((_, job)) = &mut self.forget_items_job {
@@ -389,8 +402,13 @@ impl WorkbenchApp {
             self.run = None;
             self.confirm_stop = false;
             self.status = match &self.record.state {
-                RunState::Finished => "Finished: the unlearned model is in the run folder; Save model as… copies it.".into(),
-                RunState::Stopped => "Stopped. The run folder is complete up to the last step.".into(),
+                RunState::Finished => {
+                    "Finished: the unlearned model is in the run folder; Save model as… copies it."
+                        .into()
+                }
+                RunState::Stopped => {
+                    "Stopped. The run folder is complete up to the last step.".into()
+                }
                 RunState::Failed(_) => "The run failed (see the message).".into(),
                 _ => String::new(),
             };
@@ -419,9 +437,33 @@ impl WorkbenchApp {
             return;
         }
         for (name, ok, info) in [
-            ("Model folder", self.checkpoint.is_ok(), self.checkpoint.info.as_ref().and_then(|i| i.as_ref().err()).cloned()),
-            ("Forget set", self.forget.is_ok(), self.forget.info.as_ref().and_then(|i| i.as_ref().err()).cloned()),
-            ("Retain set", self.retain.is_ok(), self.retain.info.as_ref().and_then(|i| i.as_ref().err()).cloned()),
+            (
+                "Model folder",
+                self.checkpoint.is_ok(),
+                self.checkpoint
+                    .info
+                    .as_ref()
+                    .and_then(|i| i.as_ref().err())
+                    .cloned(),
+            ),
+            (
+                "Forget set",
+                self.forget.is_ok(),
+                self.forget
+                    .info
+                    .as_ref()
+                    .and_then(|i| i.as_ref().err())
+                    .cloned(),
+            ),
+            (
+                "Retain set",
+                self.retain.is_ok(),
+                self.retain
+                    .info
+                    .as_ref()
+                    .and_then(|i| i.as_ref().err())
+                    .cloned(),
+            ),
         ] {
             if !ok {
                 self.errors.push_back(match info {
@@ -443,7 +485,11 @@ impl WorkbenchApp {
             config.forget = Some(self.forget.path_buf());
             config.retain = Some(self.retain.path_buf());
             for p in [self.checkpoint.path_buf(), self.forget.path_buf()] {
-                let folder = if p.is_dir() { p } else { p.parent().map(Path::to_path_buf).unwrap_or_default() };
+                let folder = if p.is_dir() {
+                    p
+                } else {
+                    p.parent().map(Path::to_path_buf).unwrap_or_default()
+                };
                 self.settings.recent.retain(|r| *r != folder);
                 self.settings.recent.insert(0, folder);
             }
@@ -520,8 +566,11 @@ impl WorkbenchApp {
                 if let Some(path) = answer {
                     match what {
                         Export::Csv => {
-                            match crate::data::write_atomic(&path, self.record.to_csv().as_bytes()) {
-                                Ok(()) => self.status = format!("Series written to {}", path.display()),
+                            match crate::data::write_atomic(&path, self.record.to_csv().as_bytes())
+                            {
+                                Ok(()) => {
+                                    self.status = format!("Series written to {}", path.display())
+                                }
                                 Err(e) => self.errors.push_back(format!("{}: {e}", path.display())),
                             }
                         }
@@ -535,7 +584,15 @@ impl WorkbenchApp {
     fn ask_export(&mut self, what: Export) {
         let (name, ext) = match what {
             Export::Csv => ("series.csv".to_string(), "csv"),
-            Export::Png(kind) => (format!("{}.png", kind.title().to_lowercase().replace([' ', '(', ')', '.'], "_")), "png"),
+            Export::Png(kind) => (
+                format!(
+                    "{}.png",
+                    kind.title()
+                        .to_lowercase()
+                        .replace([' ', '(', ')', '.'], "_")
+                ),
+                "png",
+            ),
         };
         self.export = Some((
             what,
@@ -550,8 +607,14 @@ impl WorkbenchApp {
     }
 
     fn write_frame_stats(&self) {
-        let Some(path) = std::env::var_os("MDU_FRAME_STATS") else { return };
-        let mut ms: Vec<f64> = self.frame_times.iter().map(|&t| t as f64 * 1000.0).collect();
+        let Some(path) = std::env::var_os("MDU_FRAME_STATS") else {
+            return;
+        };
+        let mut ms: Vec<f64> = self
+            .frame_times
+            .iter()
+            .map(|&t| t as f64 * 1000.0)
+            .collect();
         if ms.is_empty() {
             return;
         }
@@ -595,7 +658,8 @@ impl WorkbenchApp {
     /// Only the tab area (the snapshot tests draw this: no machine-specific paths).
     pub fn show_tab(&mut self, ui: &mut egui::Ui) {
         if self.poll() {
-            ui.ctx().request_repaint_after(std::time::Duration::from_millis(100));
+            ui.ctx()
+                .request_repaint_after(std::time::Duration::from_millis(100));
         }
         egui::CentralPanel::default().show(ui, |ui| self.tabs(ui));
     }
@@ -777,7 +841,11 @@ impl WorkbenchApp {
             ui.add(egui::Slider::new(&mut self.settings.smoothing, 0.0..=0.99))
                 .labelled_by(l.id)
                 .on_hover_text("Exponential moving average of the loss curves: 0 = raw values.");
-            if ui.button("Export CSV…").on_hover_text("All series of this run as series,step,value rows.").clicked() {
+            if ui
+                .button("Export CSV…")
+                .on_hover_text("All series of this run as series,step,value rows.")
+                .clicked()
+            {
                 self.ask_export(Export::Csv);
             }
             let overlay_name = self
@@ -790,7 +858,10 @@ impl WorkbenchApp {
             egui::ComboBox::from_label("Overlay")
                 .selected_text(overlay_name)
                 .show_ui(ui, |ui| {
-                    if ui.selectable_label(self.overlay.is_none(), "none").clicked() {
+                    if ui
+                        .selectable_label(self.overlay.is_none(), "none")
+                        .clicked()
+                    {
                         pick = Some(None);
                     }
                     for h in &self.history {
@@ -850,7 +921,9 @@ impl WorkbenchApp {
     }
 
     fn handle_screenshot(&mut self, ctx: &egui::Context) {
-        let Some((kind, path)) = self.png_pending.clone() else { return };
+        let Some((kind, path)) = self.png_pending.clone() else {
+            return;
+        };
         let shot = ctx.input(|i| {
             i.events.iter().find_map(|e| match e {
                 egui::Event::Screenshot { image, .. } => Some(image.clone()),
@@ -859,7 +932,9 @@ impl WorkbenchApp {
         });
         let Some(image) = shot else { return };
         self.png_pending = None;
-        let Some((_, rect)) = self.plot_rects.iter().find(|(k, _)| *k == kind) else { return };
+        let Some((_, rect)) = self.plot_rects.iter().find(|(k, _)| *k == kind) else {
+            return;
+        };
         let region = image.region(rect, Some(ctx.pixels_per_point()));
         let [w, h] = region.size;
         let bytes: Vec<u8> = region.pixels.iter().flat_map(|c| c.to_array()).collect();
@@ -884,7 +959,10 @@ impl WorkbenchApp {
             .filter(|h| self.settings.tradeoff_runs.contains(&h.dir))
             .cloned()
             .collect();
-        match self.tradeoff.show(ui, &self.settings.config, &runs, self.queue.len()) {
+        match self
+            .tradeoff
+            .show(ui, &self.settings.config, &runs, self.queue.len())
+        {
             tradeoff::TradeoffAction::Queue(configs) => {
                 self.queue.extend(configs);
             }
@@ -946,7 +1024,11 @@ impl WorkbenchApp {
 
     fn history_tab(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
-            ui.label(format!("{} runs in {}", self.history.len(), self.settings.runs_root.display()));
+            ui.label(format!(
+                "{} runs in {}",
+                self.history.len(),
+                self.settings.runs_root.display()
+            ));
             if ui.button("Refresh").clicked() {
                 self.rescan_history();
             }
@@ -955,7 +1037,17 @@ impl WorkbenchApp {
         let mut overlay = None;
         egui::ScrollArea::both().show(ui, |ui| {
             egui::Grid::new("history").striped(true).show(ui, |ui| {
-                for h in ["run", "method", "lr", "steps", "seed", "forget R-L", "retain R-L", "utility", ""] {
+                for h in [
+                    "run",
+                    "method",
+                    "lr",
+                    "steps",
+                    "seed",
+                    "forget R-L",
+                    "retain R-L",
+                    "utility",
+                    "",
+                ] {
                     ui.label(egui::RichText::new(h).strong());
                 }
                 ui.end_row();
@@ -977,10 +1069,18 @@ impl WorkbenchApp {
                     ui.label(pair(1));
                     ui.label(h.utility_after.map_or("–".into(), |u| format!("{u:.3}")));
                     ui.horizontal(|ui| {
-                        if ui.button("Open").on_hover_text("Show this run's curves and samples.").clicked() {
+                        if ui
+                            .button("Open")
+                            .on_hover_text("Show this run's curves and samples.")
+                            .clicked()
+                        {
                             open = Some(h.dir.clone());
                         }
-                        if ui.button("Overlay").on_hover_text("Draw this run dashed over the current one.").clicked() {
+                        if ui
+                            .button("Overlay")
+                            .on_hover_text("Draw this run dashed over the current one.")
+                            .clicked()
+                        {
                             overlay = Some(h.dir.clone());
                         }
                     });
@@ -1000,7 +1100,8 @@ impl WorkbenchApp {
     /// Shows a past run (its curves, samples and model) unless one is running.
     pub fn open_run(&mut self, dir: &Path) {
         if self.is_running() {
-            self.errors.push_back("A run is active: stop it before opening another.".into());
+            self.errors
+                .push_back("A run is active: stop it before opening another.".into());
             return;
         }
         match RunRecord::from_run_dir(dir) {
@@ -1052,13 +1153,24 @@ impl WorkbenchApp {
 /// renamed into place, so `dest` is either complete or absent.
 pub fn copy_model(src: &Path, dest: &Path) -> Result<PathBuf, String> {
     let fail = |e: &dyn std::fmt::Display| format!("{}: {e}", dest.display());
-    if dest.exists() && std::fs::read_dir(dest).map_err(|e| fail(&e))?.next().is_some() {
-        return Err(fail(&"the folder exists and is not empty; choose a new one"));
+    if dest.exists()
+        && std::fs::read_dir(dest)
+            .map_err(|e| fail(&e))?
+            .next()
+            .is_some()
+    {
+        return Err(fail(
+            &"the folder exists and is not empty; choose a new one",
+        ));
     }
-    let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let tmp = parent.join(format!(
         ".{}.partial-{}",
-        dest.file_name().map_or("model".into(), |n| n.to_string_lossy()),
+        dest.file_name()
+            .map_or("model".into(), |n| n.to_string_lossy()),
         std::process::id()
     ));
     let copy = || -> std::io::Result<()> {

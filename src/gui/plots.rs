@@ -61,20 +61,37 @@ const FORGET: egui::Color32 = egui::Color32::from_rgb(220, 90, 60);
 const RETAIN: egui::Color32 = egui::Color32::from_rgb(60, 140, 220);
 
 /// The lines and markers of one plot for one run (`tag` prefixes names for an overlay run).
-fn add_items(plot_ui: &mut egui_plot::PlotUi, kind: PlotKind, run: &RunRecord, smoothing: f64, tag: &str, dashed: bool) {
+fn add_items(
+    plot_ui: &mut egui_plot::PlotUi,
+    kind: PlotKind,
+    run: &RunRecord,
+    smoothing: f64,
+    tag: &str,
+    dashed: bool,
+) {
     let style = if dashed {
         LineStyle::dashed_loose()
     } else {
         LineStyle::Solid
     };
     let line = |name: String, pts: Vec<[f64; 2]>, color: egui::Color32| {
-        Line::new(name, PlotPoints::from(pts)).color(color).style(style)
+        Line::new(name, PlotPoints::from(pts))
+            .color(color)
+            .style(style)
     };
     match kind {
         PlotKind::Loss => {
-            plot_ui.line(line(format!("{tag}total"), ema(&run.loss, smoothing), egui::Color32::GRAY));
+            plot_ui.line(line(
+                format!("{tag}total"),
+                ema(&run.loss, smoothing),
+                egui::Color32::GRAY,
+            ));
             for (name, pts) in &run.parts {
-                let color = if name.contains("forget") { FORGET } else { RETAIN };
+                let color = if name.contains("forget") {
+                    FORGET
+                } else {
+                    RETAIN
+                };
                 plot_ui.line(line(format!("{tag}{name}"), ema(pts, smoothing), color));
             }
         }
@@ -85,11 +102,18 @@ fn add_items(plot_ui: &mut egui_plot::PlotUi, kind: PlotKind, run: &RunRecord, s
                 .filter_map(|e| e.report.model_utility.map(|u| [e.step as f64, u]))
                 .collect();
             plot_ui.points(
-                Points::new(format!("{tag}utility (full)"), PlotPoints::from(pts.clone()))
-                    .shape(MarkerShape::Diamond)
-                    .radius(5.0),
+                Points::new(
+                    format!("{tag}utility (full)"),
+                    PlotPoints::from(pts.clone()),
+                )
+                .shape(MarkerShape::Diamond)
+                .radius(5.0),
             );
-            plot_ui.line(line(format!("{tag}utility"), pts, egui::Color32::from_rgb(90, 170, 90)));
+            plot_ui.line(line(
+                format!("{tag}utility"),
+                pts,
+                egui::Color32::from_rgb(90, 170, 90),
+            ));
         }
         _ => {
             let score = kind.score().expect("an evaluation plot");

@@ -86,7 +86,15 @@ impl SamplesView {
                 .num_columns(7)
                 .max_col_width(260.0)
                 .show(ui, |ui| {
-                    for h in ["split", "question", "gold", "before", "after", "R-L before", "R-L after"] {
+                    for h in [
+                        "split",
+                        "question",
+                        "gold",
+                        "before",
+                        "after",
+                        "R-L before",
+                        "R-L after",
+                    ] {
                         ui.label(egui::RichText::new(h).strong());
                     }
                     ui.end_row();

@@ -143,7 +143,8 @@ impl RunRecord {
             }
         }
         for when in ["before", "after"] {
-            let Ok(text) = std::fs::read_to_string(dir.join(format!("samples_{when}.jsonl"))) else {
+            let Ok(text) = std::fs::read_to_string(dir.join(format!("samples_{when}.jsonl")))
+            else {
                 continue;
             };
             for line in text.lines() {
@@ -195,8 +196,15 @@ impl RunRecord {
     }
 
     /// The latest score of a split (live or full).
-    pub fn latest(&self, split: &str, score: impl Fn(&EvalReport, &str) -> Option<f64>) -> Option<f64> {
-        self.evals.iter().rev().find_map(|e| score(&e.report, split))
+    pub fn latest(
+        &self,
+        split: &str,
+        score: impl Fn(&EvalReport, &str) -> Option<f64>,
+    ) -> Option<f64> {
+        self.evals
+            .iter()
+            .rev()
+            .find_map(|e| score(&e.report, split))
     }
 
     /// The full evaluation before (or after) training.
@@ -214,7 +222,10 @@ impl RunRecord {
         match self.state {
             RunState::Finished => 1.0,
             _ if self.steps_total == 0 => 0.0,
-            _ => self.loss.last().map_or(0.0, |p| p[0] as f32 / self.steps_total as f32),
+            _ => self
+                .loss
+                .last()
+                .map_or(0.0, |p| p[0] as f32 / self.steps_total as f32),
         }
     }
 

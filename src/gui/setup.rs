@@ -327,10 +327,22 @@ pub fn show_method(ui: &mut egui::Ui, config: &mut UnlearnConfig) {
         );
     }
     if matches!(config.method, Method::GradDiff | Method::Npo) {
-        labelled_slider(ui, "γ (forget weight)", &mut p.gamma, 0.0..=5.0, "Weight of the forget term.");
+        labelled_slider(
+            ui,
+            "γ (forget weight)",
+            &mut p.gamma,
+            0.0..=5.0,
+            "Weight of the forget term.",
+        );
     }
     if config.method == Method::Npo {
-        labelled_slider(ui, "β (NPO)", &mut p.beta, 0.01..=1.0, "NPO inverse temperature; the paper uses 0.1.");
+        labelled_slider(
+            ui,
+            "β (NPO)",
+            &mut p.beta,
+            0.01..=1.0,
+            "NPO inverse temperature; the paper uses 0.1.",
+        );
     }
     ui.separator();
     let lr_label = ui.label("Learning rate");
@@ -343,7 +355,13 @@ pub fn show_method(ui: &mut egui::Ui, config: &mut UnlearnConfig) {
     )
     .labelled_by(lr_label.id)
     .on_hover_text("AdamW step size. Higher forgets faster and risks collapse.");
-    drag_usize(ui, "Steps", &mut config.steps, 1..=100_000, "Optimiser steps.");
+    drag_usize(
+        ui,
+        "Steps",
+        &mut config.steps,
+        1..=100_000,
+        "Optimiser steps.",
+    );
     drag_usize(
         ui,
         "Batch",

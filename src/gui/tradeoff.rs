@@ -113,7 +113,9 @@ impl TradeoffView {
             ui.colored_label(ui.visuals().error_fg_color, e);
         }
         ui.checkbox(&mut self.utility_axis, "Utility on the y-axis")
-            .on_hover_text("TOFU model utility (higher is better) instead of retain ROUGE-L recall.");
+            .on_hover_text(
+                "TOFU model utility (higher is better) instead of retain ROUGE-L recall.",
+            );
         let y_name = if self.utility_axis {
             "model utility (higher is better)"
         } else {
@@ -123,7 +125,11 @@ impl TradeoffView {
             .iter()
             .filter_map(|r| {
                 let (f, ret) = r.after?;
-                let y = if self.utility_axis { r.utility_after? } else { ret };
+                let y = if self.utility_axis {
+                    r.utility_after?
+                } else {
+                    ret
+                };
                 Some((r, [f, y]))
             })
             .collect();

@@ -107,12 +107,22 @@ fn demo_runs_reuse_the_recorded_evaluation() {
         Event::Finished { summary: s, .. } => summary = Some(s),
         _ => {}
     };
-    engine::run(config, tmp.path().join("run"), false, &mut sink, &StopFlag::new()).unwrap();
+    engine::run(
+        config,
+        tmp.path().join("run"),
+        false,
+        &mut sink,
+        &StopFlag::new(),
+    )
+    .unwrap();
     for wanted in [
         "retain-only model's truth ratios: recorded with the demo",
         "evaluating (before): recorded with the demo",
     ] {
-        assert!(phases.iter().any(|p| p == wanted), "{wanted:?} not in {phases:?}");
+        assert!(
+            phases.iter().any(|p| p == wanted),
+            "{wanted:?} not in {phases:?}"
+        );
     }
     let summary = summary.expect("a finished run");
     let demo = embedded::unpack_into(tmp.path()).unwrap();

@@ -46,7 +46,12 @@ fn step_until(
 ) {
     let start = Instant::now();
     while !done(h.state()) {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}; status {:?}, errors {:?}", h.state().status, h.state().errors);
+        assert!(
+            start.elapsed() < limit,
+            "timed out waiting for {what}; status {:?}, errors {:?}",
+            h.state().status,
+            h.state().errors
+        );
         h.step();
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -58,7 +63,10 @@ fn demo_opens_runs_saves_and_is_in_history_after_a_restart() {
     let tmp = tempfile::tempdir().unwrap();
     let saved = tmp.path().join("saved-model");
     let dialogs = ScriptedDialogs::new(vec![Some(saved.clone())]);
-    let app = WorkbenchApp::new(quick_settings(tmp.path().join("runs"), 3), Box::new(dialogs));
+    let app = WorkbenchApp::new(
+        quick_settings(tmp.path().join("runs"), 3),
+        Box::new(dialogs),
+    );
     let mut h = harness(app);
     step_until(&mut h, "the demo", Duration::from_secs(60), |a| {
         a.checkpoint.is_ok() && a.forget.is_ok() && a.retain.is_ok()
@@ -72,7 +80,12 @@ fn demo_opens_runs_saves_and_is_in_history_after_a_restart() {
         !matches!(a.record.state, RunState::Idle | RunState::Running)
     });
     let record = &h.state().record;
-    assert_eq!(record.state, RunState::Finished, "errors: {:?}", h.state().errors);
+    assert_eq!(
+        record.state,
+        RunState::Finished,
+        "errors: {:?}",
+        h.state().errors
+    );
     assert_eq!(record.loss.len(), 3, "one loss point per step");
     assert!(record.parts.contains_key("forget") && record.parts.contains_key("retain"));
     let live = record.eval_series("forget", "live", mdu_workbench::gui::series::rouge_recall);
@@ -89,7 +102,9 @@ fn demo_opens_runs_saves_and_is_in_history_after_a_restart() {
 
     // Save model as… → the scripted dialog answers → a loadable checkpoint appears.
     h.get_by_label("💾 Save model as…").click();
-    step_until(&mut h, "the save", Duration::from_secs(60), |a| a.status.starts_with("Model saved"));
+    step_until(&mut h, "the save", Duration::from_secs(60), |a| {
+        a.status.starts_with("Model saved")
+    });
     let ckpt = mdu_workbench::Checkpoint::open(&saved).unwrap();
     ckpt.load::<mdu_workbench::device::CpuBackend>(
         &Default::default(),
@@ -100,10 +115,19 @@ fn demo_opens_runs_saves_and_is_in_history_after_a_restart() {
 
     // A restarted window lists the run in its history.
     let settings = h.state().settings.clone();
-    let mut h2 = harness(WorkbenchApp::new(settings, Box::new(ScriptedDialogs::default())));
-    step_until(&mut h2, "the history", Duration::from_secs(30), |a| !a.history.is_empty());
+    let mut h2 = harness(WorkbenchApp::new(
+        settings,
+        Box::new(ScriptedDialogs::default()),
+    ));
+    step_until(&mut h2, "the history", Duration::from_secs(30), |a| {
+        !a.history.is_empty()
+    });
     let name = run_dir.file_name().unwrap().to_string_lossy().into_owned();
-    assert!(h2.state().history.iter().any(|e| e.name == name && e.finished));
+    assert!(h2
+        .state()
+        .history
+        .iter()
+        .any(|e| e.name == name && e.finished));
     h2.state_mut().tab = Tab::History;
     h2.run_ok();
     h2.get_by_label(&name);
@@ -115,19 +139,32 @@ fn stop_asks_first_then_stops_within_seconds() {
     let mut settings = quick_settings(tmp.path().join("runs"), 100_000);
     settings.config.eval_before = false;
     settings.config.live_every = 0;
-    let mut h = harness(WorkbenchApp::new(settings, Box::new(ScriptedDialogs::default())));
-    step_until(&mut h, "the demo", Duration::from_secs(60), |a| a.checkpoint.is_ok() && a.forget.is_ok() && a.retain.is_ok());
+    let mut h = harness(WorkbenchApp::new(
+        settings,
+        Box::new(ScriptedDialogs::default()),
+    ));
+    step_until(&mut h, "the demo", Duration::from_secs(60), |a| {
+        a.checkpoint.is_ok() && a.forget.is_ok() && a.retain.is_ok()
+    });
     h.get_by_label("▶ Start").click();
-    step_until(&mut h, "training steps", Duration::from_secs(120), |a| a.record.loss.len() >= 2);
+    step_until(&mut h, "training steps", Duration::from_secs(120), |a| {
+        a.record.loss.len() >= 2
+    });
     h.get_by_label("⏹ Stop").click();
     h.run_ok();
     assert!(h.state().confirm_stop, "Stop asks first");
     assert!(h.state().is_running(), "and does not stop yet");
     h.get_by_label("Stop run").click();
     let asked = Instant::now();
-    step_until(&mut h, "the stop", Duration::from_secs(30), |a| !a.is_running());
+    step_until(&mut h, "the stop", Duration::from_secs(30), |a| {
+        !a.is_running()
+    });
     assert_eq!(h.state().record.state, RunState::Stopped);
-    assert!(asked.elapsed() < Duration::from_secs(10), "stopped after {:?}", asked.elapsed());
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "stopped after {:?}",
+        asked.elapsed()
+    );
 }
 
 #[test]
@@ -139,7 +176,9 @@ fn bad_inputs_show_one_readable_error_naming_the_file() {
         quick_settings(tmp.path().join("runs"), 3),
         Box::new(ScriptedDialogs::new(vec![Some(bad.clone())])),
     ));
-    step_until(&mut h, "the demo", Duration::from_secs(60), |a| a.checkpoint.is_ok() && a.retain.is_ok());
+    step_until(&mut h, "the demo", Duration::from_secs(60), |a| {
+        a.checkpoint.is_ok() && a.retain.is_ok()
+    });
     // "Open…" of the forget set: the scripted dialog picks the malformed file.
     h.get_all_by_label("Open…").nth(1).unwrap().click();
     step_until(&mut h, "the file check", Duration::from_secs(30), |a| {
@@ -149,7 +188,11 @@ fn bad_inputs_show_one_readable_error_naming_the_file() {
     h.run_ok();
     let errors = &h.state().errors;
     assert_eq!(errors.len(), 1, "{errors:?}");
-    assert!(errors[0].contains("forget.jsonl") && errors[0].contains(":2"), "{}", errors[0]);
+    assert!(
+        errors[0].contains("forget.jsonl") && errors[0].contains(":2"),
+        "{}",
+        errors[0]
+    );
     assert!(!h.state().is_running());
     h.get_by_label("OK").click();
     h.run_ok();
