@@ -170,8 +170,6 @@ pub struct WorkbenchApp {
     samples: samples::SamplesView,
     denoise: denoise::DenoiseView,
     tradeoff: tradeoff::TradeoffView,
-    forget_items: Vec<QaItem>,
-    forget_items_job: Option<(String, Job<Vec<QaItem>>)>,
     pub prompt: String,
     pub prompt_answer: Option<Result<String, String>>,
     prompt_job: Option<Job<Result<String, String>>>,
@@ -231,8 +229,6 @@ impl WorkbenchApp {
             samples: Default::default(),
             denoise: Default::default(),
             tradeoff: Default::default(),
-            forget_items: Vec::new(),
-            forget_items_job: None,
             prompt: String::new(),
             prompt_answer: None,
             prompt_job: None,
@@ -321,27 +317,6 @@ impl WorkbenchApp {
             if let Some(h) = job.poll() {
                 self.history = h;
                 self.history_job = None;
-            }
-        }
-        // The denoising view's question list follows the forget file.
-        let forget_path = self.forget.path.clone();
-        if self.forget.is_ok()
-            && self
-                .forget_items_job
-                .as_ref()
-                .is_none_or(|(p, _)| *p != forget_path)
-        {
-            let p = PathBuf::from(forget_path.trim());
-            self.forget_items_job = Some((
-                forget_path,
-                Job::spawn("questions", move || {
-                    crate::data::read_qa_file(&p).unwrap_or_default()
-                }),
-            ));
-        }
-        if let Some((_, job)) = &mut self.forget_items_job {
-            if let Some(items) = job.poll() {
-                self.forget_items = items;
             }
         }
         busy |= self.denoise.poll(self.now());
@@ -1010,8 +985,12 @@ impl WorkbenchApp {
 
     fn denoise_tab(&mut self, ui: &mut egui::Ui) {
         let has_after = self.record.model_dir.is_some();
-        if self.denoise.show(ui, &self.forget_items, has_after) {
-            if let Some(item) = self.forget_items.get(self.denoise.question).cloned() {
+        let questions = match &self.forget.info {
+            Some(Ok(info)) => &info.items[..],
+            _ => &[],
+        };
+        if self.denoise.show(ui, questions, has_after) {
+            if let Some(item) = questions.get(self.denoise.question).cloned() {
                 self.denoise.compute(
                     item,
                     self.checkpoint.path_buf(),

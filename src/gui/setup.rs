@@ -8,7 +8,7 @@ use eframe::egui;
 use super::dialogs::{Dialogs, PickKind, PickRequest};
 use super::job::Job;
 use crate::checkpoint::{self, Checkpoint};
-use crate::data::read_qa_file;
+use crate::data::{read_qa_file, QaItem};
 use crate::unlearn::config::UnlearnConfig;
 use crate::unlearn::{KlDirection, Method};
 
@@ -40,9 +40,8 @@ pub fn inspect_checkpoint(dir: &Path) -> Result<CheckpointInfo, String> {
 /// What the panel shows about a data file.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FileInfo {
-    pub items: usize,
-    /// The first rows: (question, answer).
-    pub preview: Vec<(String, String)>,
+    /// Every item (the preview shows the first rows; the denoising view picks questions here).
+    pub items: Vec<QaItem>,
 }
 
 pub fn inspect_file(path: &Path) -> Result<FileInfo, String> {
@@ -50,14 +49,7 @@ pub fn inspect_file(path: &Path) -> Result<FileInfo, String> {
     if items.is_empty() {
         return Err(format!("{}: no question–answer items", path.display()));
     }
-    Ok(FileInfo {
-        items: items.len(),
-        preview: items
-            .iter()
-            .take(3)
-            .map(|it| (it.question.clone(), it.answer.clone()))
-            .collect(),
-    })
+    Ok(FileInfo { items })
 }
 
 /// An input path: typed, picked from a dialog or from the recent list, and read on a worker.
@@ -254,12 +246,12 @@ pub fn show_checkpoint_info(
 pub fn show_file_info(ui: &mut egui::Ui, id: &str, info: &Option<Result<FileInfo, String>>) {
     match info {
         Some(Ok(i)) => {
-            egui::CollapsingHeader::new(format!("{} items — preview", i.items))
+            egui::CollapsingHeader::new(format!("{} items — preview", i.items.len()))
                 .id_salt(id)
                 .show(ui, |ui| {
-                    for (q, a) in &i.preview {
-                        ui.label(egui::RichText::new(q).italics());
-                        ui.label(format!("A: {a}"));
+                    for it in i.items.iter().take(3) {
+                        ui.label(egui::RichText::new(&it.question).italics());
+                        ui.label(format!("A: {}", it.answer));
                     }
                 });
         }
