@@ -168,7 +168,7 @@ pub struct WorkbenchApp {
     history_job: Option<Job<Vec<HistoryEntry>>>,
     pub overlay: Option<RunRecord>,
     samples: samples::SamplesView,
-    denoise: denoise::DenoiseView,
+    pub denoise: denoise::DenoiseView,
     tradeoff: tradeoff::TradeoffView,
     pub prompt: String,
     pub prompt_answer: Option<Result<String, String>>,
@@ -176,6 +176,8 @@ pub struct WorkbenchApp {
     /// egui's CPU time per frame while a run is active (seconds).
     pub frame_times: Vec<f32>,
     started: std::time::Instant,
+    /// Seconds since start as the animations see them; `Some` pins the clock (snapshot tests).
+    pub fixed_clock: Option<f64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -234,6 +236,7 @@ impl WorkbenchApp {
             prompt_job: None,
             frame_times: Vec::new(),
             started: std::time::Instant::now(),
+            fixed_clock: None,
         };
         app.rescan_history();
         app
@@ -338,7 +341,8 @@ impl WorkbenchApp {
     }
 
     fn now(&self) -> f64 {
-        self.started.elapsed().as_secs_f64()
+        self.fixed_clock
+            .unwrap_or_else(|| self.started.elapsed().as_secs_f64())
     }
 
     fn poll_engine(&mut self) -> bool {

@@ -80,38 +80,75 @@ impl SamplesView {
         if self.sort_by_change {
             all.sort_by(|a, b| a.change().total_cmp(&b.change()));
         }
-        egui::ScrollArea::both().show(ui, |ui| {
-            egui::Grid::new("samples")
-                .striped(true)
-                .num_columns(7)
-                .max_col_width(260.0)
-                .show(ui, |ui| {
-                    for h in [
-                        "split",
-                        "question",
-                        "gold",
-                        "before",
-                        "after",
-                        "R-L before",
-                        "R-L after",
-                    ] {
-                        ui.label(egui::RichText::new(h).strong());
-                    }
-                    ui.end_row();
-                    for r in &all {
-                        ui.label(&r.split);
-                        ui.add(egui::Label::new(&r.question).wrap());
-                        ui.add(egui::Label::new(&r.gold).wrap());
-                        ui.add(egui::Label::new(&r.before).wrap());
-                        ui.add(egui::Label::new(r.after.as_deref().unwrap_or("…")).wrap());
-                        ui.label(format!("{:.2}", r.rouge_before));
-                        match r.rouge_after {
-                            Some(a) => ui.label(format!("{a:.2} ({:+.2})", a - r.rouge_before)),
-                            None => ui.label("–"),
-                        };
-                        ui.end_row();
-                    }
-                });
+        // Fixed columns that fit the window (a grid grows past it and hides the scores).
+        let widths = column_widths(ui.available_width());
+        egui::ScrollArea::vertical().show(ui, |ui| {
+            let strong = |h: &str| egui::RichText::new(h).strong();
+            table_row(
+                ui,
+                &widths,
+                [
+                    "split",
+                    "question",
+                    "gold",
+                    "before",
+                    "after",
+                    "R-L before",
+                    "R-L after",
+                ]
+                .map(strong),
+                false,
+            );
+            for (i, r) in all.iter().enumerate() {
+                let after = match r.rouge_after {
+                    Some(a) => format!("{a:.2} ({:+.2})", a - r.rouge_before),
+                    None => "–".into(),
+                };
+                let cells = [
+                    r.split.as_str(),
+                    &r.question,
+                    &r.gold,
+                    &r.before,
+                    r.after.as_deref().unwrap_or("…"),
+                    &format!("{:.2}", r.rouge_before),
+                    &after,
+                ]
+                .map(egui::RichText::new);
+                table_row(ui, &widths, cells, i % 2 == 0);
+            }
         });
+    }
+}
+
+/// split, question, gold, before, after, R-L before, R-L after: the four texts share what the
+/// fixed columns leave.
+fn column_widths(available: f32) -> [f32; 7] {
+    let (split, score) = (56.0, 84.0);
+    let spacing = 8.0 * 6.0;
+    let text = ((available - split - 2.0 * score - spacing) / 4.0).max(120.0);
+    [split, text, text, text, text, score, score]
+}
+
+/// One table row: each cell wraps within its column; `striped` rows get the faint background.
+fn table_row(ui: &mut egui::Ui, widths: &[f32; 7], cells: [egui::RichText; 7], striped: bool) {
+    let background = ui.painter().add(egui::Shape::Noop);
+    let row = ui.horizontal_top(|ui| {
+        for (width, cell) in widths.iter().zip(cells) {
+            ui.allocate_ui_with_layout(
+                egui::vec2(*width, 0.0),
+                egui::Layout::top_down(egui::Align::LEFT),
+                |ui| {
+                    ui.set_width(*width);
+                    ui.add(egui::Label::new(cell).wrap());
+                },
+            );
+        }
+    });
+    if striped {
+        let color = ui.visuals().faint_bg_color;
+        ui.painter().set(
+            background,
+            egui::Shape::rect_filled(row.response.rect.expand(1.0), 0.0, color),
+        );
     }
 }

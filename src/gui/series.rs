@@ -177,6 +177,24 @@ impl RunRecord {
         if dir.join("model").join("config.json").exists() {
             record.model_dir = Some(dir.join("model"));
         }
+        // The full evaluations are not in metrics.jsonl: they are the summaries' before/after.
+        let before = summary.as_ref().map(|s| s["before"].clone()).or_else(|| {
+            std::fs::read_to_string(dir.join("summary_before.json"))
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok())
+        });
+        let last_step = record.loss.last().map_or(0, |p| p[0] as usize);
+        let after = summary.as_ref().map(|s| s["after"].clone());
+        for (step, report) in [(0, before), (last_step, after)] {
+            if let Some(Ok(report)) = report.map(serde_json::from_value::<EvalReport>) {
+                record.evals.push(EvalPoint {
+                    step,
+                    label: report.label.clone(),
+                    report,
+                });
+            }
+        }
+        record.evals.sort_by_key(|e| e.step);
         record.summary = summary;
         Ok(record)
     }

@@ -154,8 +154,9 @@ impl TradeoffView {
                             .shape(shape)
                             .radius(6.0),
                     );
+                    // No name: the legend entry belongs to the point (a shared name greys it).
                     plot_ui.text(Text::new(
-                        r.short_label(),
+                        "",
                         PlotPoint::new(p[0], p[1] + 0.03),
                         r.short_label(),
                     ));

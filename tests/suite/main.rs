@@ -12,6 +12,7 @@ mod demo;
 mod demo_world;
 mod diffusion;
 mod gui;
+mod gui_snapshots;
 mod likelihood;
 mod objectives;
 mod ordering;
