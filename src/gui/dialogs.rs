@@ -3,7 +3,9 @@
 //! not every machine has: the editable path fields work without it).
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use super::job::Job;
 
@@ -31,30 +33,52 @@ pub struct PickRequest {
 
 pub trait Dialogs: Send {
     fn pick(&self, request: PickRequest) -> Job<Option<PathBuf>>;
+    /// True once a dialog could not be shown at all (the window then says to type paths).
+    fn unavailable(&self) -> bool {
+        false
+    }
 }
 
 /// The platform's dialogs (rfd).
 pub struct NativeDialogs;
 
+/// rfd answers "no choice" both for Cancel and for a dialog that never opened (no portal). No
+/// person cancels within this time, so an answer that fast means the dialog did not appear.
+const NO_DIALOG_WITHIN: Duration = Duration::from_millis(250);
+static DIALOG_UNAVAILABLE: AtomicBool = AtomicBool::new(false);
+
 impl Dialogs for NativeDialogs {
+    fn unavailable(&self) -> bool {
+        DIALOG_UNAVAILABLE.load(Ordering::Relaxed)
+    }
+
     fn pick(&self, request: PickRequest) -> Job<Option<PathBuf>> {
         Job::spawn("dialog", move || {
-            let mut d = rfd::FileDialog::new().set_title(&request.title);
-            if let Some(start) = &request.start {
-                d = d.set_directory(start);
+            let asked = Instant::now();
+            let answer = native_pick(request);
+            if answer.is_none() && asked.elapsed() < NO_DIALOG_WITHIN {
+                DIALOG_UNAVAILABLE.store(true, Ordering::Relaxed);
             }
-            for (name, exts) in &request.filters {
-                d = d.add_filter(name, exts);
-            }
-            if let Some(name) = &request.file_name {
-                d = d.set_file_name(name);
-            }
-            match request.kind {
-                PickKind::Folder | PickKind::NewFolder => d.pick_folder(),
-                PickKind::File => d.pick_file(),
-                PickKind::NewFile => d.save_file(),
-            }
+            answer
         })
+    }
+}
+
+fn native_pick(request: PickRequest) -> Option<PathBuf> {
+    let mut d = rfd::FileDialog::new().set_title(&request.title);
+    if let Some(start) = &request.start {
+        d = d.set_directory(start);
+    }
+    for (name, exts) in &request.filters {
+        d = d.add_filter(name, exts);
+    }
+    if let Some(name) = &request.file_name {
+        d = d.set_file_name(name);
+    }
+    match request.kind {
+        PickKind::Folder | PickKind::NewFolder => d.pick_folder(),
+        PickKind::File => d.pick_file(),
+        PickKind::NewFile => d.save_file(),
     }
 }
 
@@ -63,6 +87,8 @@ impl Dialogs for NativeDialogs {
 pub struct ScriptedDialogs {
     pub answers: Mutex<Vec<Option<PathBuf>>>,
     pub asked: Mutex<Vec<PickRequest>>,
+    /// Acts like a desktop without a dialog portal.
+    pub unavailable: bool,
 }
 
 impl ScriptedDialogs {
@@ -70,11 +96,16 @@ impl ScriptedDialogs {
         Self {
             answers: Mutex::new(answers),
             asked: Mutex::default(),
+            unavailable: false,
         }
     }
 }
 
 impl Dialogs for ScriptedDialogs {
+    fn unavailable(&self) -> bool {
+        self.unavailable
+    }
+
     fn pick(&self, request: PickRequest) -> Job<Option<PathBuf>> {
         self.asked.lock().expect("not poisoned").push(request);
         let mut answers = self.answers.lock().expect("not poisoned");

@@ -78,6 +78,9 @@ fn limit_engine_threads() {
     }
 }
 
+/// Said once when the system file dialog cannot open.
+pub const DIALOG_UNAVAILABLE: &str = "The system file dialog did not open: this desktop has no file-dialog portal (xdg-desktop-portal). Type or paste paths instead: every Open… has an editable path field beside it, and Save model as… has one in its prompt.";
+
 /// What survives a restart (eframe storage).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
@@ -159,6 +162,10 @@ pub struct WorkbenchApp {
     pub errors: VecDeque<String>,
     pub status: String,
     dialogs: Box<dyn Dialogs>,
+    /// The Save model as… prompt: the destination folder as typed (or picked with Browse…).
+    pub save_prompt: Option<String>,
+    /// The "no dialog here, type paths" notice was given.
+    dialog_notice: bool,
     save_dialog: Option<Job<Option<PathBuf>>>,
     save_job: Option<Job<Result<PathBuf, String>>>,
     export: Option<(Export, Job<Option<PathBuf>>)>,
@@ -220,6 +227,8 @@ impl WorkbenchApp {
             errors: VecDeque::new(),
             status: "Opening the demo…".into(),
             dialogs,
+            save_prompt: None,
+            dialog_notice: false,
             save_dialog: None,
             save_job: None,
             export: None,
@@ -331,6 +340,10 @@ impl WorkbenchApp {
             }
         }
         self.poll_save();
+        if !self.dialog_notice && self.dialogs.unavailable() {
+            self.dialog_notice = true;
+            self.errors.push_back(DIALOG_UNAVAILABLE.into());
+        }
         busy |= self.poll_engine();
         if self.run.is_none() {
             if let Some(next) = self.queue.pop_front() {
@@ -506,26 +519,61 @@ impl WorkbenchApp {
     }
 
     /// Save model as…: asks for a new folder, then copies the run's model there.
+    /// Opens the Save model as… prompt: an editable destination with a Browse… button, because
+    /// the native dialog needs a desktop portal that not every machine has.
     pub fn save_model(&mut self) {
-        if self.record.model_dir.is_none() {
+        let Some(model) = &self.record.model_dir else {
             return;
-        }
+        };
+        let run = model
+            .parent()
+            .and_then(|d| d.file_name())
+            .map_or("run".into(), |n| n.to_string_lossy().into_owned());
+        let folder = self
+            .settings
+            .recent
+            .first()
+            .and_then(|d| d.parent().map(Path::to_path_buf))
+            .or_else(dirs::home_dir)
+            .unwrap_or_else(std::env::temp_dir);
+        self.save_prompt = Some(
+            folder
+                .join(format!("unlearned-{run}"))
+                .display()
+                .to_string(),
+        );
+    }
+
+    fn browse_save_destination(&mut self) {
+        let start = self
+            .save_prompt
+            .as_deref()
+            .map(Path::new)
+            .and_then(Path::parent)
+            .map(Path::to_path_buf);
         self.save_dialog = Some(self.dialogs.pick(PickRequest {
             kind: PickKind::NewFolder,
             title: "Save the unlearned model as (a new folder)".into(),
-            start: self.settings.recent.first().cloned(),
+            start,
             filters: vec![],
             file_name: Some("unlearned-model".into()),
         }));
+    }
+
+    /// Copies the run's model to `dest` on a worker.
+    fn save_to(&mut self, dest: PathBuf) {
+        if let Some(src) = self.record.model_dir.clone() {
+            self.save_job = Some(Job::spawn("save", move || copy_model(&src, &dest)));
+            self.status = "Saving the model…".into();
+        }
     }
 
     fn poll_save(&mut self) {
         if let Some(job) = &mut self.save_dialog {
             if let Some(answer) = job.poll() {
                 self.save_dialog = None;
-                if let (Some(dest), Some(src)) = (answer, self.record.model_dir.clone()) {
-                    self.save_job = Some(Job::spawn("save", move || copy_model(&src, &dest)));
-                    self.status = "Saving the model…".into();
+                if let (Some(dest), Some(prompt)) = (answer, &mut self.save_prompt) {
+                    *prompt = dest.display().to_string();
                 }
             }
         }
@@ -1007,9 +1055,10 @@ impl WorkbenchApp {
 
     fn history_tab(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
+            let n = self.history.len();
             ui.label(format!(
-                "{} runs in {}",
-                self.history.len(),
+                "{n} run{} in {}",
+                if n == 1 { "" } else { "s" },
                 self.settings.runs_root.display()
             ));
             if ui.button("Refresh").clicked() {
@@ -1128,6 +1177,55 @@ impl WorkbenchApp {
             if modal.inner || modal.should_close() {
                 self.errors.pop_front();
             }
+        } else if self.save_prompt.is_some() {
+            self.save_modal(ctx);
+        }
+    }
+
+    fn save_modal(&mut self, ctx: &egui::Context) {
+        let browsing = self.save_dialog.is_some();
+        let modal = egui::Modal::new(egui::Id::new("save_model")).show(ctx, |ui| {
+            ui.heading("Save the unlearned model");
+            ui.label("A new folder in the Hugging Face layout (config, safetensors, tokenizer). It must not exist yet; the run folder is left as it is.");
+            let mut choice = None;
+            if let Some(dest) = &mut self.save_prompt {
+                ui.horizontal(|ui| {
+                    let l = ui.label("Destination folder");
+                    ui.add(egui::TextEdit::singleline(dest).desired_width(420.0))
+                        .labelled_by(l.id);
+                });
+            }
+            ui.horizontal(|ui| {
+                if ui
+                    .add_enabled(!browsing, egui::Button::new("Browse…"))
+                    .on_hover_text("Pick the folder with the system dialog (needs a desktop portal on Linux).")
+                    .clicked()
+                {
+                    choice = Some("browse");
+                }
+                if ui.button("Save").clicked() {
+                    choice = Some("save");
+                }
+                if ui.button("Cancel").clicked() {
+                    choice = Some("cancel");
+                }
+            });
+            choice
+        });
+        match modal.inner {
+            Some("browse") => self.browse_save_destination(),
+            Some("save") => {
+                let dest = self.save_prompt.take().unwrap_or_default();
+                if dest.trim().is_empty() {
+                    self.errors
+                        .push_back("Save model as…: type a destination folder.".into());
+                } else {
+                    self.save_to(PathBuf::from(dest.trim()));
+                }
+            }
+            Some(_) => self.save_prompt = None,
+            None if modal.should_close() && !browsing => self.save_prompt = None,
+            None => {}
         }
     }
 }

@@ -47,6 +47,22 @@ impl PlotKind {
         }
     }
 
+    /// Truth ratios span decades (a memorised answer sits near 1e-3), so that plot's axis is
+    /// log10; the others are linear.
+    fn to_axis(self, v: f64) -> f64 {
+        match self {
+            PlotKind::TruthRatio => v.max(1e-12).log10(),
+            _ => v,
+        }
+    }
+
+    fn from_axis(self, y: f64) -> f64 {
+        match self {
+            PlotKind::TruthRatio => 10f64.powf(y),
+            _ => y,
+        }
+    }
+
     fn score(self) -> Option<Score> {
         match self {
             PlotKind::Rouge => Some(rouge_recall),
@@ -117,10 +133,13 @@ fn add_items(
         }
         _ => {
             let score = kind.score().expect("an evaluation plot");
+            let y = |pts: Vec<[f64; 2]>| -> Vec<[f64; 2]> {
+                pts.into_iter().map(|[x, v]| [x, kind.to_axis(v)]).collect()
+            };
             for (split, color) in [("forget", FORGET), ("retain", RETAIN)] {
-                let live = run.eval_series(split, "live", score);
+                let live = y(run.eval_series(split, "live", score));
                 plot_ui.line(line(format!("{tag}{split} (live)"), live, color));
-                let full = run.eval_series(split, "full", score);
+                let full = y(run.eval_series(split, "full", score));
                 plot_ui.points(
                     Points::new(format!("{tag}{split} (full)"), PlotPoints::from(full))
                         .color(color)
@@ -165,14 +184,26 @@ pub fn show_plot(
                     plot_name,
                     position,
                     ..
-                } => format!("{plot_name}\nstep {:.0}: {:.4}", position.x, position.y),
+                } => format!(
+                    "{plot_name}\nstep {:.0}: {:.4}",
+                    position.x,
+                    kind.from_axis(position.y)
+                ),
                 HoverPosition::Elsewhere { position } => {
-                    format!("step {:.0}\n{:.4}", position.x, position.y)
+                    format!("step {:.0}\n{:.4}", position.x, kind.from_axis(position.y))
                 }
             })
         });
-    if kind != PlotKind::Loss {
-        plot = plot.include_y(0.0).include_y(1.0);
+    match kind {
+        PlotKind::Loss => {}
+        PlotKind::TruthRatio => {
+            plot = plot
+                .include_y(-3.0)
+                .include_y(0.0)
+                .y_axis_formatter(|mark, _| format!("{:.0e}", kind.from_axis(mark.value)))
+                .y_axis_label("log scale");
+        }
+        _ => plot = plot.include_y(0.0).include_y(1.0),
     }
     let response = plot
         .show(ui, |plot_ui| {

@@ -135,7 +135,8 @@ impl TradeoffView {
             .collect();
         let before = runs.iter().find_map(|r| r.before);
         let response = Plot::new("tradeoff")
-            .legend(Legend::default())
+            // Bottom right: the top right is where the starting model's point sits.
+            .legend(Legend::default().position(egui_plot::Corner::RightBottom))
             .x_axis_label("forget ROUGE-L recall (lower is better)")
             .y_axis_label(y_name)
             .include_x(0.0)

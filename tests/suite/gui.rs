@@ -100,8 +100,27 @@ fn demo_opens_runs_saves_and_is_in_history_after_a_restart() {
     h.run_ok();
     h.get_by_label("R-L before");
 
-    // Save model as… → the scripted dialog answers → a loadable checkpoint appears.
+    // Save model as… → a prompt with an editable destination → Browse… (the scripted dialog
+    // answers) fills it → Save → a loadable checkpoint appears.
     h.get_by_label("💾 Save model as…").click();
+    h.run_ok();
+    assert!(
+        h.state()
+            .save_prompt
+            .as_deref()
+            .is_some_and(|p| p.contains("unlearned-")),
+        "a default destination is offered: {:?}",
+        h.state().save_prompt
+    );
+    h.get_by_label("Browse…").click();
+    let answer = saved.display().to_string();
+    step_until(
+        &mut h,
+        "the dialog's answer",
+        Duration::from_secs(10),
+        |a| a.save_prompt.as_deref() == Some(answer.as_str()),
+    );
+    h.get_by_label("Save").click();
     step_until(&mut h, "the save", Duration::from_secs(60), |a| {
         a.status.starts_with("Model saved")
     });
@@ -197,4 +216,29 @@ fn bad_inputs_show_one_readable_error_naming_the_file() {
     h.get_by_label("OK").click();
     h.run_ok();
     assert!(h.state().errors.is_empty());
+}
+
+#[test]
+fn a_desktop_without_dialogs_is_told_once_to_type_paths() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dialogs = ScriptedDialogs {
+        unavailable: true,
+        ..Default::default()
+    };
+    let mut h = harness(WorkbenchApp::new(
+        quick_settings(tmp.path().join("runs"), 3),
+        Box::new(dialogs),
+    ));
+    step_until(&mut h, "the demo", Duration::from_secs(60), |a| {
+        a.checkpoint.is_ok()
+    });
+    let errors: Vec<String> = h.state().errors.iter().cloned().collect();
+    assert_eq!(
+        errors,
+        vec![mdu_workbench::gui::DIALOG_UNAVAILABLE.to_string()]
+    );
+    h.get_by_label("OK").click();
+    h.run_ok();
+    h.run_steps(3);
+    assert!(h.state().errors.is_empty(), "said once");
 }
