@@ -9,11 +9,11 @@ use std::time::Instant;
 
 use burn::backend::Autodiff;
 use burn::optim::{GradientsParams, Optimizer};
-use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use serde::Serialize;
 
-use crate::device::{BackendTask, DeviceChoice};
+use crate::device::{BackendTask, DeviceChoice, EngineBackend};
 use crate::diffusion::batch::SftBatch;
 use crate::diffusion::loss::{mdlm_loss, LossWeighting, NoisedBatch};
 use crate::model::init::random_init;
@@ -70,7 +70,7 @@ pub struct BenchReport {
 
 impl BackendTask for ForwardBench {
     type Output = BenchReport;
-    fn run<B: Backend>(self, device: &B::Device) -> BenchReport {
+    fn run<B: EngineBackend>(self, device: &B::Device) -> BenchReport {
         let (config, batch, len) = self.preset.shape();
         let model = random_init::<B>(&config, device, 0, 0.02);
         let mut rng = SplitMix64(1);
@@ -183,7 +183,7 @@ pub struct PhaseMs {
 
 impl BackendTask for TrainBench {
     type Output = TrainReport;
-    fn run<B: Backend>(self, device: &B::Device) -> TrainReport {
+    fn run<B: EngineBackend>(self, device: &B::Device) -> TrainReport {
         train_bench::<Autodiff<B>>(self, device)
     }
 }

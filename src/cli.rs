@@ -3,12 +3,11 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use burn::tensor::backend::Backend;
 use clap::{Parser, Subcommand};
 
 use crate::bench::{BenchPreset, ForwardBench};
 use crate::checkpoint::{self, Checkpoint};
-use crate::device::{device_help, list_devices, BackendTask, DeviceChoice};
+use crate::device::{device_help, list_devices, BackendTask, DeviceChoice, EngineBackend};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -245,7 +244,7 @@ struct LogitsTask {
 
 impl BackendTask for LogitsTask {
     type Output = Result<Vec<Vec<f32>>>;
-    fn run<B: Backend>(self, device: &B::Device) -> Self::Output {
+    fn run<B: EngineBackend>(self, device: &B::Device) -> Self::Output {
         let ckpt = Checkpoint::open(&self.dir)?;
         let vocab = ckpt.config.vocab_size;
         if let Some(bad) = self.ids.iter().find(|&&id| id as usize >= vocab) {
@@ -266,7 +265,7 @@ struct GenerateTask {
 
 impl BackendTask for GenerateTask {
     type Output = Result<String>;
-    fn run<B: Backend>(self, device: &B::Device) -> Self::Output {
+    fn run<B: EngineBackend>(self, device: &B::Device) -> Self::Output {
         use crate::diffusion::sampler::{generate, generate_dream, SamplerTokens};
         let ckpt = Checkpoint::open(&self.dir)?;
         let tokenizer = crate::tokenizer::TextTokenizer::from_dir(&self.dir, &ckpt.config)?;
@@ -305,7 +304,7 @@ struct ConvertTask {
 
 impl BackendTask for ConvertTask {
     type Output = Result<()>;
-    fn run<B: Backend>(self, device: &B::Device) -> Self::Output {
+    fn run<B: EngineBackend>(self, device: &B::Device) -> Self::Output {
         let ckpt = Checkpoint::open(&self.dir)?;
         let model = ckpt.load::<B>(device, &self.budget)?;
         checkpoint::save(&model, &ckpt.layout, Some(&self.dir), &self.out)?;
