@@ -8,7 +8,7 @@
 // Bindings (group 0; cubecl binds every buffer as storage, read_write):
 //   0 x      [rows, V] {{ elem }}  logits of p = softmax(x)
 //   1 y      [rows, V] {{ elem }}  logits of q = softmax(y)
-//   2 stats  [rows, 8] {{ elem }}  the forward's per-row statistics (see masked_kl.wgsl)
+//   2 stats  [rows, 12] {{ elem }} the forward's per-row statistics (see masked_kl.wgsl)
 //   3 g      [rows]    {{ elem }}  ∂L/∂KL_r
 //   4 grad   [rows, V] {{ elem }}  output: ∂L/∂x or ∂L/∂y
 //   5 info   [4] u32              rows, V, wrt, blocks_x (workgroups along V)
@@ -19,8 +19,11 @@
 //   ∂KL/∂x_u = p_u·(1_u·(log p_u − log q_u) + 1_u − KL − P')   (= p_u·(log p_u − log q_u − KL)
 //                                                              when both sides share their −inf ids)
 //   ∂KL/∂y_u = q_u·P' − p_u·1_u                                (= q_u − p_u likewise)
-// log p_u = (x_u − max x) − log S_x is formed from the two saved parts, not from a rounded
-// log-sum-exp, so logits of ±1e4 keep f32 precision.
+// Both are formed without a rounded O(|logit|) intermediate, so logits of ±1e4 keep f32
+// precision: log p_u = (x_u − max x) − log S_x from the two saved parts, and, with the forward's
+// centre (x_c, y_c), d_u = (x_u − x_c) − (y_u − y_c), K̃ and C:
+//   1_u·(log p_u − log q_u) + 1_u − KL − P' = d_u − K̃ + (C + 1)·(1 − P')   where 1_u = 1,
+//                                           = −K̃ − (C + 1)·P'              where 1_u = 0.
 
 @group(0) @binding(0) var<storage, read_write> x: array<{{ elem }}>;
 @group(0) @binding(1) var<storage, read_write> y: array<{{ elem }}>;
@@ -42,13 +45,16 @@ fn main(
     let wrt = info[2];
     let blocks_x = info[3];
     let row = wid.y;
-    let o = row * 8u;
-    let k = f32(stats[o]);
+    let o = row * 12u;
     let mx = f32(stats[o + 1u]);
     let lsx = f32(stats[o + 2u]);
     let my = f32(stats[o + 3u]);
     let lsy = f32(stats[o + 4u]);
     let pf = f32(stats[o + 5u]);
+    let xc = f32(stats[o + 6u]);
+    let yc = f32(stats[o + 7u]);
+    let kt = f32(stats[o + 8u]);
+    let c = f32(stats[o + 9u]);
     let gr = f32(g[row]);
     let base = row * cols;
     for (var v = wid.x * {{ workgroup_size_x }}u + lid.x; v < cols; v += {{ workgroup_size_x }}u * blocks_x) {
@@ -60,10 +66,9 @@ fn main(
         if (wrt == 0u) {
             if (fx) {
                 let lp = (zx - mx) - lsx;
-                var term = -k - pf;
+                var term = -kt - (c + 1.0) * pf;
                 if (fy) {
-                    let lq = (zy - my) - lsy;
-                    term += (lp - lq) + 1.0;
+                    term = ((zx - xc) - (zy - yc)) - kt + (c + 1.0) * (1.0 - pf);
                 }
                 out = gr * exp(lp) * term;
             }

@@ -100,6 +100,9 @@ pub enum Command {
     Score(crate::score::ScoreArgs),
     /// Training-step throughput (MDLM SFT step: forward, backward, AdamW) on the demo model's shape; prints one JSON line.
     BenchTrain(crate::bench::BenchTrainArgs),
+    /// The MDU masked KL on one device: WGSL kernel against the composite tensor ops, forward and
+    /// forward + backward, per `NxV` shape; prints one JSON line per shape.
+    BenchKl(crate::bench::BenchKlArgs),
     /// Forward-pass throughput on a preset LLaDA shape (random weights); prints one JSON line.
     BenchForward {
         #[arg(long, value_enum, default_value = "tiny")]
@@ -217,6 +220,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Eval(args)) => crate::eval::cli::eval(args),
         Some(Command::Score(args)) => crate::score::run(args),
         Some(Command::BenchTrain(args)) => crate::bench::bench_train(args),
+        Some(Command::BenchKl(args)) => crate::bench::bench_kl(args),
         Some(Command::BenchForward {
             preset,
             device,

@@ -3,8 +3,9 @@
 //! Contract (mdu.md §3.2): `x`, `y` are `[n, v]` logits of the gathered masked answer positions;
 //! a −inf logit (a special token left out of the KL) makes its term contribute 0, exactly as the
 //! reference's `nan_to_num` of the log-ratio does; accumulation is f32. The forward returns the
-//! KL `[n]` and per-row statistics `[n, 8]` (KL, max x, log Σ exp(x − max x), max y,
-//! log Σ exp(y − max y), P' = Σ' p, 0, 0) that the backward reuses instead of re-reducing the rows.
+//! KL `[n]` and per-row statistics `[n, 12]` (KL, max x, log Σ exp(x − max x), max y,
+//! log Σ exp(y − max y), P' = Σ' p, the centre pair (x_c, y_c), K̃, C, 0, 0; shaders/masked_kl.wgsl
+//! explains them) that the backward reuses instead of re-reducing the rows.
 //!
 //! - wgpu (`CubeBackend<WgpuRuntime, ..>`, and so `Fusion<..>` and `Autodiff<..>` around it): the
 //!   WGSL kernels `shaders/masked_kl.wgsl` (forward, one workgroup per row) and
@@ -37,7 +38,7 @@ use cubecl::{prelude::KernelId, server::KernelArguments, CubeCount};
 use derive_new::new;
 
 /// Columns of the per-row statistics tensor.
-pub const STATS_COLS: usize = 8;
+pub const STATS_COLS: usize = 12;
 
 /// Which input a backward computes the gradient for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -55,7 +56,7 @@ pub trait KlBackend: Backend {
     /// Whether `kl_forward`/`kl_backward` run a custom kernel on this backend (for f32 inputs).
     const KL_KERNEL: bool = false;
 
-    /// `(kl [n], stats [n, 8])`.
+    /// `(kl [n], stats [n, 12])`.
     fn kl_forward(
         x: FloatTensor<Self>,
         y: FloatTensor<Self>,
@@ -125,17 +126,43 @@ fn forward_tensor_ops<B: Backend>(
         );
     }
     let both = finite_pairs(&x, &y); // [n, v]
-    let (mx, lsx, lp) = log_softmax_parts(x); // [n, 1], [n, 1], [n, v]
-    let (my, lsy, lq) = log_softmax_parts(y);
-    let p = lp.clone().exp().mask_fill(both.clone().bool_not(), 0.0); // [n, v]
-    let d = (lp - lq).mask_fill(both.bool_not(), 0.0);
-    let kl = (p.clone() * d).sum_dim(1); // [n, 1]
-    let pf = p.sum_dim(1); // [n, 1]
+    let uncounted = both.bool_not();
+    // The centre: the counted pair with the largest x.
+    let at = x
+        .clone()
+        .mask_fill(uncounted.clone(), f32::NEG_INFINITY)
+        .argmax(1); // [n, 1]
+    let (xc, yc) = (x.clone().gather(1, at.clone()), y.clone().gather(1, at)); // [n, 1]
+    let d = ((x.clone() - xc.clone()) - (y.clone() - yc.clone())).mask_fill(uncounted.clone(), 0.0); // [n, v]
+    let (mx, e) = exp_shifted(x); // [n, 1], [n, v]
+    let (my, e_y) = exp_shifted(y);
+    let (s, s_y) = (e.clone().sum_dim(1), e_y.sum_dim(1)); // [n, 1]
+    let (lsx, lsy) = (s.clone().log(), s_y.log());
+    // P and S_x are the same reduction over the same values when nothing is excluded, so
+    // P' = 1 exactly then, as in the kernel (C·(1 − P') would otherwise amplify rounding).
+    let counted = e.mask_fill(uncounted, 0.0); // [n, v]
+    let pf = counted.clone().sum_dim(1) / s.clone(); // [n, 1]
+    let kt = (counted * d).sum_dim(1) / s; // [n, 1]
+    let c = (xc.clone() - mx.clone()) - (yc.clone() - my.clone()) + lsy.clone() - lsx.clone(); // [n, 1]
+    let kl = (kt.clone() + c.clone() * pf.clone()).mask_fill(pf.clone().equal_elem(0.0), 0.0);
     let zero = Tensor::zeros([n, 1], &device);
     let stats = Tensor::cat(
-        vec![kl.clone(), mx, lsx, my, lsy, pf, zero.clone(), zero],
+        vec![
+            kl.clone(),
+            mx,
+            lsx,
+            my,
+            lsy,
+            pf,
+            xc,
+            yc,
+            kt,
+            c,
+            zero.clone(),
+            zero,
+        ],
         1,
-    ); // [n, 8]
+    ); // [n, 12]
     (kl.reshape([n]), stats)
 }
 
@@ -151,23 +178,24 @@ fn backward_tensor_ops<B: Backend>(
         return x;
     }
     let col = |i: usize| stats.clone().narrow(1, i, 1); // [n, 1]
-    let (kl, mx, lsx, my, lsy, pf) = (col(0), col(1), col(2), col(3), col(4), col(5));
-    let both = finite_pairs(&x, &y);
-    let x_finite = x.clone().equal_elem(f32::NEG_INFINITY).bool_not();
-    let y_finite = y.clone().equal_elem(f32::NEG_INFINITY).bool_not();
-    let lp = (x - mx) - lsx; // [n, v]
-    let lq = (y - my) - lsy;
+    let (mx, lsx, my, lsy, pf) = (col(1), col(2), col(3), col(4), col(5));
+    let (xc, yc, kt, c) = (col(6), col(7), col(8), col(9));
+    let uncounted = finite_pairs(&x, &y).bool_not();
+    let x_excluded = x.clone().equal_elem(f32::NEG_INFINITY);
+    let y_excluded = y.clone().equal_elem(f32::NEG_INFINITY);
     let g = grad.reshape([n, 1]);
     match wrt {
         KlWrt::X => {
-            let d = (lp.clone() - lq).mask_fill(both.clone().bool_not(), 0.0);
-            let ones = d.ones_like().mask_fill(both.bool_not(), 0.0);
-            let p = lp.exp().mask_fill(x_finite.bool_not(), 0.0);
-            (p * (d + ones - kl - pf)) * g
+            let d = ((x.clone() - xc) - (y - yc)).mask_fill(uncounted.clone(), 0.0); // [n, v]
+            let ones = d.ones_like().mask_fill(uncounted, 0.0);
+            let c1 = c + 1.0;
+            let term = (d + c1.clone()) * ones - kt - c1 * pf;
+            let p = ((x - mx) - lsx).exp().mask_fill(x_excluded, 0.0);
+            (p * term) * g
         }
         KlWrt::Y => {
-            let q = lq.exp().mask_fill(y_finite.bool_not(), 0.0);
-            let p = lp.exp().mask_fill(both.bool_not(), 0.0);
+            let q = ((y - my) - lsy).exp().mask_fill(y_excluded, 0.0);
+            let p = ((x - mx) - lsx).exp().mask_fill(uncounted, 0.0);
             (q * pf - p) * g
         }
     }
@@ -184,13 +212,11 @@ fn finite_pairs<B: Backend>(
         .bool_not()
 }
 
-/// `(max, log Σ exp(z − max), (z − max) − log Σ)`.
-fn log_softmax_parts<B: Backend>(z: Tensor<B, 2>) -> (Tensor<B, 2>, Tensor<B, 2>, Tensor<B, 2>) {
+/// `(max z, exp(z − max z))` per row.
+fn exp_shifted<B: Backend>(z: Tensor<B, 2>) -> (Tensor<B, 2>, Tensor<B, 2>) {
     let m = z.clone().max_dim(1); // [n, 1]
-    let shifted = z - m.clone(); // [n, v]
-    let ls = shifted.clone().exp().sum_dim(1).log(); // [n, 1]
-    let lp = shifted - ls.clone();
-    (m, ls, lp)
+    let e = (z - m.clone()).exp(); // [n, v]
+    (m, e)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ mod demo;
 mod demo_world;
 mod diffusion;
 mod gui;
+mod kl_kernel;
 mod likelihood;
 mod objectives;
 mod ordering;
