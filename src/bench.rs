@@ -4,16 +4,19 @@
 //! Training-step throughput (`mdu bench-train`) on the demo model's shape: the step of
 //! `mdu finetune` on a fixed synthetic batch. The PyTorch twin is `scripts/bench_train.py`;
 //! `scripts/bench_train.sh` runs both and prints the ratios.
+//!
+//! The MDU masked KL (`mdu bench-kl`): the WGSL kernel against the composite tensor ops on the
+//! same device, forward and forward + backward; `scripts/bench_kl.sh` runs it.
 
 use std::time::Instant;
 
 use burn::backend::Autodiff;
 use burn::optim::{GradientsParams, Optimizer};
-use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use serde::Serialize;
 
-use crate::device::{BackendTask, DeviceChoice};
+use crate::device::{BackendTask, DeviceChoice, EngineBackend};
 use crate::diffusion::batch::SftBatch;
 use crate::diffusion::loss::{mdlm_loss, LossWeighting, NoisedBatch};
 use crate::model::init::random_init;
@@ -70,7 +73,7 @@ pub struct BenchReport {
 
 impl BackendTask for ForwardBench {
     type Output = BenchReport;
-    fn run<B: Backend>(self, device: &B::Device) -> BenchReport {
+    fn run<B: EngineBackend>(self, device: &B::Device) -> BenchReport {
         let (config, batch, len) = self.preset.shape();
         let model = random_init::<B>(&config, device, 0, 0.02);
         let mut rng = SplitMix64(1);
@@ -183,7 +186,7 @@ pub struct PhaseMs {
 
 impl BackendTask for TrainBench {
     type Output = TrainReport;
-    fn run<B: Backend>(self, device: &B::Device) -> TrainReport {
+    fn run<B: EngineBackend>(self, device: &B::Device) -> TrainReport {
         train_bench::<Autodiff<B>>(self, device)
     }
 }
@@ -279,5 +282,200 @@ pub fn bench_train(args: BenchTrainArgs) -> anyhow::Result<()> {
         device_name: choice.to_string(),
     });
     println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// `mdu bench-kl`: the MDU masked KL, kernel against composite.
+
+/// Arguments of `mdu bench-kl`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchKlArgs {
+    #[arg(long, default_value = "wgpu:cpu", help = crate::device::device_help())]
+    pub device: String,
+    /// Shapes `NxV` (masked positions × vocabulary), comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "64x32000,512x32000,64x126464"
+    )]
+    pub shapes: Vec<String>,
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
+    #[arg(long, default_value_t = 5)]
+    pub iters: usize,
+}
+
+/// One shape of `mdu bench-kl`: medians over the timed iterations, the two implementations
+/// interleaved in each iteration.
+#[derive(Serialize)]
+pub struct KlReport {
+    pub bench: String,
+    pub device: String,
+    /// Whether this backend has the kernel (otherwise both columns run the composite).
+    pub kernel_available: bool,
+    pub rows: usize,
+    pub vocab: usize,
+    /// Bytes a single pass must move, counted as: forward reads z_c and z_t (2·N·V·4); backward
+    /// reads them again and writes ∂L/∂z_c (3·N·V·4); the per-row outputs are ignored. The same
+    /// count divides both implementations' times (for the composite it is an effective rate).
+    pub forward_bytes: u64,
+    pub forward_backward_bytes: u64,
+    pub kernel_forward_ms: f64,
+    pub composite_forward_ms: f64,
+    pub kernel_forward_backward_ms: f64,
+    pub composite_forward_backward_ms: f64,
+    pub kernel_forward_gb_s: f64,
+    pub composite_forward_gb_s: f64,
+    pub kernel_forward_backward_gb_s: f64,
+    pub composite_forward_backward_gb_s: f64,
+    /// composite time / kernel time (> 1: the kernel is faster).
+    pub speedup_forward: f64,
+    pub speedup_forward_backward: f64,
+    /// max |KL_kernel − KL_composite| / (1 + |KL_composite|) on the benchmark's inputs.
+    pub kl_max_rel_diff: f64,
+    pub iters: usize,
+}
+
+struct KlBench {
+    rows: usize,
+    vocab: usize,
+    warmup: usize,
+    iters: usize,
+    device_name: String,
+}
+
+impl BackendTask for KlBench {
+    type Output = KlReport;
+    fn run<B: EngineBackend>(self, device: &B::Device) -> KlReport {
+        use crate::unlearn::methods::mdu::masked_kl;
+        use crate::unlearn::{KlDirection, KlImpl};
+        let (n, v) = (self.rows, self.vocab);
+        let mut rng = SplitMix64(11);
+        let mut normal =
+            |scale: f32| -> Vec<f32> { (0..n * v).map(|_| rng.normal() * scale).collect() };
+        let conditional = Tensor::<B, 2>::from_data(TensorData::new(normal(3.0), [n, v]), device);
+        let target = Tensor::<B, 2>::from_data(TensorData::new(normal(1.0), [n, v]), device);
+        let sync = || {
+            if let Err(e) = B::sync(device) {
+                panic!("device sync failed: {e:?}");
+            }
+        };
+        let impls = [KlImpl::Auto, KlImpl::Composite];
+        let forward = |imp: KlImpl| {
+            let start = Instant::now();
+            let kl = masked_kl(
+                conditional.clone(),
+                target.clone(),
+                KlDirection::Forward,
+                imp,
+            );
+            sync();
+            let ms = start.elapsed().as_secs_f64() * 1e3;
+            (ms, kl)
+        };
+        let forward_backward = |imp: KlImpl| {
+            let c = Tensor::<Autodiff<B>, 2>::from_inner(conditional.clone()).require_grad();
+            let t = Tensor::<Autodiff<B>, 2>::from_inner(target.clone());
+            sync();
+            let start = Instant::now();
+            let kl = masked_kl(c.clone(), t, KlDirection::Forward, imp);
+            let grads = kl.sum().backward();
+            let g = c.grad(&grads);
+            sync();
+            let ms = start.elapsed().as_secs_f64() * 1e3;
+            drop(g);
+            ms
+        };
+        let mut times: [Vec<f64>; 4] = Default::default();
+        let mut kl_max_rel_diff = 0.0f64;
+        for i in 0..self.warmup + self.iters {
+            let (fk, kl_k) = forward(impls[0]);
+            let (fc, kl_c) = forward(impls[1]);
+            let bk = forward_backward(impls[0]);
+            let bc = forward_backward(impls[1]);
+            if i == 0 {
+                let k = kl_k
+                    .into_data()
+                    .convert::<f64>()
+                    .to_vec::<f64>()
+                    .unwrap_or_default();
+                let c = kl_c
+                    .into_data()
+                    .convert::<f64>()
+                    .to_vec::<f64>()
+                    .unwrap_or_default();
+                kl_max_rel_diff = k
+                    .iter()
+                    .zip(&c)
+                    .map(|(a, b)| (a - b).abs() / (1.0 + b.abs()))
+                    .fold(0.0, f64::max);
+            }
+            if i >= self.warmup {
+                for (slot, t) in times.iter_mut().zip([fk, fc, bk, bc]) {
+                    slot.push(t);
+                }
+            }
+        }
+        let median = |v: &[f64]| {
+            let mut sorted = v.to_vec();
+            sorted.sort_by(f64::total_cmp);
+            sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
+        };
+        let [fk, fc, bk, bc] = times.map(|t| median(&t));
+        let elems = (n * v) as u64;
+        let (fwd_bytes, fb_bytes) = (2 * 4 * elems, 5 * 4 * elems);
+        let gb_s = |bytes: u64, ms: f64| bytes as f64 / (ms * 1e-3) / 1e9;
+        KlReport {
+            bench: "masked_kl".into(),
+            device: self.device_name,
+            kernel_available: B::KL_KERNEL,
+            rows: n,
+            vocab: v,
+            forward_bytes: fwd_bytes,
+            forward_backward_bytes: fb_bytes,
+            kernel_forward_ms: fk,
+            composite_forward_ms: fc,
+            kernel_forward_backward_ms: bk,
+            composite_forward_backward_ms: bc,
+            kernel_forward_gb_s: gb_s(fwd_bytes, fk),
+            composite_forward_gb_s: gb_s(fwd_bytes, fc),
+            kernel_forward_backward_gb_s: gb_s(fb_bytes, bk),
+            composite_forward_backward_gb_s: gb_s(fb_bytes, bc),
+            speedup_forward: fc / fk,
+            speedup_forward_backward: bc / bk,
+            kl_max_rel_diff,
+            iters: self.iters,
+        }
+    }
+}
+
+/// `mdu bench-kl`: per shape, warm-up iterations then `iters` timed ones, each running the kernel
+/// and the composite (forward; forward + backward) with a device sync before the clock stops;
+/// one JSON line per shape on stdout.
+pub fn bench_kl(args: BenchKlArgs) -> anyhow::Result<()> {
+    if args.iters == 0 {
+        anyhow::bail!("--iters must be at least 1");
+    }
+    let choice = DeviceChoice::parse(&args.device).map_err(anyhow::Error::msg)?;
+    for shape in &args.shapes {
+        let parsed = shape.split_once('x').and_then(|(n, v)| {
+            Some((
+                n.trim().parse::<usize>().ok()?,
+                v.trim().parse::<usize>().ok()?,
+            ))
+        });
+        let Some((rows, vocab)) = parsed.filter(|&(n, v)| n > 0 && v > 0) else {
+            anyhow::bail!("--shapes {shape:?}: expected NxV with N, V ≥ 1, e.g. 64x32000");
+        };
+        let report = choice.run(KlBench {
+            rows,
+            vocab,
+            warmup: args.warmup,
+            iters: args.iters,
+            device_name: choice.to_string(),
+        });
+        println!("{}", serde_json::to_string(&report)?);
+    }
     Ok(())
 }

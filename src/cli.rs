@@ -3,12 +3,11 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use burn::tensor::backend::Backend;
 use clap::{Parser, Subcommand};
 
 use crate::bench::{BenchPreset, ForwardBench};
 use crate::checkpoint::{self, Checkpoint};
-use crate::device::{device_help, list_devices, BackendTask, DeviceChoice};
+use crate::device::{device_help, list_devices, BackendTask, DeviceChoice, EngineBackend};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -101,6 +100,9 @@ pub enum Command {
     Score(crate::score::ScoreArgs),
     /// Training-step throughput (MDLM SFT step: forward, backward, AdamW) on the demo model's shape; prints one JSON line.
     BenchTrain(crate::bench::BenchTrainArgs),
+    /// The MDU masked KL on one device: WGSL kernel against the composite tensor ops, forward and
+    /// forward + backward, per `NxV` shape; prints one JSON line per shape.
+    BenchKl(crate::bench::BenchKlArgs),
     /// Forward-pass throughput on a preset LLaDA shape (random weights); prints one JSON line.
     BenchForward {
         #[arg(long, value_enum, default_value = "tiny")]
@@ -218,6 +220,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Eval(args)) => crate::eval::cli::eval(args),
         Some(Command::Score(args)) => crate::score::run(args),
         Some(Command::BenchTrain(args)) => crate::bench::bench_train(args),
+        Some(Command::BenchKl(args)) => crate::bench::bench_kl(args),
         Some(Command::BenchForward {
             preset,
             device,
@@ -245,7 +248,7 @@ struct LogitsTask {
 
 impl BackendTask for LogitsTask {
     type Output = Result<Vec<Vec<f32>>>;
-    fn run<B: Backend>(self, device: &B::Device) -> Self::Output {
+    fn run<B: EngineBackend>(self, device: &B::Device) -> Self::Output {
         let ckpt = Checkpoint::open(&self.dir)?;
         let vocab = ckpt.config.vocab_size;
         if let Some(bad) = self.ids.iter().find(|&&id| id as usize >= vocab) {
@@ -266,7 +269,7 @@ struct GenerateTask {
 
 impl BackendTask for GenerateTask {
     type Output = Result<String>;
-    fn run<B: Backend>(self, device: &B::Device) -> Self::Output {
+    fn run<B: EngineBackend>(self, device: &B::Device) -> Self::Output {
         use crate::diffusion::sampler::{generate, generate_dream, SamplerTokens};
         let ckpt = Checkpoint::open(&self.dir)?;
         let tokenizer = crate::tokenizer::TextTokenizer::from_dir(&self.dir, &ckpt.config)?;
@@ -305,7 +308,7 @@ struct ConvertTask {
 
 impl BackendTask for ConvertTask {
     type Output = Result<()>;
-    fn run<B: Backend>(self, device: &B::Device) -> Self::Output {
+    fn run<B: EngineBackend>(self, device: &B::Device) -> Self::Output {
         let ckpt = Checkpoint::open(&self.dir)?;
         let model = ckpt.load::<B>(device, &self.budget)?;
         checkpoint::save(&model, &ckpt.layout, Some(&self.dir), &self.out)?;

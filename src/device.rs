@@ -8,6 +8,7 @@ use burn::backend::wgpu::WgpuDevice;
 use burn::tensor::backend::Backend;
 
 use crate::checkpoint::MemoryBudget;
+use crate::kernels::KlBackend;
 
 /// CPU backend (the `cpu` feature of burn downloads LLVM at build time, so ndarray it is).
 pub type CpuBackend = burn::backend::NdArray<f32>;
@@ -131,10 +132,16 @@ impl DeviceChoice {
     }
 }
 
+/// What every backend the engine runs on provides: Burn's `Backend` plus the custom-kernel
+/// extensions (each with a tensor-op fallback, so every Burn backend can implement them).
+pub trait EngineBackend: Backend + KlBackend {}
+
+impl<B: Backend + KlBackend> EngineBackend for B {}
+
 /// A computation that can run on any Burn backend.
 pub trait BackendTask {
     type Output;
-    fn run<B: Backend>(self, device: &B::Device) -> Self::Output;
+    fn run<B: EngineBackend>(self, device: &B::Device) -> Self::Output;
 }
 
 /// CUDA → a wgpu GPU → CPU. A software wgpu adapter (lavapipe) is not chosen automatically.

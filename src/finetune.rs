@@ -13,12 +13,12 @@ use anyhow::{bail, Context, Result};
 use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
 use burn::optim::{GradientsParams, Optimizer};
-use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{self, DiskDtype, WeightLayout};
 use crate::data::{read_qa_file, QaItem};
-use crate::device::BackendTask;
+use crate::device::{BackendTask, EngineBackend};
 use crate::diffusion::batch::{SftBatch, SftExample};
 use crate::diffusion::loss::{mdlm_loss, LossWeighting, NoisedBatch};
 use crate::eval::{demo_sampler_config, mean_recall, score_generations};
@@ -91,7 +91,7 @@ pub struct FinetuneTask(pub FinetuneArgs);
 
 impl BackendTask for FinetuneTask {
     type Output = Result<()>;
-    fn run<B: Backend>(self, device: &B::Device) -> Result<()> {
+    fn run<B: EngineBackend>(self, device: &B::Device) -> Result<()> {
         run::<Autodiff<B>>(self.0, device)
     }
 }

@@ -9,6 +9,7 @@
 //! - [`device`]: backend choice (CUDA → wgpu → CPU) and device listing.
 //! - [`bench`]: forward-pass throughput on preset shapes.
 //! - [`gui`]: the eframe application.
+//! - [`kernels`]: custom WGSL kernels as Burn backend extensions (the MDU masked KL).
 
 pub mod bench;
 pub mod checkpoint;
@@ -20,6 +21,7 @@ pub mod diffusion;
 pub mod eval;
 pub mod finetune;
 pub mod gui;
+pub mod kernels;
 pub mod model;
 pub mod rng;
 pub mod score;

@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use burn::tensor::backend::Backend;
 
 use super::protocol::{
     evaluate, forget_quality, retain_model_truth_ratios, EvalSettings, EvalSplit, Generation,
@@ -11,7 +10,7 @@ use super::protocol::{
 };
 use crate::checkpoint::Checkpoint;
 use crate::data::read_qa_file;
-use crate::device::{BackendTask, DeviceChoice};
+use crate::device::{BackendTask, DeviceChoice, EngineBackend};
 use crate::tokenizer::TextTokenizer;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -58,7 +57,7 @@ struct EvalTask(EvalArgs, crate::checkpoint::MemoryBudget);
 
 impl BackendTask for EvalTask {
     type Output = Result<serde_json::Value>;
-    fn run<B: Backend>(self, device: &B::Device) -> Self::Output {
+    fn run<B: EngineBackend>(self, device: &B::Device) -> Self::Output {
         let EvalTask(args, budget) = self;
         let ckpt = Checkpoint::open(&args.checkpoint)?;
         let tokenizer = TextTokenizer::from_dir(&args.checkpoint, &ckpt.config)

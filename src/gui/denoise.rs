@@ -35,7 +35,7 @@ struct TraceTask<'a> {
 impl BackendTask for TraceTask<'_> {
     type Output = Result<Trace, String>;
 
-    fn run<B: burn::tensor::backend::Backend>(self, device: &B::Device) -> Self::Output {
+    fn run<B: crate::device::EngineBackend>(self, device: &B::Device) -> Self::Output {
         let err = |e: &dyn std::fmt::Display| format!("{}: {e}", self.model_dir.display());
         let ckpt = Checkpoint::open(self.model_dir).map_err(|e| err(&e))?;
         let tokenizer =

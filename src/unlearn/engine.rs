@@ -19,7 +19,7 @@ use super::events::{Event, StopFlag};
 use super::methods::{StepBatches, StepContext};
 use crate::checkpoint::{self, Checkpoint, CheckpointError};
 use crate::data::{read_qa_file, write_atomic, QaItem};
-use crate::device::{BackendTask, DeviceChoice};
+use crate::device::{BackendTask, DeviceChoice, EngineBackend};
 use crate::diffusion::batch::{SftBatch, SftExample};
 use crate::diffusion::loss::{LossWeighting, NoisedBatch};
 use crate::eval::cache;
@@ -153,7 +153,7 @@ struct RunTask<'a> {
 
 impl BackendTask for RunTask<'_> {
     type Output = Result<()>;
-    fn run<B: Backend>(self, device: &B::Device) -> Result<()> {
+    fn run<B: EngineBackend>(self, device: &B::Device) -> Result<()> {
         train::<Autodiff<B>>(self, device)
     }
 }
@@ -267,7 +267,10 @@ fn noised_batch(
     NoisedBatch::sample(&batch, rng, mask, weighting)
 }
 
-fn train<B: AutodiffBackend>(task: RunTask, device: &B::Device) -> Result<()> {
+fn train<B: AutodiffBackend + crate::kernels::KlBackend>(
+    task: RunTask,
+    device: &B::Device,
+) -> Result<()> {
     let RunTask {
         config,
         run_dir,

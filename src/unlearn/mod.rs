@@ -7,4 +7,4 @@ pub mod engine;
 pub mod events;
 pub mod methods;
 
-pub use methods::{KlDirection, LossParts, Method, MethodParams, StepBatches, StepContext};
+pub use methods::{KlDirection, KlImpl, LossParts, Method, MethodParams, StepBatches, StepContext};

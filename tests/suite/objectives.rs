@@ -124,7 +124,10 @@ fn in_own_process(name: &str, body: impl FnOnce()) {
     );
 }
 
-fn compare<Ad: burn::tensor::backend::AutodiffBackend>(use_f64: bool, tol: f64) {
+fn compare<Ad: burn::tensor::backend::AutodiffBackend + mdu_workbench::kernels::KlBackend>(
+    use_f64: bool,
+    tol: f64,
+) {
     let path = fixture("reference").join("unlearn_objectives.json");
     let text = std::fs::read_to_string(&path).unwrap();
     let fx: Fixture = serde_json::from_str(&text).unwrap();

@@ -10,11 +10,12 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 
-use super::{retain_nll, KlDirection, LossParts, MethodParams, StepBatches, StepContext};
+use super::{retain_nll, KlDirection, KlImpl, LossParts, MethodParams, StepBatches, StepContext};
 use crate::diffusion::loss::{logits_at, NoisedBatch};
+use crate::kernels::{kl_divergence_rows, KlBackend};
 use crate::model::transformer::at_least_f32;
 
-pub fn loss<B: AutodiffBackend>(
+pub fn loss<B: AutodiffBackend + KlBackend>(
     ctx: &StepContext<B>,
     batches: &StepBatches,
     p: &MethodParams,
@@ -28,7 +29,7 @@ pub fn loss<B: AutodiffBackend>(
 }
 
 /// The forget term: mean KL over the masked answer positions.
-pub fn null_anchor_kl<B: AutodiffBackend>(
+pub fn null_anchor_kl<B: AutodiffBackend + KlBackend>(
     ctx: &StepContext<B>,
     batch: &NoisedBatch,
     p: &MethodParams,
@@ -71,7 +72,25 @@ pub fn null_anchor_kl<B: AutodiffBackend>(
     } else {
         (conditional, target)
     };
-    kl_rows(conditional, target, p.kl).sum() / n as f32
+    masked_kl(conditional, target, p.kl, p.kl_impl).sum() / n as f32
+}
+
+/// The per-row KL `[N]` the forget term sums: the backend's kernel where it has one for this
+/// direction (wgpu: forward and reverse; `KlImpl::Auto`), else the composite [`kl_rows`].
+/// Reverse KL(p_t ‖ p_c) is the kernel's KL(softmax(x) ‖ softmax(y)) with x = target, y =
+/// conditional. Jensen–Shannon always takes the composite.
+pub fn masked_kl<B: KlBackend>(
+    conditional: Tensor<B, 2>,
+    target: Tensor<B, 2>,
+    direction: KlDirection,
+    implementation: KlImpl,
+) -> Tensor<B, 1> {
+    let kernel = B::KL_KERNEL && implementation == KlImpl::Auto;
+    match direction {
+        KlDirection::Forward if kernel => kl_divergence_rows(conditional, target, None),
+        KlDirection::Reverse if kernel => kl_divergence_rows(target, conditional, None),
+        _ => kl_rows(conditional, target, direction),
+    }
 }
 
 /// Column indices of the non-special vocabulary. Dropping the special columns equals the
@@ -89,7 +108,8 @@ fn kept_columns<B: Backend>(
     Tensor::from_data(TensorData::new(keep, [n]), device)
 }
 
-/// Per-row divergence `[N]` between softmax(conditional) and softmax(target), both `[N, V]`.
+/// Per-row divergence `[N]` between softmax(conditional) and softmax(target), both `[N, V]`:
+/// the composite tensor-op reference (and the path on backends without a kernel).
 pub fn kl_rows<B: Backend>(
     conditional: Tensor<B, 2>,
     target: Tensor<B, 2>,

@@ -12,6 +12,7 @@ use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::diffusion::loss::{mdlm_loss, weighted_ce_terms, NoisedBatch};
+use crate::kernels::KlBackend;
 use crate::model::MaskedDiffusionLm;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -64,7 +65,7 @@ impl Method {
         }
     }
 
-    pub fn loss<B: AutodiffBackend>(
+    pub fn loss<B: AutodiffBackend + KlBackend>(
         self,
         ctx: &StepContext<B>,
         batches: &StepBatches,
@@ -98,6 +99,18 @@ pub enum KlDirection {
     Js,
 }
 
+/// Which implementation computes the MDU per-row KL (`mdu::masked_kl`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum KlImpl {
+    /// The backend's custom kernel where it has one (wgpu: forward and reverse KL), else the
+    /// composite.
+    #[default]
+    Auto,
+    /// The composite tensor ops (`mdu::kl_rows`, the reference) on every backend.
+    Composite,
+}
+
 /// The knobs of every method; each method reads the ones it needs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -115,6 +128,9 @@ pub struct MethodParams {
     pub beta: f64,
     /// MDU: leave special tokens out of the KL (their logits set to −inf on both sides).
     pub exclude_special: bool,
+    /// MDU: how the per-row KL is computed (`auto`: the WGSL kernel on wgpu for the forward and
+    /// reverse KL, the composite tensor ops elsewhere; `composite`: always the tensor ops).
+    pub kl_impl: KlImpl,
 }
 
 impl Default for MethodParams {
@@ -127,6 +143,7 @@ impl Default for MethodParams {
             gamma: 1.0,
             beta: 0.1,
             exclude_special: false,
+            kl_impl: KlImpl::Auto,
         }
     }
 }

@@ -1,0 +1,10 @@
+//! Custom device kernels, each registered as a Burn backend extension with an autodiff backward.
+//! A kernel module owns its trait, its launch code and its tensor-op twin; callers keep their own
+//! composite reference (e.g. `unlearn::methods::mdu::kl_rows`) and choose the path.
+//!
+//! - [`masked_kl`]: row-wise KL(softmax(x) ‖ softmax(y)) over the gathered masked answer positions,
+//!   a WGSL kernel (`shaders/masked_kl.wgsl`, `shaders/masked_kl_backward.wgsl`) on wgpu.
+
+pub mod masked_kl;
+
+pub use masked_kl::{kl_divergence_rows, KlBackend, KlWrt};

@@ -1,0 +1,377 @@
+//! The masked-KL kernel (src/kernels/masked_kl.rs; shaders/masked_kl.wgsl and
+//! masked_kl_backward.wgsl) on wgpu (lavapipe in CI) against an f64 reference computed here on
+//! the host from the same f32 inputs, with the bound |a − b| ≤ 1e-5·(1 + |ref|) on every
+//! KL value and every gradient entry. Then one MDU step on `Autodiff<WgpuBackend>`: the kernel path
+//! (`kl_impl = auto`) against the composite tensor ops (`kl_impl = composite`, the reference),
+//! same bound on the loss and on every parameter gradient.
+
+use burn::backend::wgpu::WgpuDevice;
+use burn::backend::Autodiff;
+use burn::module::AutodiffModule;
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{ElementConversion, Tensor, TensorData};
+use mdu_workbench::device::{CpuBackend, WgpuBackend};
+use mdu_workbench::diffusion::batch::SftBatch;
+use mdu_workbench::diffusion::loss::{LossWeighting, NoisedBatch};
+use mdu_workbench::kernels::{kl_divergence_rows, KlBackend};
+use mdu_workbench::model::init::random_init;
+use mdu_workbench::model::ModelConfig;
+use mdu_workbench::rng::SplitMix64;
+use mdu_workbench::unlearn::methods::mdu::masked_kl;
+use mdu_workbench::unlearn::{KlDirection, KlImpl, Method, MethodParams, StepBatches, StepContext};
+
+type AdW = Autodiff<WgpuBackend>;
+type AdCpu = Autodiff<CpuBackend>;
+
+/// The bound: |a − b| ≤ TOL·(1 + |ref|).
+const TOL: f64 = 1e-5;
+
+fn device() -> WgpuDevice {
+    WgpuDevice::DefaultDevice
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Logits {
+    /// N(0, 1)·scale.
+    Normal(f32),
+    /// Entries ±1e4 (30 %) among N(0, 10) ones, and one row uniform in [−1e4, 1e4].
+    Extreme,
+    /// N(0, 2) with ~20 % of the ids −inf in both inputs (the same ids: excluded special tokens).
+    NegInf,
+}
+
+fn logits(n: usize, v: usize, kind: Logits, seed: u64) -> (Vec<f32>, Vec<f32>) {
+    let mut rng = SplitMix64(seed);
+    let mut x = Vec::with_capacity(n * v);
+    let mut y = Vec::with_capacity(n * v);
+    for r in 0..n {
+        for _ in 0..v {
+            let (a, b) = match kind {
+                Logits::Normal(s) => (rng.normal() * s, rng.normal() * s),
+                Logits::Extreme if r == 0 => (
+                    (rng.uniform() * 2e4 - 1e4) as f32,
+                    (rng.uniform() * 2e4 - 1e4) as f32,
+                ),
+                Logits::Extreme => {
+                    let e = |rng: &mut SplitMix64| {
+                        if rng.uniform() < 0.3 {
+                            if rng.uniform() < 0.5 {
+                                1e4
+                            } else {
+                                -1e4
+                            }
+                        } else {
+                            rng.normal() * 10.0
+                        }
+                    };
+                    (e(&mut rng), e(&mut rng))
+                }
+                Logits::NegInf => {
+                    if rng.uniform() < 0.2 {
+                        (f32::NEG_INFINITY, f32::NEG_INFINITY)
+                    } else {
+                        (rng.normal() * 2.0, rng.normal() * 2.0)
+                    }
+                }
+            };
+            x.push(a);
+            y.push(b);
+        }
+    }
+    (x, y)
+}
+
+/// f64 KL(softmax(x) ‖ softmax(y)) per row and the gradients of Σ_r w_r·KL_r, with a term
+/// counted only where neither logit is −inf (the reference's `nan_to_num` of the log-ratio):
+/// ∂/∂x_u = w·p_u·(1_u·(log p_u − log q_u) + 1_u − KL − P'), ∂/∂y_u = w·(q_u·P' − p_u·1_u),
+/// P' = Σ_v p_v·1_v (= 1 when both sides share their −inf ids, which gives the textbook
+/// p⊙(log p − log q − KL) and q − p).
+struct Reference {
+    kl: Vec<f64>,
+    grad_x: Vec<f64>,
+    grad_y: Vec<f64>,
+}
+
+fn reference(x: &[f32], y: &[f32], n: usize, v: usize, w: &[f32]) -> Reference {
+    let log_softmax = |z: &[f32]| -> Vec<f64> {
+        let m = z
+            .iter()
+            .map(|&a| a as f64)
+            .filter(|a| a.is_finite())
+            .fold(f64::NEG_INFINITY, f64::max);
+        let s: f64 = z.iter().map(|&a| (a as f64 - m).exp()).sum();
+        z.iter().map(|&a| a as f64 - m - s.ln()).collect()
+    };
+    let mut out = Reference {
+        kl: vec![0.0; n],
+        grad_x: vec![0.0; n * v],
+        grad_y: vec![0.0; n * v],
+    };
+    for r in 0..n {
+        let (xr, yr) = (&x[r * v..(r + 1) * v], &y[r * v..(r + 1) * v]);
+        let (lp, lq) = (log_softmax(xr), log_softmax(yr));
+        let both: Vec<bool> = (0..v)
+            .map(|i| xr[i] != f32::NEG_INFINITY && yr[i] != f32::NEG_INFINITY)
+            .collect();
+        let (mut kl, mut pf) = (0.0, 0.0);
+        for i in 0..v {
+            if both[i] {
+                kl += lp[i].exp() * (lp[i] - lq[i]);
+                pf += lp[i].exp();
+            }
+        }
+        out.kl[r] = kl;
+        let g = w[r] as f64;
+        for i in 0..v {
+            let (p, q) = (lp[i].exp(), lq[i].exp());
+            let (d, one) = if both[i] {
+                (lp[i] - lq[i], 1.0)
+            } else {
+                (0.0, 0.0)
+            };
+            out.grad_x[r * v + i] = if p > 0.0 {
+                g * p * (d + one - kl - pf)
+            } else {
+                0.0
+            };
+            out.grad_y[r * v + i] = g * (q * pf - p * one);
+        }
+    }
+    out
+}
+
+/// The worst |got − want| / (1 + |want|), with its index; fails on NaN.
+fn worst(got: &[f32], want: &[f64]) -> (f64, usize) {
+    assert_eq!(got.len(), want.len(), "length mismatch");
+    let mut worst = (0.0f64, 0usize);
+    for (i, (&a, &b)) in got.iter().zip(want).enumerate() {
+        let e = ((a as f64) - b).abs() / (1.0 + b.abs());
+        if e.is_nan() || e > worst.0 {
+            worst = (if e.is_nan() { f64::INFINITY } else { e }, i);
+        }
+    }
+    worst
+}
+
+fn assert_close(what: &str, got: &[f32], want: &[f64]) {
+    let (e, i) = worst(got, want);
+    assert!(
+        e <= TOL,
+        "{what}: |Δ|/(1+|ref|) = {e:e} > {TOL:e} at {i}: got {}, want {}",
+        got[i],
+        want[i]
+    );
+}
+
+fn host<B: burn::tensor::backend::Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().to_vec::<f32>().unwrap()
+}
+
+/// KL values and both gradients of Σ_r w_r·KL_r through `kl_divergence_rows` on backend `A`.
+fn run_case<A: AutodiffBackend + KlBackend>(
+    label: &str,
+    n: usize,
+    v: usize,
+    kind: Logits,
+    seed: u64,
+    max_rows: Option<usize>,
+    device: &A::Device,
+) {
+    let (x, y) = logits(n, v, kind, seed);
+    let mut rng = SplitMix64(seed ^ 0x5EED);
+    let w: Vec<f32> = (0..n).map(|_| 0.5 + rng.uniform() as f32).collect();
+    let want = reference(&x, &y, n, v, &w);
+    let xt = Tensor::<A, 2>::from_data(TensorData::new(x, [n, v]), device).require_grad();
+    let yt = Tensor::<A, 2>::from_data(TensorData::new(y, [n, v]), device).require_grad();
+    let wt = Tensor::<A, 1>::from_data(TensorData::new(w, [n]), device);
+    let kl = kl_divergence_rows(xt.clone(), yt.clone(), max_rows);
+    assert_eq!(kl.dims(), [n], "{label}: KL shape");
+    let grads = (kl.clone() * wt).sum().backward();
+    let label = format!("{label} (n {n}, v {v}, {kind:?}, max_rows {max_rows:?})");
+    assert_close(&format!("{label}: KL"), &host(kl), &want.kl);
+    let gx = xt.grad(&grads).expect("x has a gradient");
+    let gy = yt.grad(&grads).expect("y has a gradient");
+    assert_close(&format!("{label}: ∂/∂x"), &host(gx), &want.grad_x);
+    assert_close(&format!("{label}: ∂/∂y"), &host(gy), &want.grad_y);
+}
+
+/// Random shapes, V ∈ {7, 1000, 126464}, ±1e4 logits, −inf entries, N = 1, and chunked launches
+/// (forced to 2 and 1 rows per launch) on the WGSL kernels, forward and backward.
+#[test]
+fn kernel_matches_f64_reference_on_wgpu() {
+    assert!(
+        <AdW as KlBackend>::KL_KERNEL,
+        "Autodiff<Fusion<CubeBackend<Wgpu>>> must take the kernel"
+    );
+    let d = device();
+    let cases: &[(usize, usize, Logits, Option<usize>)] = &[
+        (1, 7, Logits::Normal(1.0), None),
+        (5, 7, Logits::Normal(3.0), None),
+        (13, 1000, Logits::Normal(2.0), None),
+        (3, 126464, Logits::Normal(2.0), None),
+        (6, 1000, Logits::Extreme, None),
+        (2, 126464, Logits::Extreme, None),
+        (7, 1000, Logits::NegInf, None),
+        (4, 7, Logits::NegInf, None),
+        (11, 333, Logits::Normal(1.5), Some(2)),
+        (3, 1000, Logits::NegInf, Some(1)),
+        (37, 5, Logits::Normal(1.0), Some(4)),
+    ];
+    for (k, &(n, v, kind, max_rows)) in cases.iter().enumerate() {
+        run_case::<AdW>("wgpu kernel", n, v, kind, 100 + k as u64, max_rows, &d);
+    }
+}
+
+/// The trait's tensor-op defaults (what a backend without a kernel would run if asked directly)
+/// meet the same f64 reference on ndarray.
+#[test]
+fn tensor_op_defaults_match_f64_reference_on_cpu() {
+    assert!(!<AdCpu as KlBackend>::KL_KERNEL);
+    let d = Default::default();
+    run_case::<AdCpu>(
+        "ndarray defaults",
+        5,
+        1000,
+        Logits::Normal(2.0),
+        7,
+        None,
+        &d,
+    );
+    run_case::<AdCpu>("ndarray defaults", 4, 37, Logits::NegInf, 8, None, &d);
+    run_case::<AdCpu>("ndarray defaults", 3, 100, Logits::Extreme, 9, None, &d);
+}
+
+/// N = 0 rows: an empty KL, and (through Autodiff) an empty gradient, without a launch.
+#[test]
+fn zero_rows_give_empty_results_on_wgpu() {
+    let d = device();
+    let x = Tensor::<WgpuBackend, 2>::zeros([0, 7], &d);
+    let kl = kl_divergence_rows(x.clone(), x, None);
+    assert_eq!(kl.dims(), [0]);
+    let xa = Tensor::<AdW, 2>::zeros([0, 7], &d).require_grad();
+    let ya = Tensor::<AdW, 2>::zeros([0, 7], &d);
+    let kl = kl_divergence_rows(xa.clone(), ya, None);
+    assert_eq!(kl.dims(), [0]);
+    assert!(host(kl).is_empty());
+}
+
+/// The MDU dispatch: reverse KL(p_t ‖ p_c) runs the kernel with the inputs swapped; its value and
+/// conditional gradient match the f64 reference, and match the composite on the same device.
+#[test]
+fn reverse_kl_dispatch_matches_reference_on_wgpu() {
+    let d = device();
+    let (n, v) = (6, 500);
+    let (c, t) = logits(n, v, Logits::Normal(2.0), 42);
+    // Reverse KL = KL(softmax(t) ‖ softmax(c)): the reference with x = t, y = c, weights 1.
+    let want = reference(&t, &c, n, v, &vec![1.0; n]);
+    for implementation in [KlImpl::Auto, KlImpl::Composite] {
+        let ct = Tensor::<AdW, 2>::from_data(TensorData::new(c.clone(), [n, v]), &d).require_grad();
+        let tt = Tensor::<AdW, 2>::from_data(TensorData::new(t.clone(), [n, v]), &d);
+        let kl = masked_kl(ct.clone(), tt, KlDirection::Reverse, implementation);
+        let grads = kl.clone().sum().backward();
+        let label = format!("reverse KL, {implementation:?}");
+        assert_close(&format!("{label}: KL"), &host(kl), &want.kl);
+        let gc = ct.grad(&grads).expect("conditional has a gradient");
+        assert_close(&format!("{label}: ∂/∂z_c"), &host(gc), &want.grad_y);
+    }
+}
+
+/// One MDU step as `mdu unlearn` takes it (`Method::loss` → `null_anchor_kl` → backward) on a
+/// tiny random LLaDA on `Autodiff<WgpuBackend>`: the kernel path against the composite reference
+/// path, same loss and same gradient for every parameter entry within 1e-5·(1 + |ref|).
+#[test]
+fn mdu_step_kernel_matches_composite_on_wgpu() {
+    let d = device();
+    let config = ModelConfig::llada_shape(32, 2, 4, 64, 300);
+    let mask = config.mask_token_id.expect("llada_shape sets a mask id");
+    let (rows, width, prompt) = (4, 20, 8);
+    let mut rng = SplitMix64(5);
+    let batch = SftBatch {
+        ids: (0..rows * width)
+            .map(|_| rng.range(0, config.vocab_size - 2) as u32)
+            .collect(),
+        rows,
+        width,
+        maskable: (0..rows * width).map(|i| i % width >= prompt).collect(),
+    };
+    let noised = NoisedBatch::sample(&batch, &mut SplitMix64(6), mask, LossWeighting::InverseTime);
+    assert!(noised.masked.len() > 4, "the batch must mask some answers");
+    let model = random_init::<AdW>(&config, &d, 3, 0.2);
+    let reference = model.valid();
+    let special = [mask, mask - 1];
+    let settings = [
+        (0.5, 0.1, KlDirection::Forward, false),
+        (0.0, 0.0, KlDirection::Forward, true),
+        (1.0, 0.0, KlDirection::Reverse, false),
+    ];
+    for (tau, eta, kl, exclude_special) in settings {
+        let run = |kl_impl: KlImpl| {
+            let params = MethodParams {
+                tau,
+                eta,
+                kl,
+                exclude_special,
+                kl_impl,
+                ..MethodParams::default()
+            };
+            let ctx = StepContext {
+                model: &model,
+                reference: Some(&reference),
+                device: &d,
+                mask_id: mask,
+                special_ids: &special,
+            };
+            let batches = StepBatches {
+                forget: &noised,
+                retain: Some(&noised),
+            };
+            let parts = Method::Mdu.loss(&ctx, &batches, &params);
+            let forget = parts
+                .parts
+                .iter()
+                .find(|(name, _)| *name == "forget")
+                .expect("MDU reports its forget part")
+                .1
+                .clone()
+                .into_scalar()
+                .elem::<f64>();
+            let loss = parts.total.clone().into_scalar().elem::<f64>();
+            let grads = parts.total.backward();
+            let named = model.map_named(
+                |p| p.grad(&grads).map(|g| host(g)),
+                |p| p.grad(&grads).map(|g| host(g)),
+            );
+            (loss, forget, named)
+        };
+        let (loss_k, forget_k, grads_k) = run(KlImpl::Auto);
+        let (loss_c, forget_c, grads_c) = run(KlImpl::Composite);
+        let label = format!("MDU τ {tau} η {eta} {kl:?} exclude_special {exclude_special}");
+        assert!(
+            forget_c > 1e-3,
+            "{label}: the forget KL must be non-trivial"
+        );
+        for (what, k, c) in [("loss", loss_k, loss_c), ("forget", forget_k, forget_c)] {
+            assert!(
+                (k - c).abs() <= TOL * (1.0 + c.abs()),
+                "{label}: {what} kernel {k} vs composite {c}"
+            );
+        }
+        assert_eq!(grads_k.len(), grads_c.len());
+        let mut compared = 0;
+        for ((name, gk), (_, gc)) in grads_k.iter().zip(&grads_c) {
+            let (gk, gc) = (
+                gk.clone()
+                    .expect("kernel path: every parameter has a gradient"),
+                gc.clone()
+                    .expect("composite path: every parameter has a gradient"),
+            );
+            let want: Vec<f64> = gc.iter().map(|&g| g as f64).collect();
+            assert_close(&format!("{label}: ∂/∂{name}"), &gk, &want);
+            compared += gk.len();
+        }
+        assert!(
+            compared > 10_000,
+            "only {compared} gradient entries compared"
+        );
+    }
+}
