@@ -249,39 +249,33 @@ kernel_source!(
 
 const WORKGROUP: u32 = 256;
 
+/// Which of the two WGSL sources a launch uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Shader {
+    Forward,
+    Backward,
+}
+
+/// A masked-KL WGSL kernel with its placeholders filled in; the shader and the workgroup size
+/// tell compiled pipelines apart.
 #[derive(new, Debug)]
-struct ForwardKernel<E: FloatElement> {
+struct MaskedKlKernel<E: FloatElement> {
+    shader: Shader,
     cube_dim: CubeDim,
     _e: PhantomData<E>,
 }
 
-impl<E: FloatElement> KernelSource for ForwardKernel<E> {
+impl<E: FloatElement> KernelSource for MaskedKlKernel<E> {
     fn source(&self) -> SourceTemplate {
-        MaskedKlForwardWgsl::new()
-            .source()
-            .register("workgroup_size_x", self.cube_dim.x.to_string())
-            .register("elem", E::type_name())
+        match self.shader {
+            Shader::Forward => MaskedKlForwardWgsl::new().source(),
+            Shader::Backward => MaskedKlBackwardWgsl::new().source(),
+        }
+        .register("workgroup_size_x", self.cube_dim.x.to_string())
+        .register("elem", E::type_name())
     }
     fn id(&self) -> KernelId {
-        KernelId::new::<Self>().info(self.cube_dim)
-    }
-}
-
-#[derive(new, Debug)]
-struct BackwardKernel<E: FloatElement> {
-    cube_dim: CubeDim,
-    _e: PhantomData<E>,
-}
-
-impl<E: FloatElement> KernelSource for BackwardKernel<E> {
-    fn source(&self) -> SourceTemplate {
-        MaskedKlBackwardWgsl::new()
-            .source()
-            .register("workgroup_size_x", self.cube_dim.x.to_string())
-            .register("elem", E::type_name())
-    }
-    fn id(&self) -> KernelId {
-        KernelId::new::<Self>().info(self.cube_dim)
+        KernelId::new::<Self>().info((self.shader, self.cube_dim))
     }
 }
 
@@ -435,7 +429,7 @@ fn launch_forward<F: FloatElement>(
     };
     x.client.launch(
         Box::new(SourceKernel::new(
-            ForwardKernel::<F>::new(cube_dim),
+            MaskedKlKernel::<F>::new(Shader::Forward, cube_dim),
             cube_dim,
         )),
         CubeCount::Static(n as u32, 1, 1),
@@ -476,7 +470,7 @@ fn launch_backward<F: FloatElement>(
     };
     x.client.launch(
         Box::new(SourceKernel::new(
-            BackwardKernel::<F>::new(cube_dim),
+            MaskedKlKernel::<F>::new(Shader::Backward, cube_dim),
             cube_dim,
         )),
         CubeCount::Static(blocks_x, n as u32, 1),
