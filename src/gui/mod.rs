@@ -428,43 +428,18 @@ impl WorkbenchApp {
         if self.run.is_some() {
             return;
         }
-        for (name, ok, info) in [
-            (
-                "Model folder",
-                self.checkpoint.is_ok(),
-                self.checkpoint
-                    .info
-                    .as_ref()
-                    .and_then(|i| i.as_ref().err())
-                    .cloned(),
-            ),
-            (
-                "Forget set",
-                self.forget.is_ok(),
-                self.forget
-                    .info
-                    .as_ref()
-                    .and_then(|i| i.as_ref().err())
-                    .cloned(),
-            ),
-            (
-                "Retain set",
-                self.retain.is_ok(),
-                self.retain
-                    .info
-                    .as_ref()
-                    .and_then(|i| i.as_ref().err())
-                    .cloned(),
-            ),
-        ] {
-            if !ok {
-                self.errors.push_back(match info {
-                    Some(e) => format!("{name}: {e}"),
-                    None => format!("{name}: choose one first (Open… or type a path)."),
-                });
-                self.queue.clear();
-                return;
-            }
+        let first_problem = [
+            self.checkpoint.problem(),
+            self.forget.problem(),
+            self.retain.problem(),
+        ]
+        .into_iter()
+        .flatten()
+        .next();
+        if let Some(problem) = first_problem {
+            self.errors.push_back(problem);
+            self.queue.clear();
+            return;
         }
         if self.inputs_are_demo() {
             config.demo = true;

@@ -121,6 +121,18 @@ impl<T: Send + 'static> PathField<T> {
         matches!(self.info, Some(Ok(_)))
     }
 
+    /// Why a run cannot use this input yet (`None` when it was read fine), naming the field.
+    pub fn problem(&self) -> Option<String> {
+        match &self.info {
+            Some(Ok(_)) => None,
+            Some(Err(e)) => Some(format!("{}: {e}", self.label)),
+            None => Some(format!(
+                "{}: choose one first (Open… or type a path).",
+                self.label
+            )),
+        }
+    }
+
     pub fn path_buf(&self) -> PathBuf {
         PathBuf::from(self.path.trim())
     }
