@@ -38,7 +38,7 @@ fn harness(app: WorkbenchApp) -> Harness<'static, WorkbenchApp> {
 }
 
 /// Steps the window until `done` holds (the engine and jobs run on their own threads).
-fn step_until(
+pub fn step_until(
     h: &mut Harness<'static, WorkbenchApp>,
     what: &str,
     limit: Duration,

@@ -10,10 +10,12 @@
 //! and look at the new PNGs before committing them.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use egui_kittest::kittest::Queryable;
 use egui_kittest::{Harness, SnapshotOptions};
+
+use super::gui::step_until;
 use mdu_workbench::gui::dialogs::ScriptedDialogs;
 use mdu_workbench::gui::series::{rouge_recall, RunRecord, RunState};
 use mdu_workbench::gui::{Settings, Tab, WorkbenchApp};
@@ -56,22 +58,14 @@ fn harness(app: WorkbenchApp) -> Harness<'static, WorkbenchApp> {
     h
 }
 
-/// Steps until `done` holds; the demo unpacking, history scan and traces run on worker threads.
+/// Steps until `done` holds (the demo unpacking, history scan and traces run on worker threads),
+/// then until the window is idle.
 fn settle(
     h: &mut Harness<'static, WorkbenchApp>,
     what: &str,
     done: impl Fn(&WorkbenchApp) -> bool,
 ) {
-    let start = Instant::now();
-    while !done(h.state()) {
-        assert!(
-            start.elapsed() < Duration::from_secs(300),
-            "timed out waiting for {what}; errors {:?}",
-            h.state().errors
-        );
-        h.step();
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    step_until(h, what, Duration::from_secs(300), done);
     h.run_ok();
 }
 
