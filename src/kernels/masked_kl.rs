@@ -34,7 +34,11 @@ use burn::backend::wgpu::{
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::{DType, Shape, Tensor, TensorMetadata, TensorPrimitive};
-use cubecl::{prelude::KernelId, server::KernelArguments, CubeCount};
+use cubecl::{
+    prelude::KernelId,
+    server::{Binding, KernelArguments},
+    CubeCount,
+};
 use derive_new::new;
 
 /// Columns of the per-row statistics tensor.
@@ -422,24 +426,17 @@ fn launch_forward<F: FloatElement>(
     let info = x
         .client
         .create_from_slice(bytemuck::cast_slice(&[n as u32, v as u32]));
-    let cube_dim = CubeDim {
-        x: WORKGROUP,
-        y: 1,
-        z: 1,
-    };
-    x.client.launch(
-        Box::new(SourceKernel::new(
-            MaskedKlKernel::<F>::new(Shader::Forward, cube_dim),
-            cube_dim,
-        )),
+    launch::<F>(
+        &x,
+        Shader::Forward,
         CubeCount::Static(n as u32, 1, 1),
-        KernelArguments::new().with_buffers(vec![
+        vec![
             x.handle.clone().binding(),
             y.handle.clone().binding(),
             kl.handle.clone().binding(),
             stats.handle.clone().binding(),
             info.binding(),
-        ]),
+        ],
     );
     (kl, stats)
 }
@@ -463,27 +460,42 @@ fn launch_backward<F: FloatElement>(
     let info = x.client.create_from_slice(bytemuck::cast_slice(&[
         n as u32, v as u32, wrt_flag, blocks_x,
     ]));
-    let cube_dim = CubeDim {
-        x: WORKGROUP,
-        y: 1,
-        z: 1,
-    };
-    x.client.launch(
-        Box::new(SourceKernel::new(
-            MaskedKlKernel::<F>::new(Shader::Backward, cube_dim),
-            cube_dim,
-        )),
+    launch::<F>(
+        &x,
+        Shader::Backward,
         CubeCount::Static(blocks_x, n as u32, 1),
-        KernelArguments::new().with_buffers(vec![
+        vec![
             x.handle.clone().binding(),
             y.handle.clone().binding(),
             stats.handle.clone().binding(),
             grad.handle.clone().binding(),
             out.handle.clone().binding(),
             info.binding(),
-        ]),
+        ],
     );
     out
+}
+
+/// Launches one of the shaders on `on`'s client with `WORKGROUP` invocations per workgroup.
+fn launch<F: FloatElement>(
+    on: &CubeTensor<WgpuRuntime>,
+    shader: Shader,
+    count: CubeCount,
+    buffers: Vec<Binding>,
+) {
+    let cube_dim = CubeDim {
+        x: WORKGROUP,
+        y: 1,
+        z: 1,
+    };
+    on.client.launch(
+        Box::new(SourceKernel::new(
+            MaskedKlKernel::<F>::new(shader, cube_dim),
+            cube_dim,
+        )),
+        count,
+        KernelArguments::new().with_buffers(buffers),
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
