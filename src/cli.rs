@@ -18,6 +18,10 @@ use crate::device::{device_help, list_devices, BackendTask, DeviceChoice, Engine
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Float storage of weights and activations on GPU devices (default: bf16 on CUDA, f32 on wgpu;
+    /// the CPU is always f32). Softmax, KL, losses and optimizer moments stay f32 in every case.
+    #[arg(long, global = true, value_enum)]
+    pub precision: Option<crate::device::Precision>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -121,10 +125,18 @@ fn device_arg_help() -> String {
 }
 
 pub fn run(cli: Cli) -> Result<()> {
+    if let Some(precision) = cli.precision {
+        crate::device::set_precision(precision);
+    }
     match cli.command {
+        #[cfg(feature = "gui")]
         None => {
             crate::gui::run().map_err(|e| anyhow::anyhow!("the window could not be opened: {e}"))
         }
+        #[cfg(not(feature = "gui"))]
+        None => bail!(
+            "this is a headless build of mdu (no `gui` feature): it has no window; see `mdu --help` for its subcommands"
+        ),
         Some(Command::Logits {
             checkpoint,
             ids,

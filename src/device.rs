@@ -4,8 +4,11 @@
 
 use std::fmt;
 
+use std::sync::OnceLock;
+
 use burn::backend::wgpu::WgpuDevice;
 use burn::tensor::backend::Backend;
+use burn::tensor::{get_device_settings, set_default_dtypes, DType, Element, FloatDType};
 
 use crate::checkpoint::MemoryBudget;
 use crate::kernels::KlBackend;
@@ -79,6 +82,10 @@ impl DeviceChoice {
                         [i] => index(i)?,
                         _ => return Err(format!("device {text:?}: expected cuda or cuda:N")),
                     };
+                    let count = cuda_devices().map_or(0, |d| d.len());
+                    if i >= count {
+                        return Err(format!("device {text:?}: this machine has {count} CUDA device(s)"));
+                    }
                     Ok(DeviceChoice::Cuda(i))
                 }
                 #[cfg(not(feature = "cuda"))]
@@ -94,16 +101,49 @@ impl DeviceChoice {
         }
     }
 
-    /// Runs a backend-generic task on the concrete backend of this device.
+    /// Runs a backend-generic task on the concrete backend of this device, in the device's
+    /// [`Precision`] (set before the task creates its first tensor there).
     pub fn run<T: BackendTask>(&self, task: T) -> T::Output {
+        let wanted = self.precision();
         match self {
             DeviceChoice::Cpu => task.run::<CpuBackend>(&Default::default()),
-            DeviceChoice::Wgpu(d) => task.run::<WgpuBackend>(d),
+            DeviceChoice::Wgpu(d) => {
+                apply_precision::<WgpuBackend>(d, wanted);
+                task.run::<WgpuBackend>(d)
+            }
             #[cfg(feature = "cuda")]
             DeviceChoice::Cuda(i) => {
-                task.run::<CudaBackend>(&burn::backend::cuda::CudaDevice::new(*i))
+                let device = burn::backend::cuda::CudaDevice::new(*i);
+                apply_precision::<CudaBackend>(&device, wanted);
+                task.run::<CudaBackend>(&device)
             }
         }
+    }
+
+    /// The float storage this device's runs use: `--precision` where given, else bf16 on CUDA and
+    /// f32 elsewhere (wgpu adapters rarely support bf16; ndarray computes in f32 only).
+    pub fn precision(&self) -> Precision {
+        if let Some(p) = PRECISION_OVERRIDE.get() {
+            return if *self == DeviceChoice::Cpu { Precision::F32 } else { *p };
+        }
+        match self {
+            #[cfg(feature = "cuda")]
+            DeviceChoice::Cuda(_) => Precision::Bf16,
+            _ => Precision::F32,
+        }
+    }
+
+    /// The precision runs on this device actually get: [`Self::precision`], or the fallback the
+    /// device forced (see [`apply_precision`]).
+    pub fn effective_precision(&self) -> Precision {
+        struct Probe;
+        impl BackendTask for Probe {
+            type Output = Precision;
+            fn run<B: EngineBackend>(self, device: &B::Device) -> Precision {
+                Precision::of(get_device_settings::<B>(device).float_dtype.into())
+            }
+        }
+        self.run(Probe)
     }
 
     /// What the device can hold, for the pre-load memory check.
@@ -129,6 +169,77 @@ impl DeviceChoice {
             #[cfg(feature = "cuda")]
             DeviceChoice::Cuda(_) => MemoryBudget::unlimited(&self.to_string()),
         }
+    }
+}
+
+/// How weights and activations are stored. Whatever it is, softmax, log-softmax, the KL, the
+/// losses, RMSNorm, RoPE, gradient norms and the optimizer's moments are computed in f32
+/// (`model::transformer::at_least_f32`, `train::F32Moments`); matrix products accumulate in f32 on
+/// every backend we run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    F32,
+    Bf16,
+    F16,
+}
+
+impl Precision {
+    pub fn dtype(self) -> FloatDType {
+        match self {
+            Precision::F32 => FloatDType::F32,
+            Precision::Bf16 => FloatDType::BF16,
+            Precision::F16 => FloatDType::F16,
+        }
+    }
+
+    pub fn of(dtype: DType) -> Self {
+        match dtype {
+            DType::BF16 => Precision::Bf16,
+            DType::F16 => Precision::F16,
+            _ => Precision::F32,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+            Precision::F16 => "f16",
+        }
+    }
+}
+
+static PRECISION_OVERRIDE: OnceLock<Precision> = OnceLock::new();
+
+/// `--precision`: the storage for every GPU device of this process (the CPU stays f32). Burn fixes
+/// a device's default float type at its first tensor, so this is set once, before any run.
+pub fn set_precision(precision: Precision) {
+    let _ = PRECISION_OVERRIDE.set(precision);
+}
+
+/// Makes `wanted` the default float type of `device`, falling back bf16 → f16 → f32 to what the
+/// device supports. A device already in use keeps the type it has (Burn fixes it at the first
+/// tensor); either way a run is told once on stderr when it does not get what it asked for.
+fn apply_precision<B: Backend>(device: &B::Device, wanted: Precision) {
+    let order = [Precision::Bf16, Precision::F16, Precision::F32];
+    let start = order.iter().position(|p| *p == wanted).unwrap_or(2);
+    if let Some(p) = order[start..]
+        .iter()
+        .find(|p| B::supports_dtype(device, p.dtype().into()))
+    {
+        // Err(AlreadyInitialized) when the device is in use: it keeps its type.
+        let _ = set_default_dtypes::<B>(device, p.dtype(), B::IntElem::dtype());
+    }
+    let got = Precision::of(get_device_settings::<B>(device).float_dtype.into());
+    if got != wanted {
+        static TOLD: OnceLock<()> = OnceLock::new();
+        TOLD.get_or_init(|| {
+            eprintln!(
+                "note: {wanted:?} storage is not available on {device:?}; running in {}",
+                got.name()
+            )
+        });
     }
 }
 
@@ -158,58 +269,84 @@ pub fn auto_device() -> DeviceChoice {
 
 /// `None` when CUDA can be used; otherwise the reason, for the device picker and `--device` help.
 pub fn cuda_unavailable_reason() -> Option<String> {
+    cuda_devices().err()
+}
+
+/// What the CUDA probe found: the devices' names, or why CUDA cannot be used.
+pub fn cuda_devices() -> Result<Vec<String>, String> {
     #[cfg(not(feature = "cuda"))]
     {
-        Some("this build has no CUDA support (rebuild with --features cuda)".into())
+        Err("this build has no CUDA support (rebuild with --features cuda)".into())
     }
     #[cfg(feature = "cuda")]
     {
-        crate::device::cuda_probe::unavailable_reason()
+        static PROBE: std::sync::OnceLock<Result<Vec<String>, String>> = std::sync::OnceLock::new();
+        PROBE
+            .get_or_init(|| {
+                // cudarc panics on a missing library; the probe itself must never take the app down.
+                std::panic::catch_unwind(cuda_probe::probe)
+                    .unwrap_or_else(|_| Err("the CUDA probe failed unexpectedly".into()))
+            })
+            .clone()
     }
 }
 
 #[cfg(feature = "cuda")]
 mod cuda_probe {
-    /// Checks the three things cubecl-cuda needs before it is touched (it panics without them):
-    /// the driver library, NVRTC, and the CUDA headers.
-    pub fn unavailable_reason() -> Option<String> {
-        let lib_dirs = [
-            "/usr/lib/x86_64-linux-gnu",
-            "/usr/lib64",
-            "/usr/local/cuda/lib64",
-            "/usr/local/nvidia/lib64",
-            "/usr/lib",
-        ];
-        let find = |prefix: &str| {
-            let mut dirs: Vec<std::path::PathBuf> = lib_dirs.iter().map(Into::into).collect();
-            if let Ok(p) = std::env::var("LD_LIBRARY_PATH") {
-                dirs.extend(p.split(':').filter(|s| !s.is_empty()).map(Into::into));
-            }
-            dirs.iter().any(|d| {
-                std::fs::read_dir(d)
-                    .map(|rd| {
-                        rd.flatten()
-                            .any(|e| e.file_name().to_string_lossy().starts_with(prefix))
-                    })
-                    .unwrap_or(false)
-            })
-        };
-        if !find("libcuda.so") {
-            return Some("no NVIDIA driver library (libcuda.so) found".into());
-        }
-        if !find("libnvrtc.so") {
-            return Some("no NVRTC library (libnvrtc.so) found".into());
-        }
-        let cuda_path = std::env::var("CUDA_PATH").unwrap_or_else(|_| "/usr/local/cuda".into());
-        if !std::path::Path::new(&cuda_path)
-            .join("include/cuda.h")
-            .exists()
-        {
-            return Some(format!(
-                "no CUDA headers at {cuda_path}/include (set CUDA_PATH)"
+    use cudarc::driver::result as driver;
+
+    /// Checks, in the order cubecl-cuda needs them and without touching cubecl (which panics when
+    /// one is missing): the driver library (the same names cudarc loads), NVRTC, the CUDA headers
+    /// (the include folder cubecl passes to NVRTC), then `cuInit` and at least one device.
+    pub fn probe() -> Result<Vec<String>, String> {
+        let searched = |lib: &str| cudarc::get_lib_name_candidates(lib).join(", ");
+        // SAFETY: these only try to dlopen the candidate library names.
+        if !unsafe { cudarc::driver::sys::is_culib_present() } {
+            return Err(format!(
+                "no NVIDIA driver library could be loaded (searched {}; is the NVIDIA driver installed?)",
+                searched("cuda")
             ));
         }
-        None
+        if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
+            return Err(format!(
+                "no NVRTC library could be loaded (searched {}; install the CUDA toolkit's NVRTC or add its lib folder to LD_LIBRARY_PATH)",
+                searched("nvrtc")
+            ));
+        }
+        let include = cuda_path()
+            .ok_or("no CUDA installation found (set CUDA_PATH; looked at /usr/local/cuda, /opt/cuda)")?
+            .join("include");
+        if !include.join("cuda_fp16.h").exists() {
+            return Err(format!(
+                "no CUDA headers at {} (cuda_fp16.h is missing; set CUDA_PATH to the toolkit)",
+                include.display()
+            ));
+        }
+        driver::init().map_err(|e| format!("the NVIDIA driver did not start (cuInit: {e:?})"))?;
+        let count = driver::device::get_count()
+            .map_err(|e| format!("the NVIDIA driver could not count devices ({e:?})"))?;
+        if count < 1 {
+            return Err("the NVIDIA driver reports no CUDA device".into());
+        }
+        Ok((0..count)
+            .map(|i| {
+                driver::device::get(i)
+                    .and_then(driver::device::get_name)
+                    .unwrap_or_else(|_| format!("CUDA device {i}"))
+            })
+            .collect())
+    }
+
+    /// The toolkit folder, found as cubecl-cuda 0.10 finds it (`cubecl_cuda::install::cuda_path`).
+    fn cuda_path() -> Option<std::path::PathBuf> {
+        if let Ok(path) = std::env::var("CUDA_PATH") {
+            return Some(path.into());
+        }
+        ["/usr/local/cuda", "/opt/cuda"]
+            .iter()
+            .map(std::path::PathBuf::from)
+            .find(|p| p.exists())
+            .or_else(|| std::path::Path::new("/usr/bin/nvcc").exists().then(|| "/usr".into()))
     }
 }
 
@@ -262,8 +399,8 @@ pub fn list_wgpu_adapters() -> Vec<WgpuAdapter> {
 pub fn list_devices() -> Vec<(DeviceChoice, String)> {
     let mut out = Vec::new();
     #[cfg(feature = "cuda")]
-    if cuda_unavailable_reason().is_none() {
-        out.push((DeviceChoice::Cuda(0), "CUDA 0".to_string()));
+    for (i, name) in cuda_devices().unwrap_or_default().into_iter().enumerate() {
+        out.push((DeviceChoice::Cuda(i), format!("CUDA {i}: {name}")));
     }
     for a in list_wgpu_adapters() {
         let kind = if a.is_software { "software" } else { "GPU" };

@@ -8,7 +8,7 @@
 //! - [`demo`]: the generated world of fictitious people behind the embedded demo.
 //! - [`device`]: backend choice (CUDA → wgpu → CPU) and device listing.
 //! - [`bench`]: forward-pass throughput on preset shapes.
-//! - [`gui`]: the eframe application.
+//! - `gui`: the eframe application (feature `gui`, on by default).
 //! - [`kernels`]: custom WGSL kernels as Burn backend extensions (the MDU masked KL).
 
 pub mod bench;
@@ -20,6 +20,7 @@ pub mod device;
 pub mod diffusion;
 pub mod eval;
 pub mod finetune;
+#[cfg(feature = "gui")]
 pub mod gui;
 pub mod kernels;
 pub mod model;

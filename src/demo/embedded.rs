@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+#[cfg(feature = "demo")]
 macro_rules! asset {
     ($path:literal) => {
         (
@@ -16,7 +17,11 @@ macro_rules! asset {
     };
 }
 
-/// Every embedded file, by its path under `assets/demo/`.
+/// Every embedded file, by its path under `assets/demo/`. Builds without the `demo` feature (the
+/// slim headless binary for GPU machines) embed nothing.
+#[cfg(not(feature = "demo"))]
+pub const FILES: &[(&str, &[u8])] = &[];
+#[cfg(feature = "demo")]
 pub const FILES: &[(&str, &[u8])] = &[
     asset!("model/config.json"),
     asset!("model/model.safetensors"),
@@ -110,6 +115,12 @@ fn content_hash() -> u64 {
 
 /// Unpacks the demo (once) and returns its paths.
 pub fn unpack() -> Result<DemoPaths> {
+    if FILES.is_empty() {
+        anyhow::bail!(
+            "this build has no embedded demo (built without the `demo` feature); \
+             pass a checkpoint folder and data files instead"
+        );
+    }
     let base = dirs::data_dir()
         .map(|d| d.join("mdu-workbench"))
         .unwrap_or_else(|| std::env::temp_dir().join("mdu-workbench"));

@@ -4,7 +4,7 @@
 
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{DType, Int, Tensor, TensorData};
 
 /// How a masked position is weighted.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -57,7 +57,7 @@ pub fn weighted_masked_ce<B: Backend>(
     normaliser: f32,
 ) -> Tensor<B, 1> {
     if targets.is_empty() {
-        return Tensor::zeros([1], &logits.device());
+        return Tensor::zeros([1], (&logits.device(), DType::F32));
     }
     weighted_ce_terms(logits, targets, weights).sum() / normaliser.max(1.0)
 }
@@ -80,7 +80,10 @@ pub fn weighted_ce_terms<B: Backend>(
         &device,
     );
     let picked = logp.gather(1, idx).reshape([n]);
-    let w = Tensor::<B, 1>::from_data(TensorData::new(weights.to_vec(), [n]), &device);
+    let w = Tensor::<B, 1>::from_data(
+        TensorData::new(weights.to_vec(), [n]),
+        (&device, picked.dtype()),
+    );
     (picked * w).neg()
 }
 
@@ -130,7 +133,7 @@ impl NoisedBatch {
         let ids: Vec<i64> = self.ids.iter().map(|&t| t as i64).collect();
         let ids =
             Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [self.rows, self.width]), device);
-        model.forward_hidden(ids, None).sum() * 0.0
+        crate::model::transformer::at_least_f32(model.forward_hidden(ids, None).sum()) * 0.0
     }
 
     /// Samples t per row and masks answer positions (mdlm.md §2.3).

@@ -149,7 +149,9 @@ pub struct WorkbenchApp {
     demo_job: Option<Job<Result<DemoPaths, String>>>,
     /// (value for `--device`, label)
     pub devices: Vec<(String, String)>,
-    devices_job: Option<Job<Vec<(String, String)>>>,
+    /// Why CUDA is not in the device list (shown in the picker), once the probe has answered.
+    pub cuda_unavailable: Option<String>,
+    devices_job: Option<Job<(Vec<(String, String)>, Option<String>)>>,
     available_memory: Option<u64>,
     memory_job: Option<(String, Job<Option<u64>>)>,
     /// The run on screen: the active one, or one opened from history.
@@ -208,14 +210,16 @@ impl WorkbenchApp {
                 ("auto".into(), AUTO_DEVICE.into()),
                 ("cpu".into(), "CPU (ndarray)".into()),
             ],
+            cuda_unavailable: None,
             devices_job: Some(Job::spawn("devices", || {
-                std::iter::once(("auto".to_string(), AUTO_DEVICE.to_string()))
+                let list = std::iter::once(("auto".to_string(), AUTO_DEVICE.to_string()))
                     .chain(
                         crate::device::list_devices()
                             .into_iter()
                             .map(|(d, label)| (d.to_string(), label)),
                     )
-                    .collect()
+                    .collect();
+                (list, crate::device::cuda_unavailable_reason())
             })),
             available_memory: None,
             memory_job: None,
@@ -301,8 +305,9 @@ impl WorkbenchApp {
         }
         if let Some(job) = &mut self.devices_job {
             busy = true;
-            if let Some(list) = job.poll() {
+            if let Some((list, cuda_unavailable)) = job.poll() {
                 self.devices = list;
+                self.cuda_unavailable = cuda_unavailable;
                 self.devices_job = None;
             }
         }
@@ -819,10 +824,18 @@ impl WorkbenchApp {
                     for (d, label) in &self.devices {
                         ui.selectable_value(&mut self.settings.config.device, d.clone(), label);
                     }
+                    if let Some(why) = &self.cuda_unavailable {
+                        ui.add_enabled(false, egui::Label::new(format!("CUDA: unavailable, {why}")));
+                    }
                 })
                 .response
                 .labelled_by(device_label.id)
-                .on_hover_text("Where training runs: CUDA, a wgpu adapter, or the CPU.");
+                .on_hover_text(match &self.cuda_unavailable {
+                    None => "Where training runs: CUDA, a wgpu adapter, or the CPU.".to_string(),
+                    Some(why) => format!(
+                        "Where training runs: CUDA, a wgpu adapter, or the CPU.\nCUDA is unavailable: {why}."
+                    ),
+                });
             let runs_label = ui.label("Runs folder");
             let mut root = self.settings.runs_root.display().to_string();
             if ui

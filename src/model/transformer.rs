@@ -307,7 +307,8 @@ impl<B: Backend> Rope<B> {
     pub fn new(c: &ModelConfig, len: usize, device: &B::Device) -> Self {
         let (cos, sin) = rope_tables(c.head_dim, c.rope_theta, len);
         let table = |v: Vec<f32>| {
-            Tensor::<B, 2>::from_data(TensorData::new(v, [len, c.head_dim]), device)
+            // f32 whatever the device's storage: RoPE is applied in f32 (see `apply`).
+            Tensor::<B, 2>::from_data(TensorData::new(v, [len, c.head_dim]), (device, DType::F32))
                 .unsqueeze::<4>()
         };
         Self {

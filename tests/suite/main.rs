@@ -11,7 +11,9 @@ mod data_files;
 mod demo;
 mod demo_world;
 mod diffusion;
+#[cfg(feature = "gui")]
 mod gui;
+#[cfg(feature = "gui")]
 mod gui_snapshots;
 mod kl_kernel;
 mod likelihood;

@@ -43,7 +43,7 @@ pub fn null_anchor_kl<B: AutodiffBackend + KlBackend>(
     let vocab = conditional.dims()[1];
     let target = if p.tau == 0.0 {
         // τ·(anything finite) = 0: the anchor is uniform and the frozen pass can be skipped.
-        Tensor::<B, 2>::zeros([n, vocab], ctx.device)
+        Tensor::<B, 2>::zeros([n, vocab], (ctx.device, conditional.dtype()))
     } else {
         let reference = ctx
             .reference

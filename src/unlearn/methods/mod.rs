@@ -8,7 +8,7 @@ pub mod mdu;
 pub mod npo;
 
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{DType, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::diffusion::loss::{mdlm_loss, weighted_ce_terms, NoisedBatch};
@@ -196,7 +196,7 @@ pub fn sequence_nll<B: Backend>(
     device: &B::Device,
 ) -> Tensor<B, 1> {
     if batch.masked.is_empty() {
-        return Tensor::zeros([batch.rows], device);
+        return Tensor::zeros([batch.rows], (device, DType::F32));
     }
     let logits = batch.masked_logits(model, device);
     let terms = weighted_ce_terms(logits, &batch.targets, &batch.weights);
@@ -206,6 +206,7 @@ pub fn sequence_nll<B: Backend>(
     for (k, r) in batch.masked_rows().into_iter().enumerate() {
         owner[r * n + k] = 1.0;
     }
-    let owner = Tensor::<B, 2>::from_data(TensorData::new(owner, [batch.rows, n]), device);
+    let owner =
+        Tensor::<B, 2>::from_data(TensorData::new(owner, [batch.rows, n]), (device, terms.dtype()));
     owner.matmul(terms.reshape([n, 1])).reshape([batch.rows])
 }
