@@ -107,6 +107,12 @@ pub enum Command {
     /// The MDU masked KL on one device: WGSL kernel against the composite tensor ops, forward and
     /// forward + backward, per `NxV` shape; prints one JSON line per shape.
     BenchKl(crate::bench::BenchKlArgs),
+    /// GPU parity checks (forward, one MDU step, the masked KL) against the CPU, then the MDU
+    /// step benchmark; `--gpu` checks every CUDA device and hardware wgpu adapter.
+    Selftest(crate::selftest::SelftestArgs),
+    /// One MDU unlearning step (anchor pass, forget KL, retain NLL, AdamW) on a 1B-shaped LLaDA
+    /// with random weights; prints one JSON line (tokens/s, step times, precision).
+    BenchStep(crate::bench::step::BenchStepArgs),
     /// Forward-pass throughput on a preset LLaDA shape (random weights); prints one JSON line.
     BenchForward {
         #[arg(long, value_enum, default_value = "tiny")]
@@ -227,6 +233,8 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Some(Command::Selftest(args)) => crate::selftest::selftest(args),
+        Some(Command::BenchStep(args)) => crate::bench::step::bench_step(args),
         Some(Command::Unlearn(args)) => crate::unlearn::cli::unlearn(args),
         Some(Command::Sweep(args)) => crate::unlearn::cli::sweep(args),
         Some(Command::Eval(args)) => crate::eval::cli::eval(args),

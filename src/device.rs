@@ -84,7 +84,9 @@ impl DeviceChoice {
                     };
                     let count = cuda_devices().map_or(0, |d| d.len());
                     if i >= count {
-                        return Err(format!("device {text:?}: this machine has {count} CUDA device(s)"));
+                        return Err(format!(
+                            "device {text:?}: this machine has {count} CUDA device(s)"
+                        ));
                     }
                     Ok(DeviceChoice::Cuda(i))
                 }
@@ -124,7 +126,11 @@ impl DeviceChoice {
     /// f32 elsewhere (wgpu adapters rarely support bf16; ndarray computes in f32 only).
     pub fn precision(&self) -> Precision {
         if let Some(p) = PRECISION_OVERRIDE.get() {
-            return if *self == DeviceChoice::Cpu { Precision::F32 } else { *p };
+            return if *self == DeviceChoice::Cpu {
+                Precision::F32
+            } else {
+                *p
+            };
         }
         match self {
             #[cfg(feature = "cuda")]
@@ -176,7 +182,9 @@ impl DeviceChoice {
 /// losses, RMSNorm, RoPE, gradient norms and the optimizer's moments are computed in f32
 /// (`model::transformer::at_least_f32`, `train::F32Moments`); matrix products accumulate in f32 on
 /// every backend we run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     F32,
@@ -299,7 +307,15 @@ mod cuda_probe {
     /// one is missing): the driver library (the same names cudarc loads), NVRTC, the CUDA headers
     /// (the include folder cubecl passes to NVRTC), then `cuInit` and at least one device.
     pub fn probe() -> Result<Vec<String>, String> {
-        let searched = |lib: &str| cudarc::get_lib_name_candidates(lib).join(", ");
+        let searched = |lib: &str| {
+            let names = cudarc::get_lib_name_candidates(lib);
+            match (names.first(), names.last()) {
+                (Some(a), Some(b)) if names.len() > 2 => {
+                    format!("{a}, {b} and {} other names", names.len() - 2)
+                }
+                _ => names.join(", "),
+            }
+        };
         // SAFETY: these only try to dlopen the candidate library names.
         if !unsafe { cudarc::driver::sys::is_culib_present() } {
             return Err(format!(
@@ -314,7 +330,9 @@ mod cuda_probe {
             ));
         }
         let include = cuda_path()
-            .ok_or("no CUDA installation found (set CUDA_PATH; looked at /usr/local/cuda, /opt/cuda)")?
+            .ok_or(
+                "no CUDA installation found (set CUDA_PATH; looked at /usr/local/cuda, /opt/cuda)",
+            )?
             .join("include");
         if !include.join("cuda_fp16.h").exists() {
             return Err(format!(
@@ -346,7 +364,11 @@ mod cuda_probe {
             .iter()
             .map(std::path::PathBuf::from)
             .find(|p| p.exists())
-            .or_else(|| std::path::Path::new("/usr/bin/nvcc").exists().then(|| "/usr".into()))
+            .or_else(|| {
+                std::path::Path::new("/usr/bin/nvcc")
+                    .exists()
+                    .then(|| "/usr".into())
+            })
     }
 }
 

@@ -7,7 +7,8 @@
 //! - [`data`]: TOFU-format question–answer files.
 //! - [`demo`]: the generated world of fictitious people behind the embedded demo.
 //! - [`device`]: backend choice (CUDA → wgpu → CPU) and device listing.
-//! - [`bench`]: forward-pass throughput on preset shapes.
+//! - [`bench`]: forward, training-step, masked-KL and MDU-step benchmarks.
+//! - [`selftest`]: GPU parity checks against the CPU, then the MDU step benchmark (`mdu selftest --gpu`).
 //! - `gui`: the eframe application (feature `gui`, on by default).
 //! - [`kernels`]: custom WGSL kernels as Burn backend extensions (the MDU masked KL).
 
@@ -26,6 +27,7 @@ pub mod kernels;
 pub mod model;
 pub mod rng;
 pub mod score;
+pub mod selftest;
 pub mod tokenizer;
 pub mod train;
 pub mod unlearn;

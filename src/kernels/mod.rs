@@ -6,5 +6,6 @@
 //!   a WGSL kernel (`shaders/masked_kl.wgsl`, `shaders/masked_kl_backward.wgsl`) on wgpu.
 
 pub mod masked_kl;
+pub mod reference;
 
 pub use masked_kl::{kl_divergence_rows, KlBackend, KlWrt};

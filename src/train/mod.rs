@@ -8,7 +8,9 @@ pub mod schedule;
 
 use burn::module::AutodiffModule;
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{AdamW, AdamWConfig, GradientsAccumulator, GradientsParams, LearningRate, SimpleOptimizer};
+use burn::optim::{
+    AdamW, AdamWConfig, GradientsAccumulator, GradientsParams, LearningRate, SimpleOptimizer,
+};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{DType, Tensor};
 

@@ -22,6 +22,7 @@ mod ordering;
 mod parity;
 mod sampler;
 mod score;
+mod selftest;
 mod stats;
 mod tokenizer;
 mod training;

@@ -184,7 +184,7 @@ pub fn nll<B: Backend>(
 pub fn retain_nll<B: AutodiffBackend>(ctx: &StepContext<B>, batches: &StepBatches) -> Tensor<B, 1> {
     match batches.retain {
         Some(r) => nll(ctx.model, r, ctx.device),
-        None => Tensor::zeros([1], ctx.device),
+        None => Tensor::zeros([1], (ctx.device, DType::F32)),
     }
 }
 
@@ -206,7 +206,9 @@ pub fn sequence_nll<B: Backend>(
     for (k, r) in batch.masked_rows().into_iter().enumerate() {
         owner[r * n + k] = 1.0;
     }
-    let owner =
-        Tensor::<B, 2>::from_data(TensorData::new(owner, [batch.rows, n]), (device, terms.dtype()));
+    let owner = Tensor::<B, 2>::from_data(
+        TensorData::new(owner, [batch.rows, n]),
+        (device, terms.dtype()),
+    );
     owner.matmul(terms.reshape([n, 1])).reshape([batch.rows])
 }

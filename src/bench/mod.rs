@@ -7,6 +7,10 @@
 //!
 //! The MDU masked KL (`mdu bench-kl`): the WGSL kernel against the composite tensor ops on the
 //! same device, forward and forward + backward; `scripts/bench_kl.sh` runs it.
+//!
+//! One MDU unlearning step on a 1B-shaped LLaDA (`mdu bench-step`): [`step`].
+
+pub mod step;
 
 use std::time::Instant;
 
@@ -91,9 +95,7 @@ impl BackendTask for ForwardBench {
                 times.push(start.elapsed().as_secs_f64());
             }
         }
-        let mut sorted = times.clone();
-        sorted.sort_by(f64::total_cmp);
-        let median = sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN);
+        let median = upper_median(&times);
         BenchReport {
             implementation: "burn".into(),
             config: self.preset,
@@ -241,11 +243,7 @@ fn train_bench<B: AutodiffBackend>(args: TrainBench, device: &B::Device) -> Trai
             phases[3].push(ms(t_step - t_clip));
         }
     }
-    let median = |v: &[f64]| {
-        let mut sorted = v.to_vec();
-        sorted.sort_by(f64::total_cmp);
-        sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
-    };
+    let median = upper_median;
     let phase_ms_median = PhaseMs {
         forward: median(&phases[0]),
         backward: median(&phases[1]),
@@ -417,12 +415,7 @@ impl BackendTask for KlBench {
                 }
             }
         }
-        let median = |v: &[f64]| {
-            let mut sorted = v.to_vec();
-            sorted.sort_by(f64::total_cmp);
-            sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
-        };
-        let [fk, fc, bk, bc] = times.map(|t| median(&t));
+        let [fk, fc, bk, bc] = times.map(|t| upper_median(&t));
         let elems = (n * v) as u64;
         let (fwd_bytes, fb_bytes) = (2 * 4 * elems, 5 * 4 * elems);
         let gb_s = |bytes: u64, ms: f64| bytes as f64 / (ms * 1e-3) / 1e9;
@@ -478,4 +471,12 @@ pub fn bench_kl(args: BenchKlArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string(&report)?);
     }
     Ok(())
+}
+
+/// The upper median (`sorted[n / 2]`), as the PyTorch twins take it, so even counts compare alike;
+/// NaN for no values.
+pub fn upper_median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
 }

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# GPU check: build a slim headless `mdu` here, run the GPU parity checks and the benchmarks on an
+# NVIDIA machine that has no Rust toolchain and no network.
+#
+#   scripts/gpu-check.sh build         here: slim binary (no window, no embedded demo; CUDA, wgpu
+#                                      and CPU backends), stripped, xz-compressed if over 50 MiB,
+#                                      staged with the Python twins in .gpu-check/
+#   scripts/gpu-check.sh run           on the GPU machine, in a copy of this repository that has
+#                                      .gpu-check/: selftest --gpu, MDU step Burn vs PyTorch (peak
+#                                      memory read by NVML for both), masked-KL GB/s; results in
+#                                      $OUT (or .gpu-check/results/)
+#   scripts/gpu-check.sh remote HOST   build, copy .gpu-check/ and scripts/ to HOST:mdu-gpu-check/
+#                                      over ssh, run there, copy the results back
+#
+# The GPU machine needs the NVIDIA driver, NVRTC and the CUDA headers (for CUDA), a Vulkan loader
+# (for wgpu; optional), and python3 with torch and nvidia-ml-py (for the baseline and NVML).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+stage=.gpu-check
+limit=$((50 * 1024 * 1024))
+
+build() {
+  cargo build --release --locked --no-default-features --features cuda --bin mdu
+  mkdir -p "$stage"
+  rm -f "$stage/mdu" "$stage/mdu.xz"
+  strip -o "$stage/mdu" "${CARGO_TARGET_DIR:-target}/release/mdu"
+  local size; size=$(stat -c %s "$stage/mdu")
+  echo "slim mdu: $((size / 1024 / 1024)) MiB stripped ($size bytes)"
+  if [ "$size" -gt "$limit" ]; then
+    xz -T0 -9 -f "$stage/mdu"
+    echo "over 50 MiB: compressed to $(( $(stat -c %s "$stage/mdu.xz") / 1024 / 1024 )) MiB ($stage/mdu.xz)"
+  fi
+  # The slim binary was built without the demo and window: the default release binary is rebuilt
+  # by the next plain `cargo build --release`.
+}
+
+run() {
+  local out="${OUT:-$stage/results}"
+  mkdir -p "$out"
+  if [ -f "$stage/mdu.xz" ]; then
+    python3 -c "import lzma,shutil,sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2],'wb'))" \
+      "$stage/mdu.xz" /tmp/mdu
+  else
+    cp "$stage/mdu" /tmp/mdu
+  fi
+  chmod +x /tmp/mdu
+  local mdu=/tmp/mdu
+  # Vulkan loaders carried as .deb files (see the device tool's README), when present.
+  if ls .gl/*.deb >/dev/null 2>&1; then
+    for f in .gl/*.deb; do dpkg -x "$f" /; done
+    ldconfig
+  fi
+  [ -e /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ] &&
+    export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+  {
+    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.memory --format=csv || true
+    "$mdu" --version
+    "$mdu" devices
+  } 2>&1 | tee "$out/machine.txt"
+
+  echo "== parity checks (CUDA and wgpu over the NVIDIA driver) =="
+  "$mdu" selftest --gpu --bench none >"$out/selftest.jsonl" 2>"$out/selftest.txt" || true
+  cat "$out/selftest.txt"
+
+  echo "== MDU step, 1B shape, batch 4 x 256 (forget) + 4 x 256 (retain): Burn/CUDA vs PyTorch eager =="
+  python3 scripts/nvml_peak.py -- "$mdu" bench-step --preset 1b --device cuda --warmup 2 --iters 7 \
+    >"$out/step_burn.jsonl" 2>"$out/step_burn.err" || cat "$out/step_burn.err"
+  python3 scripts/nvml_peak.py -- python3 scripts/bench_step.py --preset 1b --device cuda --warmup 2 --iters 7 \
+    >"$out/step_torch.jsonl" 2>"$out/step_torch.err" || cat "$out/step_torch.err"
+
+  echo "== masked KL GB/s (CUDA, and wgpu where a hardware adapter is listed) =="
+  "$mdu" bench-kl --device cuda --shapes 512x126464,2048x126464,4096x32000 >"$out/kl_cuda.jsonl" 2>&1 || true
+  "$mdu" bench-kl --device wgpu:discrete:0 --shapes 512x126464,2048x126464,4096x32000 \
+    >"$out/kl_wgpu.jsonl" 2>&1 || true
+  python3 scripts/copy_bandwidth.py >"$out/bandwidth.json" 2>&1 || true
+
+  python3 - "$out" <<'PY'
+import json, os, sys
+out = sys.argv[1]
+def lines(name):
+    path = os.path.join(out, name)
+    if not os.path.exists(path):
+        return []
+    return [json.loads(l) for l in open(path) if l.strip().startswith("{")]
+burn, torch = lines("step_burn.jsonl"), lines("step_torch.jsonl")
+if len(burn) == 2 and len(torch) == 2:
+    (b, bm), (t, tm) = burn, torch
+    peak = lambda m: m["nvml_process_peak_mib"] or m["nvml_device_peak_mib"]
+    print(f"tokens/s  Burn {b['tokens_per_s']:.0f} ({b['precision']}), PyTorch {t['tokens_per_s']:.0f} "
+          f"({t['precision']}): ratio {b['tokens_per_s'] / t['tokens_per_s']:.2f}x")
+    print(f"peak GPU memory (NVML)  Burn {peak(bm):.0f} MiB, PyTorch {peak(tm):.0f} MiB "
+          f"(process table: {bm['nvml_process_peak_mib']}, {tm['nvml_process_peak_mib']})")
+    print(f"first-step losses  Burn forget {b['forget_first']:.5f} retain {b['retain_first']:.5f}; "
+          f"PyTorch forget {t['forget_first']:.5f} retain {t['retain_first']:.5f}")
+else:
+    print("step benchmark incomplete: see step_*.err")
+bw = lines("bandwidth.json")
+card = bw[0]["copy_gb_s"] if bw else None
+for name in ("kl_cuda.jsonl", "kl_wgpu.jsonl"):
+    for r in lines(name):
+        frac = f" = {r['kernel_forward_backward_gb_s'] / card:.0%} of the copy bandwidth" if card else ""
+        print(f"{name}: {r['rows']} x {r['vocab']}: fwd+bwd {r['kernel_forward_backward_gb_s']:.0f} GB/s{frac}")
+PY
+}
+
+case "${1:-}" in
+  build) build ;;
+  run) run ;;
+  remote)
+    host="${2:?usage: scripts/gpu-check.sh remote HOST}"
+    build
+    ssh "$host" mkdir -p mdu-gpu-check
+    scp -r "$stage" scripts "$host":mdu-gpu-check/
+    ssh "$host" "cd mdu-gpu-check && bash scripts/gpu-check.sh run"
+    scp -r "$host":mdu-gpu-check/"$stage"/results "$stage/" ;;
+  *) sed -n '2,17p' "$0"; exit 2 ;;
+esac
