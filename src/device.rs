@@ -173,7 +173,10 @@ impl DeviceChoice {
                 budget
             }
             #[cfg(feature = "cuda")]
-            DeviceChoice::Cuda(_) => MemoryBudget::unlimited(&self.to_string()),
+            DeviceChoice::Cuda(i) => MemoryBudget {
+                available: cuda_probe::total_memory(*i),
+                ..MemoryBudget::unlimited(&self.to_string())
+            },
         }
     }
 }
@@ -353,6 +356,16 @@ mod cuda_probe {
                     .unwrap_or_else(|_| format!("CUDA device {i}"))
             })
             .collect())
+    }
+
+    /// Device `index`'s memory in bytes (after a successful probe).
+    pub fn total_memory(index: usize) -> Option<u64> {
+        super::cuda_devices().ok()?;
+        let device = driver::device::get(index as i32).ok()?;
+        // SAFETY: `device` is a valid handle from cuDeviceGet after cuInit.
+        unsafe { driver::device::total_mem(device) }
+            .ok()
+            .map(|b| b as u64)
     }
 
     /// The toolkit folder, found as cubecl-cuda 0.10 finds it (`cubecl_cuda::install::cuda_path`).
