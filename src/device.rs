@@ -254,6 +254,15 @@ fn apply_precision<B: Backend>(device: &B::Device, wanted: Precision) {
     }
 }
 
+/// The text of a caught panic (`&str` or `String` payloads; anything else is named as such).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
 /// What every backend the engine runs on provides: Burn's `Backend` plus the custom-kernel
 /// extensions (each with a tensor-op fallback, so every Burn backend can implement them).
 pub trait EngineBackend: Backend + KlBackend {}

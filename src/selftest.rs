@@ -121,7 +121,22 @@ pub fn selftest(args: SelftestArgs) -> Result<()> {
     }
     let mut failed = 0;
     for device in &devices {
-        for result in check_device(device) {
+        // One device's backend failing (a panic inside cubecl) must not hide the others' results.
+        let results = std::panic::catch_unwind(|| check_device(device)).unwrap_or_else(|panic| {
+            vec![CheckResult {
+                device: device.to_string(),
+                precision: device.precision().name().into(),
+                check: "backend".into(),
+                max_rel_err: f64::INFINITY,
+                tolerance: 0.0,
+                pass: false,
+                detail: format!(
+                    "the backend failed: {}",
+                    crate::device::panic_message(&*panic)
+                ),
+            }]
+        });
+        for result in results {
             eprintln!(
                 "{} {:<18} {:<20} worst {:.2e} (tolerance {:.0e}; {}) {}",
                 if result.pass { "ok  " } else { "FAIL" },
@@ -143,12 +158,23 @@ pub fn selftest(args: SelftestArgs) -> Result<()> {
     };
     if let Some(preset) = preset {
         for device in &devices {
-            let report = run_step_bench(BenchStepArgs {
+            let args = BenchStepArgs {
                 preset,
                 device: device.to_string(),
                 warmup: args.warmup,
                 iters: args.iters,
-            })?;
+            };
+            let report = match std::panic::catch_unwind(|| run_step_bench(args)) {
+                Ok(report) => report?,
+                Err(panic) => {
+                    failed += 1;
+                    eprintln!(
+                        "bench on {device}: the backend failed: {}",
+                        crate::device::panic_message(&*panic)
+                    );
+                    continue;
+                }
+            };
             eprintln!(
                 "bench {} on {}: {:.0} tokens/s (median step {:.1} ms, {})",
                 report.preset,

@@ -131,7 +131,19 @@ pub fn spawn(
             let mut sink = |e: Event| {
                 let _ = tx.send(e);
             };
-            let _ = run(config, run_dir, resume, &mut sink, &flag);
+            // A backend that panics (a failed GPU allocation or kernel compile inside cubecl)
+            // ends the run with a Failed event instead of a silent dead worker.
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run(config, run_dir, resume, &mut sink, &flag)
+            }));
+            if let Err(panic) = outcome {
+                sink(Event::Failed {
+                    error: format!(
+                        "the compute backend failed: {}",
+                        crate::device::panic_message(&*panic)
+                    ),
+                });
+            }
         })
         .expect("spawn the engine thread");
     (rx, stop, handle)
