@@ -328,7 +328,12 @@ fn train<B: AutodiffBackend + crate::kernels::KlBackend>(
             loaded => loaded?,
         };
     let reference = model.valid();
-    write_resolved_config(&run_dir, &config, &inputs, &ckpt, &device_name)?;
+    let storage = crate::device::Precision::of(
+        burn::tensor::get_device_settings::<B>(device)
+            .float_dtype
+            .into(),
+    );
+    write_resolved_config(&run_dir, &config, &inputs, &ckpt, &device_name, storage)?;
     sink(Event::Loaded {
         architecture: ckpt.config.architecture.name().into(),
         parameters: ckpt.config.num_parameters(),
@@ -800,6 +805,7 @@ fn write_resolved_config(
     inputs: &Inputs,
     ckpt: &Checkpoint,
     device: &str,
+    storage: crate::device::Precision,
 ) -> Result<()> {
     write_atomic(&run_dir.join("config.toml"), config.to_toml().as_bytes())?;
     let info = serde_json::json!({
@@ -813,7 +819,9 @@ fn write_resolved_config(
         "parameters": ckpt.config.num_parameters(),
         "device": device,
         "checkpoint_dtype": ckpt.layout.main_dtype().name(),
-        "compute_dtype": "f32",
+        // Weights and activations; softmax, KL, losses and AdamW moments are f32 regardless.
+        "storage_dtype": storage.name(),
+        "accumulation_dtype": "f32",
         "seed": config.seed,
         "mdu_workbench": env!("CARGO_PKG_VERSION"),
         "burn": "0.21.0",
