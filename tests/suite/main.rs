@@ -13,6 +13,7 @@ mod demo_world;
 mod diffusion;
 mod gui;
 mod gui_snapshots;
+mod kl_cube;
 mod kl_kernel;
 mod likelihood;
 mod objectives;
