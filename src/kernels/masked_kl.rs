@@ -11,6 +11,9 @@
 //!   WGSL kernels `shaders/masked_kl.wgsl` (forward, one workgroup per row) and
 //!   `shaders/masked_kl_backward.wgsl` (elementwise), launched per chunk of rows that fits the
 //!   adapter's buffer and dispatch limits.
+//! - CUDA (`CubeBackend<CudaRuntime, ..>`, feature `cuda`): the same kernels written in CubeCL
+//!   ([`super::masked_kl_cube`]; CUDA cannot run WGSL), for f32, f16 and bf16 inputs with f32
+//!   statistics.
 //! - every other backend: the trait's default bodies, the same formulas in tensor ops. MDU does not
 //!   use them ([`KlBackend::KL_KERNEL`] is false there): it keeps the composite
 //!   `unlearn::methods::mdu::kl_rows` on those backends.
@@ -34,12 +37,16 @@ use burn::backend::wgpu::{
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::{DType, Shape, Tensor, TensorMetadata, TensorPrimitive};
+use burn_cubecl::CubeRuntime;
 use cubecl::{
     prelude::KernelId,
     server::{Binding, KernelArguments},
     CubeCount,
 };
 use derive_new::new;
+
+#[cfg(feature = "cuda")]
+use super::masked_kl_cube::{cube_kl_backward, cube_kl_dtype, cube_kl_forward};
 
 /// Columns of the per-row statistics tensor.
 pub const STATS_COLS: usize = 12;
@@ -57,8 +64,15 @@ pub enum KlWrt {
 /// exists. `max_rows` caps the rows per kernel launch (`None`: as many as the adapter's limits
 /// allow); tests force tiny chunks with it, backends without a kernel ignore it.
 pub trait KlBackend: Backend {
-    /// Whether `kl_forward`/`kl_backward` run a custom kernel on this backend (for f32 inputs).
+    /// Whether `kl_forward`/`kl_backward` run a custom kernel on this backend (for f32 inputs;
+    /// CUDA's also for f16 and bf16).
     const KL_KERNEL: bool = false;
+
+    /// The dtype of the statistics `kl_forward` returns for inputs of dtype `x` (wrappers declare
+    /// their outputs before the inner backend runs).
+    fn kl_stats_dtype(x: DType) -> DType {
+        x
+    }
 
     /// `(kl [n], stats [n, 12])`.
     fn kl_forward(
@@ -67,8 +81,7 @@ pub trait KlBackend: Backend {
         max_rows: Option<usize>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         let _ = max_rows;
-        let (kl, stats) = forward_tensor_ops(float::<Self, 2>(x), float::<Self, 2>(y));
-        (prim(kl), prim(stats))
+        forward_prims::<Self>(x, y)
     }
 
     /// `g [n] · ∂KL/∂x` or `· ∂KL/∂y`, `[n, v]`, from the forward's statistics.
@@ -81,13 +94,7 @@ pub trait KlBackend: Backend {
         max_rows: Option<usize>,
     ) -> FloatTensor<Self> {
         let _ = max_rows;
-        prim(backward_tensor_ops(
-            float::<Self, 2>(x),
-            float::<Self, 2>(y),
-            float::<Self, 2>(stats),
-            float::<Self, 1>(grad),
-            wrt,
-        ))
+        backward_prims::<Self>(x, y, stats, grad, wrt)
     }
 }
 
@@ -115,7 +122,42 @@ fn prim<B: Backend, const D: usize>(t: Tensor<B, D>) -> FloatTensor<B> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The same contract in tensor ops (the trait's defaults).
+// The same contract in tensor ops (the trait's defaults, and the kernels' fallback).
+
+fn forward_prims<B: Backend>(
+    x: FloatTensor<B>,
+    y: FloatTensor<B>,
+) -> (FloatTensor<B>, FloatTensor<B>) {
+    let (kl, stats) = forward_tensor_ops(float::<B, 2>(x), float::<B, 2>(y));
+    (prim(kl), prim(stats))
+}
+
+/// The tensor ops want one dtype throughout: `stats` (f32 from the CUDA kernel for 16-bit
+/// inputs) and `grad` are cast to the logits' dtype where they differ.
+fn backward_prims<B: Backend>(
+    x: FloatTensor<B>,
+    y: FloatTensor<B>,
+    stats: FloatTensor<B>,
+    grad: FloatTensor<B>,
+    wrt: KlWrt,
+) -> FloatTensor<B> {
+    let dtype = x.dtype();
+    prim(backward_tensor_ops(
+        float::<B, 2>(x),
+        float::<B, 2>(y),
+        with_dtype(float::<B, 2>(stats), dtype),
+        with_dtype(float::<B, 1>(grad), dtype),
+        wrt,
+    ))
+}
+
+fn with_dtype<B: Backend, const D: usize>(t: Tensor<B, D>, dtype: DType) -> Tensor<B, D> {
+    if t.dtype() == dtype {
+        t
+    } else {
+        t.cast(dtype)
+    }
+}
 
 fn forward_tensor_ops<B: Backend>(
     x: Tensor<B, 2>,
@@ -236,10 +278,52 @@ where
 {
 }
 
+// ---------------------------------------------------------------------------------------------
+// CUDA: the CubeCL kernels.
+
 #[cfg(feature = "cuda")]
 impl<F: FloatElement, I: IntElement, BT: BoolElement> KlBackend
     for CubeBackend<cubecl::cuda::CudaRuntime, F, I, BT>
 {
+    const KL_KERNEL: bool = true;
+
+    fn kl_stats_dtype(x: DType) -> DType {
+        if cube_kl_dtype(x) {
+            DType::F32
+        } else {
+            x
+        }
+    }
+
+    fn kl_forward(
+        x: FloatTensor<Self>,
+        y: FloatTensor<Self>,
+        max_rows: Option<usize>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        if !cube_kl_dtype(x.dtype) || y.dtype != x.dtype || x.shape() != y.shape() {
+            return forward_prims::<Self>(x, y);
+        }
+        cube_kl_forward(x, y, max_rows)
+    }
+
+    fn kl_backward(
+        x: FloatTensor<Self>,
+        y: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        wrt: KlWrt,
+        max_rows: Option<usize>,
+    ) -> FloatTensor<Self> {
+        let kernel = cube_kl_dtype(x.dtype)
+            && y.dtype == x.dtype
+            && grad.dtype == x.dtype
+            && stats.dtype == DType::F32
+            && x.shape() == y.shape();
+        if kernel {
+            return cube_kl_backward(x, y, stats, grad, wrt, max_rows);
+        }
+        backward_prims::<Self>(x, y, stats, grad, wrt)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -294,8 +378,7 @@ impl<F: FloatElement, I: IntElement, BT: BoolElement> KlBackend for Wgpu<F, I, B
         max_rows: Option<usize>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         if !kernel_dtype::<F>(&x, &y) {
-            let (kl, stats) = forward_tensor_ops(float::<Self, 2>(x), float::<Self, 2>(y));
-            return (prim(kl), prim(stats));
+            return forward_prims::<Self>(x, y);
         }
         let [n, v] = dims2(&x);
         let device = x.device.clone();
@@ -332,13 +415,7 @@ impl<F: FloatElement, I: IntElement, BT: BoolElement> KlBackend for Wgpu<F, I, B
         max_rows: Option<usize>,
     ) -> FloatTensor<Self> {
         if !kernel_dtype::<F>(&x, &y) || stats.dtype != x.dtype || grad.dtype != x.dtype {
-            return prim(backward_tensor_ops(
-                float::<Self, 2>(x),
-                float::<Self, 2>(y),
-                float::<Self, 2>(stats),
-                float::<Self, 1>(grad),
-                wrt,
-            ));
+            return backward_prims::<Self>(x, y, stats, grad, wrt);
         }
         let [n, v] = dims2(&x);
         if n == 0 {
@@ -380,7 +457,7 @@ fn kernel_dtype<F: FloatElement>(x: &CubeTensor<WgpuRuntime>, y: &CubeTensor<Wgp
         && x.shape() == y.shape()
 }
 
-fn dims2(t: &CubeTensor<WgpuRuntime>) -> [usize; 2] {
+pub(super) fn dims2<R: CubeRuntime>(t: &CubeTensor<R>) -> [usize; 2] {
     let shape = t.shape();
     assert_eq!(
         shape.num_dims(),
@@ -561,6 +638,10 @@ mod fusion_impl {
     impl<B: FusionBackend + KlBackend> KlBackend for Fusion<B> {
         const KL_KERNEL: bool = B::KL_KERNEL;
 
+        fn kl_stats_dtype(x: DType) -> DType {
+            B::kl_stats_dtype(x)
+        }
+
         fn kl_forward(
             x: FloatTensor<Self>,
             y: FloatTensor<Self>,
@@ -573,7 +654,7 @@ mod fusion_impl {
             let stats = TensorIr::uninit(
                 client.create_empty_handle(),
                 Shape::new([n, STATS_COLS]),
-                x.dtype,
+                B::kl_stats_dtype(x.dtype),
             );
             let desc = CustomOpIr::new(
                 "masked_kl_forward",
@@ -625,6 +706,10 @@ mod fusion_impl {
 
 impl<B: KlBackend, C: CheckpointStrategy> KlBackend for Autodiff<B, C> {
     const KL_KERNEL: bool = B::KL_KERNEL;
+
+    fn kl_stats_dtype(x: DType) -> DType {
+        B::kl_stats_dtype(x)
+    }
 
     fn kl_forward(
         x: FloatTensor<Self>,

@@ -24,14 +24,14 @@ type AdW = Autodiff<WgpuBackend>;
 type AdCpu = Autodiff<CpuBackend>;
 
 /// The bound: |a − b| ≤ TOL·(1 + |ref|).
-const TOL: f64 = 1e-5;
+pub const TOL: f64 = 1e-5;
 
-fn device() -> WgpuDevice {
+pub fn device() -> WgpuDevice {
     WgpuDevice::DefaultDevice
 }
 
 #[derive(Clone, Copy, Debug)]
-enum Logits {
+pub enum Logits {
     /// N(0, 1)·scale.
     Normal(f32),
     /// Entries ±1e4 (30 %) among N(0, 10) ones, and one row uniform in [−1e4, 1e4].
@@ -40,7 +40,7 @@ enum Logits {
     NegInf,
 }
 
-fn logits(n: usize, v: usize, kind: Logits, seed: u64) -> (Vec<f32>, Vec<f32>) {
+pub fn logits(n: usize, v: usize, kind: Logits, seed: u64) -> (Vec<f32>, Vec<f32>) {
     let mut rng = SplitMix64(seed);
     let mut x = Vec::with_capacity(n * v);
     let mut y = Vec::with_capacity(n * v);
@@ -81,83 +81,15 @@ fn logits(n: usize, v: usize, kind: Logits, seed: u64) -> (Vec<f32>, Vec<f32>) {
     (x, y)
 }
 
-/// f64 KL(softmax(x) ‖ softmax(y)) per row and the gradients of Σ_r w_r·KL_r, with a term
-/// counted only where neither logit is −inf (the reference's `nan_to_num` of the log-ratio):
-/// ∂/∂x_u = w·p_u·(1_u·(log p_u − log q_u) + 1_u − KL − P'), ∂/∂y_u = w·(q_u·P' − p_u·1_u),
-/// P' = Σ_v p_v·1_v (= 1 when both sides share their −inf ids, which gives the textbook
-/// p⊙(log p − log q − KL) and q − p).
-struct Reference {
-    kl: Vec<f64>,
-    grad_x: Vec<f64>,
-    grad_y: Vec<f64>,
-}
-
-fn reference(x: &[f32], y: &[f32], n: usize, v: usize, w: &[f32]) -> Reference {
-    let log_softmax = |z: &[f32]| -> Vec<f64> {
-        let m = z
-            .iter()
-            .map(|&a| a as f64)
-            .filter(|a| a.is_finite())
-            .fold(f64::NEG_INFINITY, f64::max);
-        let s: f64 = z.iter().map(|&a| (a as f64 - m).exp()).sum();
-        z.iter().map(|&a| a as f64 - m - s.ln()).collect()
-    };
-    let mut out = Reference {
-        kl: vec![0.0; n],
-        grad_x: vec![0.0; n * v],
-        grad_y: vec![0.0; n * v],
-    };
-    for r in 0..n {
-        let (xr, yr) = (&x[r * v..(r + 1) * v], &y[r * v..(r + 1) * v]);
-        let (lp, lq) = (log_softmax(xr), log_softmax(yr));
-        let both: Vec<bool> = (0..v)
-            .map(|i| xr[i] != f32::NEG_INFINITY && yr[i] != f32::NEG_INFINITY)
-            .collect();
-        let (mut kl, mut pf) = (0.0, 0.0);
-        for i in 0..v {
-            if both[i] {
-                kl += lp[i].exp() * (lp[i] - lq[i]);
-                pf += lp[i].exp();
-            }
-        }
-        out.kl[r] = kl;
-        let g = w[r] as f64;
-        for i in 0..v {
-            let (p, q) = (lp[i].exp(), lq[i].exp());
-            let (d, one) = if both[i] {
-                (lp[i] - lq[i], 1.0)
-            } else {
-                (0.0, 0.0)
-            };
-            out.grad_x[r * v + i] = if p > 0.0 {
-                g * p * (d + one - kl - pf)
-            } else {
-                0.0
-            };
-            out.grad_y[r * v + i] = g * (q * pf - p * one);
-        }
-    }
-    out
-}
-
-/// The worst |got − want| / (1 + |want|), with its index; fails on NaN.
-fn worst(got: &[f32], want: &[f64]) -> (f64, usize) {
-    assert_eq!(got.len(), want.len(), "length mismatch");
-    let mut worst = (0.0f64, 0usize);
-    for (i, (&a, &b)) in got.iter().zip(want).enumerate() {
-        let e = ((a as f64) - b).abs() / (1.0 + b.abs());
-        if e.is_nan() || e > worst.0 {
-            worst = (if e.is_nan() { f64::INFINITY } else { e }, i);
-        }
-    }
-    worst
-}
+// The host f64 reference and the worst relative error live in the library (`mdu selftest` uses
+// them too).
+pub use mdu_workbench::kernels::reference::{kl_reference as reference, worst_relative as worst};
 
 fn assert_close(what: &str, got: &[f32], want: &[f64]) {
     assert_close_tol(what, got, want, TOL);
 }
 
-fn assert_close_tol(what: &str, got: &[f32], want: &[f64], tol: f64) {
+pub fn assert_close_tol(what: &str, got: &[f32], want: &[f64], tol: f64) {
     let (e, i) = worst(got, want);
     assert!(
         e <= tol,
@@ -167,8 +99,14 @@ fn assert_close_tol(what: &str, got: &[f32], want: &[f64], tol: f64) {
     );
 }
 
-fn host<B: burn::tensor::backend::Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+pub fn host<B: burn::tensor::backend::Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
     t.into_data().convert::<f32>().to_vec::<f32>().unwrap()
+}
+
+/// The per-row weights w_r of the loss Σ_r w_r·KL_r whose gradients the cases check.
+pub fn weights(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = SplitMix64(seed ^ 0x5EED);
+    (0..n).map(|_| 0.5 + rng.uniform() as f32).collect()
 }
 
 /// KL values and both gradients of Σ_r w_r·KL_r through `kl_divergence_rows` on backend `A`,
@@ -185,8 +123,7 @@ fn run_case<A: AutodiffBackend + KlBackend>(
     device: &A::Device,
 ) {
     let (x, y) = logits(n, v, kind, seed);
-    let mut rng = SplitMix64(seed ^ 0x5EED);
-    let w: Vec<f32> = (0..n).map(|_| 0.5 + rng.uniform() as f32).collect();
+    let w = weights(n, seed);
     let want = reference(&x, &y, n, v, &w);
     let xt = Tensor::<A, 2>::from_data(TensorData::new(x, [n, v]), device).require_grad();
     let yt = Tensor::<A, 2>::from_data(TensorData::new(y, [n, v]), device).require_grad();
@@ -202,8 +139,23 @@ fn run_case<A: AutodiffBackend + KlBackend>(
     assert_close_tol(&format!("{label}: ∂/∂y"), &host(gy), &want.grad_y, tol);
 }
 
-/// Random shapes, V ∈ {7, 1000, 126464}, ±1e4 logits, −inf entries, N = 1, and chunked launches
-/// (forced to 2 and 1 rows per launch) on the WGSL kernels, forward and backward.
+/// `(n, v, logits, max_rows)`: random shapes, V ∈ {7, 1000, 126464}, ±1e4 logits, −inf entries,
+/// N = 1, and chunked launches (forced to 2, 1 and 4 rows per launch).
+pub const CASES: &[(usize, usize, Logits, Option<usize>)] = &[
+    (1, 7, Logits::Normal(1.0), None),
+    (5, 7, Logits::Normal(3.0), None),
+    (13, 1000, Logits::Normal(2.0), None),
+    (3, 126464, Logits::Normal(2.0), None),
+    (6, 1000, Logits::Extreme, None),
+    (2, 126464, Logits::Extreme, None),
+    (7, 1000, Logits::NegInf, None),
+    (4, 7, Logits::NegInf, None),
+    (11, 333, Logits::Normal(1.5), Some(2)),
+    (3, 1000, Logits::NegInf, Some(1)),
+    (37, 5, Logits::Normal(1.0), Some(4)),
+];
+
+/// [`CASES`] on the WGSL kernels, forward and backward.
 #[test]
 fn kernel_matches_f64_reference_on_wgpu() {
     assert!(
@@ -211,20 +163,7 @@ fn kernel_matches_f64_reference_on_wgpu() {
         "Autodiff<Fusion<CubeBackend<Wgpu>>> must take the kernel"
     );
     let d = device();
-    let cases: &[(usize, usize, Logits, Option<usize>)] = &[
-        (1, 7, Logits::Normal(1.0), None),
-        (5, 7, Logits::Normal(3.0), None),
-        (13, 1000, Logits::Normal(2.0), None),
-        (3, 126464, Logits::Normal(2.0), None),
-        (6, 1000, Logits::Extreme, None),
-        (2, 126464, Logits::Extreme, None),
-        (7, 1000, Logits::NegInf, None),
-        (4, 7, Logits::NegInf, None),
-        (11, 333, Logits::Normal(1.5), Some(2)),
-        (3, 1000, Logits::NegInf, Some(1)),
-        (37, 5, Logits::Normal(1.0), Some(4)),
-    ];
-    for (k, &(n, v, kind, max_rows)) in cases.iter().enumerate() {
+    for (k, &(n, v, kind, max_rows)) in CASES.iter().enumerate() {
         run_case::<AdW>(TOL, "wgpu kernel", n, v, kind, 100 + k as u64, max_rows, &d);
     }
 }
