@@ -5,10 +5,11 @@
 #   scripts/gpu-check.sh build         here: slim binary (no window, no embedded demo; CUDA, wgpu
 #                                      and CPU backends), stripped, xz-compressed if over 50 MiB,
 #                                      staged with the Python twins in .gpu-check/
-#   scripts/gpu-check.sh run           on the GPU machine, in a copy of this repository that has
-#                                      .gpu-check/: selftest --gpu, MDU step Burn vs PyTorch (peak
-#                                      memory read by NVML for both), masked-KL GB/s; results in
-#                                      $OUT (or .gpu-check/results/)
+#   scripts/gpu-check.sh run [WHAT]    on the GPU machine, in a copy of this repository that has
+#                                      .gpu-check/: selftest --gpu (checks), MDU step Burn vs PyTorch
+#                                      with peak memory read by NVML for both (step), masked-KL GB/s
+#                                      (kl); WHAT = all (default) | checks | step | kl; results (7
+#                                      files) in $OUT, else .gpu-check/results/
 #   scripts/gpu-check.sh remote HOST   build, copy .gpu-check/ and scripts/ to HOST:mdu-gpu-check/
 #                                      over ssh, run there, copy the results back
 #
@@ -35,8 +36,10 @@ build() {
 }
 
 run() {
-  local out="${OUT:-$stage/results}"
+  # what: all | checks | step | kl (split them where one command may run at most ~10 minutes)
+  local what="${1:-all}" out="${OUT:-$stage/results}"
   mkdir -p "$out"
+  local log="$out/log.txt"
   if [ -f "$stage/mdu.xz" ]; then
     python3 -c "import lzma,shutil,sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2],'wb'))" \
       "$stage/mdu.xz" /tmp/mdu
@@ -50,29 +53,34 @@ run() {
     for f in .gl/*.deb; do dpkg -x "$f" /; done
     ldconfig
   fi
-  [ -e /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ] &&
+  if [ -e /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ]; then
     export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+  fi
   {
-    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.memory --format=csv || true
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
     "$mdu" --version
     "$mdu" devices
   } 2>&1 | tee "$out/machine.txt"
 
-  echo "== parity checks (CUDA and wgpu over the NVIDIA driver) =="
-  "$mdu" selftest --gpu --bench none >"$out/selftest.jsonl" 2>"$out/selftest.txt" || true
-  cat "$out/selftest.txt"
-
-  echo "== MDU step, 1B shape, batch 4 x 256 (forget) + 4 x 256 (retain): Burn/CUDA vs PyTorch eager =="
-  python3 scripts/nvml_peak.py -- "$mdu" bench-step --preset 1b --device cuda --warmup 2 --iters 7 \
-    >"$out/step_burn.jsonl" 2>"$out/step_burn.err" || cat "$out/step_burn.err"
-  python3 scripts/nvml_peak.py -- python3 scripts/bench_step.py --preset 1b --device cuda --warmup 2 --iters 7 \
-    >"$out/step_torch.jsonl" 2>"$out/step_torch.err" || cat "$out/step_torch.err"
-
-  echo "== masked KL GB/s (CUDA, and wgpu where a hardware adapter is listed) =="
-  "$mdu" bench-kl --device cuda --shapes 512x126464,2048x126464,4096x32000 >"$out/kl_cuda.jsonl" 2>&1 || true
-  "$mdu" bench-kl --device wgpu:discrete:0 --shapes 512x126464,2048x126464,4096x32000 \
-    >"$out/kl_wgpu.jsonl" 2>&1 || true
-  python3 scripts/copy_bandwidth.py >"$out/bandwidth.json" 2>&1 || true
+  if [ "$what" = all ] || [ "$what" = checks ]; then
+    echo "== parity checks (CUDA and wgpu over the NVIDIA driver) =="
+    "$mdu" selftest --gpu --bench none >"$out/selftest.jsonl" 2> >(tee -a "$log" >&2) || true
+  fi
+  if [ "$what" = all ] || [ "$what" = step ]; then
+    echo "== MDU step, 1B shape, 4 x 256 forget + 4 x 256 retain tokens: Burn/CUDA vs PyTorch eager =="
+    python3 scripts/nvml_peak.py -- "$mdu" bench-step --preset 1b --device cuda --warmup 2 --iters 7 \
+      >"$out/step_burn.jsonl" 2> >(tee -a "$log" >&2) || true
+    python3 scripts/nvml_peak.py -- python3 scripts/bench_step.py --preset 1b --device cuda --warmup 2 --iters 7 \
+      >"$out/step_torch.jsonl" 2> >(tee -a "$log" >&2) || true
+  fi
+  if [ "$what" = all ] || [ "$what" = kl ]; then
+    echo "== masked KL GB/s (CUDA, and wgpu where a hardware adapter is listed) =="
+    for device in cuda wgpu:discrete:0; do
+      "$mdu" bench-kl --device "$device" --shapes 512x126464,2048x126464,4096x32000 \
+        >>"$out/kl.jsonl" 2> >(tee -a "$log" >&2) || true
+    done
+    python3 scripts/copy_bandwidth.py >"$out/bandwidth.json" 2> >(tee -a "$log" >&2) || true
+  fi
 
   python3 - "$out" <<'PY'
 import json, os, sys
@@ -82,6 +90,11 @@ def lines(name):
     if not os.path.exists(path):
         return []
     return [json.loads(l) for l in open(path) if l.strip().startswith("{")]
+checks = [c for c in lines("selftest.jsonl") if "check" in c]
+if checks:
+    bad = [c for c in checks if not c["pass"]]
+    print(f"parity: {len(checks) - len(bad)}/{len(checks)} checks pass"
+          + "".join(f"\n  FAIL {c['device']} {c['check']}: {c['detail']}" for c in bad))
 burn, torch = lines("step_burn.jsonl"), lines("step_torch.jsonl")
 if len(burn) == 2 and len(torch) == 2:
     (b, bm), (t, tm) = burn, torch
@@ -92,20 +105,21 @@ if len(burn) == 2 and len(torch) == 2:
           f"(process table: {bm['nvml_process_peak_mib']}, {tm['nvml_process_peak_mib']})")
     print(f"first-step losses  Burn forget {b['forget_first']:.5f} retain {b['retain_first']:.5f}; "
           f"PyTorch forget {t['forget_first']:.5f} retain {t['retain_first']:.5f}")
-else:
-    print("step benchmark incomplete: see step_*.err")
+elif burn or torch:
+    print("step benchmark incomplete: see log.txt")
 bw = lines("bandwidth.json")
 card = bw[0]["copy_gb_s"] if bw else None
-for name in ("kl_cuda.jsonl", "kl_wgpu.jsonl"):
-    for r in lines(name):
-        frac = f" = {r['kernel_forward_backward_gb_s'] / card:.0%} of the copy bandwidth" if card else ""
-        print(f"{name}: {r['rows']} x {r['vocab']}: fwd+bwd {r['kernel_forward_backward_gb_s']:.0f} GB/s{frac}")
+for r in lines("kl.jsonl"):
+    frac = f" = {r['kernel_forward_backward_gb_s'] / card:.0%} of the copy bandwidth" if card else ""
+    print(f"masked KL on {r.get('device', '?')}: {r['rows']} x {r['vocab']}: "
+          f"fwd+bwd kernel {r['kernel_forward_backward_gb_s']:.0f} GB/s{frac}, composite "
+          f"{r['composite_forward_backward_gb_s']:.0f} GB/s, fwd kernel {r['kernel_forward_gb_s']:.0f} GB/s")
 PY
 }
 
 case "${1:-}" in
   build) build ;;
-  run) run ;;
+  run) run "${2:-all}" ;;
   remote)
     host="${2:?usage: scripts/gpu-check.sh remote HOST}"
     build
