@@ -4,7 +4,9 @@
 
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
-use burn::tensor::{DType, Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
+
+use crate::model::transformer::accumulation_dtype;
 
 /// How a masked position is weighted.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -57,7 +59,8 @@ pub fn weighted_masked_ce<B: Backend>(
     normaliser: f32,
 ) -> Tensor<B, 1> {
     if targets.is_empty() {
-        return Tensor::zeros([1], (&logits.device(), DType::F32));
+        let device = logits.device();
+        return Tensor::zeros([1], (&device, accumulation_dtype::<B>(&device)));
     }
     weighted_ce_terms(logits, targets, weights).sum() / normaliser.max(1.0)
 }

@@ -308,8 +308,11 @@ impl<B: Backend> Rope<B> {
         let (cos, sin) = rope_tables(c.head_dim, c.rope_theta, len);
         let table = |v: Vec<f32>| {
             // f32 whatever the device's storage: RoPE is applied in f32 (see `apply`).
-            Tensor::<B, 2>::from_data(TensorData::new(v, [len, c.head_dim]), (device, DType::F32))
-                .unsqueeze::<4>()
+            Tensor::<B, 2>::from_data(
+                TensorData::new(v, [len, c.head_dim]),
+                (device, accumulation_dtype::<B>(device)),
+            )
+            .unsqueeze::<4>()
         };
         Self {
             cos: table(cos),
@@ -353,6 +356,15 @@ pub fn rope_tables(head_dim: usize, theta: f64, len: usize) -> (Vec<f32>, Vec<f3
         }
     }
     (cos, sin)
+}
+
+/// The type losses, softmax and RoPE run in on `device`: f64 on an f64 device, else f32 (also
+/// when the device stores bf16/f16).
+pub fn accumulation_dtype<B: Backend>(device: &B::Device) -> DType {
+    match burn::tensor::get_device_settings::<B>(device).float_dtype {
+        burn::tensor::FloatDType::F64 => DType::F64,
+        _ => DType::F32,
+    }
 }
 
 /// `x` in f32 when it is stored in a half type; f32 and f64 stay as they are.

@@ -12,6 +12,18 @@ fn mdu() -> Command {
     Command::new(env!("CARGO_BIN_EXE_mdu"))
 }
 
+/// Runs `mdu selftest ARGS`, asserts it succeeded, and returns its stderr and its JSON lines.
+fn selftest_lines(args: &[&str]) -> (String, Vec<serde_json::Value>) {
+    let out = mdu().arg("selftest").args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    let lines = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (stderr, lines)
+}
+
 #[test]
 fn parity_checks_pass_on_lavapipe_and_the_kl_runs_the_kernel() {
     let results = check_device(&DeviceChoice::Wgpu(WgpuDevice::Cpu));
@@ -48,16 +60,7 @@ fn a_wrong_answer_fails_the_check() {
 
 #[test]
 fn selftest_cli_prints_one_json_line_per_check() {
-    let out = mdu()
-        .args(["selftest", "--device", "wgpu:cpu", "--bench", "none"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let (_, lines) = selftest_lines(&["--device", "wgpu:cpu", "--bench", "none"]);
     assert_eq!(lines.len(), 4, "{lines:?}");
     assert!(lines
         .iter()

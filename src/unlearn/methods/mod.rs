@@ -8,11 +8,12 @@ pub mod mdu;
 pub mod npo;
 
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{DType, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::diffusion::loss::{mdlm_loss, weighted_ce_terms, NoisedBatch};
 use crate::kernels::KlBackend;
+use crate::model::transformer::accumulation_dtype;
 use crate::model::MaskedDiffusionLm;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -184,7 +185,7 @@ pub fn nll<B: Backend>(
 pub fn retain_nll<B: AutodiffBackend>(ctx: &StepContext<B>, batches: &StepBatches) -> Tensor<B, 1> {
     match batches.retain {
         Some(r) => nll(ctx.model, r, ctx.device),
-        None => Tensor::zeros([1], (ctx.device, DType::F32)),
+        None => Tensor::zeros([1], (ctx.device, accumulation_dtype::<B>(ctx.device))),
     }
 }
 
@@ -196,7 +197,7 @@ pub fn sequence_nll<B: Backend>(
     device: &B::Device,
 ) -> Tensor<B, 1> {
     if batch.masked.is_empty() {
-        return Tensor::zeros([batch.rows], (device, DType::F32));
+        return Tensor::zeros([batch.rows], (device, accumulation_dtype::<B>(device)));
     }
     let logits = batch.masked_logits(model, device);
     let terms = weighted_ce_terms(logits, &batch.targets, &batch.weights);
