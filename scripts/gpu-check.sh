@@ -53,6 +53,11 @@ run() {
     for f in .gl/*.deb; do dpkg -x "$f" /; done
     ldconfig
   fi
+  # NVRTC and the driver where a toolkit or driver mount keeps them off the default library path.
+  for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/local/nvidia/lib64; do
+    if [ -d "$d" ]; then LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"; fi
+  done
+  export LD_LIBRARY_PATH
   if [ -e /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ]; then
     export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
   fi
