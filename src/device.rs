@@ -303,9 +303,15 @@ pub fn cuda_devices() -> Result<Vec<String>, String> {
         static PROBE: std::sync::OnceLock<Result<Vec<String>, String>> = std::sync::OnceLock::new();
         PROBE
             .get_or_init(|| {
-                // cudarc panics on a missing library; the probe itself must never take the app down.
-                std::panic::catch_unwind(cuda_probe::probe)
-                    .unwrap_or_else(|_| Err("the CUDA probe failed unexpectedly".into()))
+                // cudarc panics on a library without the symbols it expects; the probe must never
+                // take the app down, nor print a panic trace for what is only "no CUDA here".
+                let hook = std::panic::take_hook();
+                std::panic::set_hook(Box::new(|_| {}));
+                let outcome = std::panic::catch_unwind(cuda_probe::probe);
+                std::panic::set_hook(hook);
+                outcome.unwrap_or_else(|panic| {
+                    Err(format!("the CUDA probe failed: {}", panic_message(&*panic)))
+                })
             })
             .clone()
     }

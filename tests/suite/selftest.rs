@@ -135,3 +135,57 @@ fn selftest_gpu_says_what_it_found() {
         assert!(out.status.success(), "{stderr}");
     }
 }
+
+#[test]
+fn cuda_is_offered_only_when_the_probe_passes_and_refused_with_its_reason() {
+    use mdu_workbench::device::{cuda_devices, device_help, list_devices};
+    match cuda_devices() {
+        Err(why) => {
+            let err = DeviceChoice::parse("cuda:0").unwrap_err();
+            assert!(err.contains(&why), "{err}");
+            assert!(device_help().contains(&why));
+            assert!(list_devices()
+                .iter()
+                .all(|(d, _)| !d.to_string().starts_with("cuda")));
+        }
+        Ok(names) => {
+            assert!(!names.is_empty());
+            assert!(DeviceChoice::parse("cuda:0").is_ok());
+            assert!(DeviceChoice::parse(&format!("cuda:{}", names.len())).is_err());
+        }
+    }
+}
+
+#[test]
+fn a_library_that_is_not_the_cuda_driver_is_reported_not_a_crash() {
+    // Something named libcuda.so and libnvrtc.so that is not CUDA (here the C math library), and
+    // headers where CUDA_PATH points: the probe gets as far as cuInit, whose symbol is missing.
+    // cudarc panics there; `mdu devices` must still list the other devices and say why.
+    let dir = tempfile::tempdir().unwrap();
+    let not_cuda = ["/lib/x86_64-linux-gnu/libm.so.6", "/usr/lib64/libm.so.6"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("a libm.so.6 to stand in for the driver");
+    for name in ["libcuda.so", "libnvrtc.so"] {
+        std::fs::copy(not_cuda, dir.path().join(name)).unwrap();
+    }
+    std::fs::create_dir(dir.path().join("include")).unwrap();
+    std::fs::write(dir.path().join("include/cuda_fp16.h"), "").unwrap();
+    let out = mdu()
+        .arg("devices")
+        .env("LD_LIBRARY_PATH", dir.path())
+        .env("CUDA_PATH", dir.path())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("cpu\tCPU (ndarray)"), "{stdout}");
+    assert!(
+        stdout.contains("(cuda unavailable: the CUDA probe failed: Missing symbol cuInit"),
+        "{stdout}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
