@@ -242,3 +242,26 @@ fn a_desktop_without_dialogs_is_told_once_to_type_paths() {
     h.run_steps(3);
     assert!(h.state().errors.is_empty(), "said once");
 }
+
+#[test]
+fn the_device_picker_says_why_cuda_is_missing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = harness(WorkbenchApp::new(
+        quick_settings(tmp.path().join("runs"), 3),
+        Box::new(ScriptedDialogs::default()),
+    ));
+    step_until(&mut h, "the device list", Duration::from_secs(60), |a| {
+        a.cuda_unavailable.is_some() || a.devices.iter().any(|(d, _)| d.starts_with("cuda"))
+    });
+    // The picker is labelled by its "Device" label (which the query then leaves out); open it.
+    h.get_by_label("Device").click();
+    h.run_ok();
+    match mdu_workbench::device::cuda_devices() {
+        Err(why) => {
+            h.get_by_label(&format!("CUDA: unavailable, {why}"));
+        }
+        Ok(names) => {
+            h.get_by_label(&format!("CUDA 0: {}", names[0]));
+        }
+    }
+}
