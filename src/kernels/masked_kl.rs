@@ -133,7 +133,7 @@ fn forward_prims<B: Backend>(
 }
 
 /// The tensor ops want one dtype throughout: `stats` (f32 from the CUDA kernel for 16-bit
-/// inputs) and `grad` are cast to the logits' dtype where they differ.
+/// inputs) and `grad` are cast to the logits' dtype (a no-op where they already have it).
 fn backward_prims<B: Backend>(
     x: FloatTensor<B>,
     y: FloatTensor<B>,
@@ -145,18 +145,10 @@ fn backward_prims<B: Backend>(
     prim(backward_tensor_ops(
         float::<B, 2>(x),
         float::<B, 2>(y),
-        with_dtype(float::<B, 2>(stats), dtype),
-        with_dtype(float::<B, 1>(grad), dtype),
+        float::<B, 2>(stats).cast(dtype),
+        float::<B, 1>(grad).cast(dtype),
         wrt,
     ))
-}
-
-fn with_dtype<B: Backend, const D: usize>(t: Tensor<B, D>, dtype: DType) -> Tensor<B, D> {
-    if t.dtype() == dtype {
-        t
-    } else {
-        t.cast(dtype)
-    }
 }
 
 fn forward_tensor_ops<B: Backend>(

@@ -12,7 +12,7 @@ use burn::optim::{
     AdamW, AdamWConfig, GradientsAccumulator, GradientsParams, LearningRate, SimpleOptimizer,
 };
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{DType, Tensor};
+use burn::tensor::Tensor;
 
 /// AdamW as PyTorch defines it (β = (0.9, 0.999), ε = 1e-8), with decoupled weight decay, its
 /// moments and update in f32 whatever the weights' storage ([`F32Moments`]).
@@ -62,12 +62,8 @@ impl<B: Backend, O: SimpleOptimizer<B>> SimpleOptimizer<B> for F32Moments<O> {
             crate::model::transformer::at_least_f32(grad),
             state,
         );
-        let updated = if storage == DType::F32 || storage == DType::F64 {
-            updated
-        } else {
-            updated.cast(storage)
-        };
-        (updated, state)
+        // Burn's cast returns the tensor untouched when it already has the type.
+        (updated.cast(storage), state)
     }
 
     fn to_device<const D: usize>(state: Self::State<D>, device: &B::Device) -> Self::State<D> {
