@@ -146,7 +146,7 @@ impl DeviceChoice {
         impl BackendTask for Probe {
             type Output = Precision;
             fn run<B: EngineBackend>(self, device: &B::Device) -> Precision {
-                Precision::of(get_device_settings::<B>(device).float_dtype.into())
+                storage_precision::<B>(device)
             }
         }
         self.run(Probe)
@@ -242,7 +242,7 @@ fn apply_precision<B: Backend>(device: &B::Device, wanted: Precision) {
         // Err(AlreadyInitialized) when the device is in use: it keeps its type.
         let _ = set_default_dtypes::<B>(device, p.dtype(), B::IntElem::dtype());
     }
-    let got = Precision::of(get_device_settings::<B>(device).float_dtype.into());
+    let got = storage_precision::<B>(device);
     if got != wanted {
         static TOLD: OnceLock<()> = OnceLock::new();
         TOLD.get_or_init(|| {
@@ -252,6 +252,11 @@ fn apply_precision<B: Backend>(device: &B::Device, wanted: Precision) {
             )
         });
     }
+}
+
+/// The float type `device` creates tensors in (fixed by Burn at the device's first tensor).
+pub fn storage_precision<B: Backend>(device: &B::Device) -> Precision {
+    Precision::of(get_device_settings::<B>(device).float_dtype.into())
 }
 
 /// The text of a caught panic (`&str` or `String` payloads; anything else is named as such).

@@ -294,11 +294,9 @@ impl Checkpoint {
         stop: &dyn Fn() -> bool,
     ) -> Result<MaskedDiffusionLm<B>, CheckpointError> {
         // The weights are stored in the device's float type (bf16 on CUDA by default).
-        let bytes_per_param = match burn::tensor::get_device_settings::<B>(device).float_dtype {
-            burn::tensor::FloatDType::BF16 | burn::tensor::FloatDType::F16 => 2,
-            burn::tensor::FloatDType::F64 => 8,
-            _ => 4,
-        };
+        let bytes_per_param =
+            burn::tensor::DType::from(burn::tensor::get_device_settings::<B>(device).float_dtype)
+                .size() as u64;
         budget.check(&self.dir, &self.config, bytes_per_param)?;
         MaskedDiffusionLm::build(&self.config, device, |w: Weight, layer| {
             if stop() {

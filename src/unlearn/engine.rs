@@ -328,11 +328,7 @@ fn train<B: AutodiffBackend + crate::kernels::KlBackend>(
             loaded => loaded?,
         };
     let reference = model.valid();
-    let storage = crate::device::Precision::of(
-        burn::tensor::get_device_settings::<B>(device)
-            .float_dtype
-            .into(),
-    );
+    let storage = crate::device::storage_precision::<B>(device);
     write_resolved_config(&run_dir, &config, &inputs, &ckpt, &device_name, storage)?;
     sink(Event::Loaded {
         architecture: ckpt.config.architecture.name().into(),
