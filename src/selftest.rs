@@ -18,13 +18,12 @@ use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
 use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::{DType, ElementConversion, Tensor, TensorData};
+use burn::tensor::{DType, Tensor, TensorData};
 use serde::Serialize;
 
-use crate::bench::step::{run_step_bench, BenchStepArgs, StepPreset};
+use crate::bench::step::{run_step_bench, BenchStepArgs, MduStepLoss, StepPreset};
+use crate::bench::synthetic_noised_batch;
 use crate::device::{BackendTask, DeviceChoice, EngineBackend, Precision};
-use crate::diffusion::batch::SftBatch;
-use crate::diffusion::loss::{LossWeighting, NoisedBatch};
 use crate::kernels::reference::{kl_reference, worst_relative};
 use crate::kernels::{kl_divergence_rows, KlBackend};
 use crate::model::config::Architecture;
@@ -32,7 +31,7 @@ use crate::model::init::random_init;
 use crate::model::{MaskedDiffusionLm, ModelConfig};
 use crate::rng::SplitMix64;
 use crate::train::clip::clip_global_norm;
-use crate::unlearn::methods::{Method, MethodParams, StepBatches, StepContext};
+use crate::unlearn::methods::MethodParams;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct SelftestArgs {
@@ -326,63 +325,33 @@ impl BackendTask for StepTask {
 fn tiny_step<B: AutodiffBackend + KlBackend>(device: &B::Device) -> StepNumbers {
     let config = tiny_llada();
     let mask_id = config.mask_token_id.expect("llada_shape sets the mask id");
-    let batch = |seed: u64| {
-        let mut rng = SplitMix64(seed);
-        let (rows, width) = (4, 32);
-        let n = rows * width;
-        let sft = SftBatch {
-            ids: (0..n)
-                .map(|_| (rng.next_u64() % (config.vocab_size as u64 - 2)) as u32)
-                .collect(),
-            rows,
-            width,
-            maskable: (0..n).map(|i| i % width >= 8).collect(),
-        };
-        NoisedBatch::sample(
-            &sft,
-            &mut SplitMix64(seed + 100),
-            mask_id,
-            LossWeighting::InverseTime,
-        )
-    };
+    let batch = |seed: u64| synthetic_noised_batch(&config, [4, 32, 8], seed, seed + 100);
     let (forget, retain) = (batch(21), batch(22));
     let mut model: MaskedDiffusionLm<B> = random_init(&config, device, 5, 0.02);
     let reference = model.valid();
     let mut optim = crate::train::adamw(0.01).init::<B, MaskedDiffusionLm<B>>();
-    let params = MethodParams {
-        tau: 0.5,
-        eta: 0.1,
-        ..MethodParams::default()
+    let loss = MduStepLoss {
+        reference: &reference,
+        forget: &forget,
+        retain: &retain,
+        params: MethodParams {
+            tau: 0.5,
+            eta: 0.1,
+            ..MethodParams::default()
+        },
+        mask_id,
+        device,
     };
-    let parts = |model: &MaskedDiffusionLm<B>| {
-        let ctx = StepContext {
-            model,
-            reference: Some(&reference),
-            device,
-            mask_id,
-            special_ids: &[],
-        };
-        Method::Mdu.loss(
-            &ctx,
-            &StepBatches {
-                forget: &forget,
-                retain: Some(&retain),
-            },
-            &params,
-        )
-    };
-    let value = |t: &Tensor<B, 1>| t.clone().into_scalar().elem::<f64>();
-    let first = parts(&model);
-    let (f, r) = (value(&first.parts[0].1), value(&first.parts[1].1));
+    let first = loss.of(&model);
+    let (forget_first, retain_first) = (first.value("forget"), first.value("retain"));
     let mut grads = GradientsParams::from_grads(first.total.backward(), &model);
     let grad_norm = clip_global_norm::<B, _>(&model, &mut grads, 1.0);
     model = optim.step(1e-4, model, grads);
-    let after = parts(&model);
     StepNumbers {
-        forget: f,
-        retain: r,
+        forget: forget_first,
+        retain: retain_first,
         grad_norm,
-        forget_after: value(&after.parts[0].1),
+        forget_after: loss.of(&model).value("forget"),
     }
 }
 

@@ -135,20 +135,44 @@ pub const TRAIN_PROMPT: usize = 26;
 pub const TRAIN_SEEDS: (u64, u64, u64) = (0, 1, 2);
 pub const TRAIN_LR: f64 = 1e-3;
 
-/// The fixed synthetic batch: ids uniform in `0..vocab-2` (never the mask or EOS id).
+/// The fixed synthetic batch of `mdu bench-train`.
 pub fn train_bench_batch(config: &ModelConfig) -> SftBatch {
-    let mut rng = SplitMix64(TRAIN_SEEDS.1);
-    let n = TRAIN_ROWS * TRAIN_WIDTH;
-    let ids = (0..n)
-        .map(|_| (rng.next_u64() % (config.vocab_size as u64 - 2)) as u32)
-        .collect();
-    let maskable = (0..n).map(|i| i % TRAIN_WIDTH >= TRAIN_PROMPT).collect();
+    synthetic_sft_batch(
+        config.vocab_size,
+        [TRAIN_ROWS, TRAIN_WIDTH, TRAIN_PROMPT],
+        TRAIN_SEEDS.1,
+    )
+}
+
+/// A synthetic SFT batch of `[rows, width, prompt]`: ids uniform in `0..vocab-2` (never the mask
+/// or EOS id) drawn in order from SplitMix64(`seed`), positions `prompt..` of every row answer.
+/// The PyTorch twins (`scripts/bench_train.py`, `scripts/bench_step.py`) draw the same.
+pub fn synthetic_sft_batch(vocab: usize, [rows, width, prompt]: [usize; 3], seed: u64) -> SftBatch {
+    let mut rng = SplitMix64(seed);
+    let n = rows * width;
     SftBatch {
-        ids,
-        rows: TRAIN_ROWS,
-        width: TRAIN_WIDTH,
-        maskable,
+        ids: (0..n)
+            .map(|_| (rng.next_u64() % (vocab as u64 - 2)) as u32)
+            .collect(),
+        rows,
+        width,
+        maskable: (0..n).map(|i| i % width >= prompt).collect(),
     }
+}
+
+/// [`synthetic_sft_batch`] noised once (LLaDA 1/t weighting) with SplitMix64(`noise_seed`).
+pub fn synthetic_noised_batch(
+    config: &ModelConfig,
+    shape: [usize; 3],
+    ids_seed: u64,
+    noise_seed: u64,
+) -> NoisedBatch {
+    NoisedBatch::sample(
+        &synthetic_sft_batch(config.vocab_size, shape, ids_seed),
+        &mut SplitMix64(noise_seed),
+        config.mask_token_id.expect("a mask id"),
+        LossWeighting::InverseTime,
+    )
 }
 
 struct TrainBench {

@@ -18,19 +18,16 @@ use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
 use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::ElementConversion;
 use serde::Serialize;
 
-use super::upper_median;
+use super::{synthetic_noised_batch, upper_median};
 use crate::device::{BackendTask, DeviceChoice, EngineBackend};
-use crate::diffusion::batch::SftBatch;
-use crate::diffusion::loss::{LossWeighting, NoisedBatch};
+use crate::diffusion::loss::NoisedBatch;
 use crate::kernels::KlBackend;
 use crate::model::init::random_init;
 use crate::model::{MaskedDiffusionLm, ModelConfig};
-use crate::rng::SplitMix64;
 use crate::train::clip::clip_global_norm;
-use crate::unlearn::methods::{Method, MethodParams, StepBatches, StepContext};
+use crate::unlearn::methods::{LossParts, Method, MethodParams, StepBatches, StepContext};
 
 /// Model shapes of `mdu bench-step` (and `scripts/bench_step.py --preset`).
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,31 +103,41 @@ pub struct StepReport {
     pub peak_host_rss_mib: Option<f64>,
 }
 
-/// Two fixed synthetic batches (forget from seed 1, retain from seed 3), ids uniform in
-/// `0..vocab-2` (never the mask or EOS id), noised once with seeds 2 and 4.
+/// Two fixed synthetic batches (forget from ids seed 1 and noise seed 2, retain from 3 and 4).
 pub fn step_batches(config: &ModelConfig) -> (NoisedBatch, NoisedBatch) {
-    let mask = config.mask_token_id.expect("llada_shape sets the mask id");
-    let batch = |seed: u64| {
-        let mut rng = SplitMix64(seed);
-        let n = STEP_ROWS * STEP_WIDTH;
-        SftBatch {
-            ids: (0..n)
-                .map(|_| (rng.next_u64() % (config.vocab_size as u64 - 2)) as u32)
-                .collect(),
-            rows: STEP_ROWS,
-            width: STEP_WIDTH,
-            maskable: (0..n).map(|i| i % STEP_WIDTH >= STEP_PROMPT).collect(),
-        }
-    };
-    let noised = |ids_seed: u64, noise_seed: u64| {
-        NoisedBatch::sample(
-            &batch(ids_seed),
-            &mut SplitMix64(noise_seed),
-            mask,
-            LossWeighting::InverseTime,
-        )
-    };
-    (noised(1, 2), noised(3, 4))
+    let shape = [STEP_ROWS, STEP_WIDTH, STEP_PROMPT];
+    (
+        synthetic_noised_batch(config, shape, 1, 2),
+        synthetic_noised_batch(config, shape, 3, 4),
+    )
+}
+
+/// The loss of one MDU step as `mdu bench-step` and `mdu selftest` take it: MDU's forget KL on
+/// `forget` (with the anchor pass on the frozen `reference`) plus α × the retain NLL on `retain`.
+pub struct MduStepLoss<'a, B: AutodiffBackend> {
+    pub reference: &'a MaskedDiffusionLm<B::InnerBackend>,
+    pub forget: &'a NoisedBatch,
+    pub retain: &'a NoisedBatch,
+    pub params: MethodParams,
+    pub mask_id: u32,
+    pub device: &'a B::Device,
+}
+
+impl<B: AutodiffBackend + KlBackend> MduStepLoss<'_, B> {
+    pub fn of(&self, model: &MaskedDiffusionLm<B>) -> LossParts<B> {
+        let ctx = StepContext {
+            model,
+            reference: Some(self.reference),
+            device: self.device,
+            mask_id: self.mask_id,
+            special_ids: &[],
+        };
+        let batches = StepBatches {
+            forget: self.forget,
+            retain: Some(self.retain),
+        };
+        Method::Mdu.loss(&ctx, &batches, &self.params)
+    }
 }
 
 struct StepBench {
@@ -156,10 +163,17 @@ fn step_bench<B: AutodiffBackend + KlBackend>(bench: StepBench, device: &B::Devi
     // updates give `model` new tensors, so this stays the starting point.
     let reference = model.valid();
     let mut optim = crate::train::adamw(STEP_WEIGHT_DECAY).init::<B, MaskedDiffusionLm<B>>();
-    let params = MethodParams {
-        tau: STEP_TAU,
-        eta: STEP_ETA,
-        ..MethodParams::default()
+    let loss = MduStepLoss {
+        reference: &reference,
+        forget: &forget,
+        retain: &retain,
+        params: MethodParams {
+            tau: STEP_TAU,
+            eta: STEP_ETA,
+            ..MethodParams::default()
+        },
+        mask_id,
+        device,
     };
     let sync = || {
         if let Err(e) = B::sync(device) {
@@ -171,27 +185,9 @@ fn step_bench<B: AutodiffBackend + KlBackend>(bench: StepBench, device: &B::Devi
     for i in 0..args.warmup + args.iters {
         sync();
         let start = Instant::now();
-        let ctx = StepContext {
-            model: &model,
-            reference: Some(&reference),
-            device,
-            mask_id,
-            special_ids: &[],
-        };
-        let batches = StepBatches {
-            forget: &forget,
-            retain: Some(&retain),
-        };
-        let parts = Method::Mdu.loss(&ctx, &batches, &params);
+        let parts = loss.of(&model);
         if i == 0 {
-            let value = |name: &str| {
-                parts
-                    .parts
-                    .iter()
-                    .find(|(n, _)| *n == name)
-                    .map_or(f64::NAN, |(_, t)| t.clone().into_scalar().elem::<f64>())
-            };
-            (forget_first, retain_first) = (value("forget"), value("retain"));
+            (forget_first, retain_first) = (parts.value("forget"), parts.value("retain"));
         }
         let mut grads = GradientsParams::from_grads(parts.total.backward(), &model);
         clip_global_norm::<B, _>(&model, &mut grads, 1.0);

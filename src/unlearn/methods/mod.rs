@@ -172,6 +172,17 @@ pub struct LossParts<B: Backend> {
     pub parts: Vec<(&'static str, Tensor<B, 1>)>,
 }
 
+impl<B: Backend> LossParts<B> {
+    /// The named part read back to the host; NaN when the method has no such part.
+    pub fn value(&self, name: &str) -> f64 {
+        use burn::tensor::ElementConversion;
+        self.parts
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(f64::NAN, |(_, t)| t.clone().into_scalar().elem::<f64>())
+    }
+}
+
 /// The masked-diffusion NLL of mdlm.md ('token' normalisation; LLaDA 1/t, Dream CART weights).
 pub fn nll<B: Backend>(
     model: &MaskedDiffusionLm<B>,
