@@ -219,15 +219,7 @@ pub fn check_device(device: &DeviceChoice) -> Vec<CheckResult> {
     }
     let want = DeviceChoice::Cpu.run(StepTask);
     let got = device.run(StepTask);
-    let err = got
-        .values()
-        .iter()
-        .zip(want.values())
-        .map(|(a, b)| (a - b).abs() / (1.0 + b.abs()))
-        .fold(
-            0.0,
-            |m: f64, e| if e.is_nan() { f64::INFINITY } else { m.max(e) },
-        );
+    let err = worst_relative(&got.values(), &want.values()).0;
     out.push(result(
         "mdu_step",
         err,

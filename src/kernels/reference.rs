@@ -61,13 +61,13 @@ pub fn kl_reference(x: &[f32], y: &[f32], n: usize, v: usize, w: &[f32]) -> KlRe
 }
 
 /// The worst |got − want| / (1 + |want|) and its index; NaN or a length mismatch counts as ∞.
-pub fn worst_relative(got: &[f32], want: &[f64]) -> (f64, usize) {
+pub fn worst_relative<T: Copy + Into<f64>>(got: &[T], want: &[f64]) -> (f64, usize) {
     if got.len() != want.len() {
         return (f64::INFINITY, 0);
     }
     let mut worst = (0.0f64, 0usize);
     for (i, (&a, &b)) in got.iter().zip(want).enumerate() {
-        let e = ((a as f64) - b).abs() / (1.0 + b.abs());
+        let e = (a.into() - b).abs() / (1.0 + b.abs());
         if e.is_nan() || e > worst.0 {
             worst = (if e.is_nan() { f64::INFINITY } else { e }, i);
         }
