@@ -51,7 +51,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_train import SplitMix64  # noqa: E402
+from bench_train import SplitMix64, llada_weights  # noqa: E402
 
 PRESETS = {
     "1b": dict(d=2048, layers=16, heads=16, mlp=5504, vocab=126464),
@@ -79,18 +79,7 @@ def init_weights(cfg: dict, how: str, device: str, dtype: torch.dtype) -> dict:
     def ones():
         return torch.ones(d, device=device, dtype=dtype, requires_grad=True)
 
-    w = {"embed": mat(vocab, d)}
-    for i in range(cfg["layers"]):
-        w[f"{i}.attn_norm"] = ones()
-        for k in ("q", "k", "v", "o"):
-            w[f"{i}.{k}"] = mat(d, d)
-        w[f"{i}.mlp_norm"] = ones()
-        w[f"{i}.gate"] = mat(mlp, d)
-        w[f"{i}.up"] = mat(mlp, d)
-        w[f"{i}.down"] = mat(d, mlp)
-    w["final_norm"] = ones()
-    w["head"] = mat(vocab, d)
-    return w
+    return llada_weights(d, cfg["layers"], mlp, vocab, mat, ones)
 
 
 def noised_batch(vocab: int, ids_seed: int, noise_seed: int):

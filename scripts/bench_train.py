@@ -82,20 +82,23 @@ def init_weights() -> dict:
         v = rng.normal_f32(int(np.prod(shape))) * np.float32(0.02)
         return torch.from_numpy(v.reshape(shape)).requires_grad_(True)
 
-    def ones():
-        return torch.ones(D, requires_grad=True)
+    return llada_weights(D, LAYERS, MLP, VOCAB, mat, lambda: torch.ones(D, requires_grad=True))
 
-    w = {"embed": mat(VOCAB, D)}
-    for i in range(LAYERS):
+
+def llada_weights(d: int, layers: int, mlp: int, vocab: int, mat, ones) -> dict:
+    """The weights in random_init's draw order, from `mat(*shape)` (a drawn matrix) and `ones()`
+    (a norm, which draws nothing). Also used by bench_step.py."""
+    w = {"embed": mat(vocab, d)}
+    for i in range(layers):
         w[f"{i}.attn_norm"] = ones()
         for k in ("q", "k", "v", "o"):
-            w[f"{i}.{k}"] = mat(D, D)
+            w[f"{i}.{k}"] = mat(d, d)
         w[f"{i}.mlp_norm"] = ones()
-        w[f"{i}.gate"] = mat(MLP, D)
-        w[f"{i}.up"] = mat(MLP, D)
-        w[f"{i}.down"] = mat(D, MLP)
+        w[f"{i}.gate"] = mat(mlp, d)
+        w[f"{i}.up"] = mat(mlp, d)
+        w[f"{i}.down"] = mat(d, mlp)
     w["final_norm"] = ones()
-    w["head"] = mat(VOCAB, D)
+    w["head"] = mat(vocab, d)
     return w
 
 
