@@ -51,13 +51,13 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_train import SplitMix64, llada_weights  # noqa: E402
+from bench_train import SplitMix64, llada_weights, synthetic_noised  # noqa: E402
 
 PRESETS = {
     "1b": dict(d=2048, layers=16, heads=16, mlp=5504, vocab=126464),
     "small": dict(d=256, layers=2, heads=4, mlp=688, vocab=126464),
 }
-THETA, EPS, TIME_EPSILON = 500000.0, 1e-5, 1e-3
+THETA, EPS = 500000.0, 1e-5
 ROWS, WIDTH, PROMPT = 4, 256, 64
 LR, WEIGHT_DECAY, TAU, ETA = 1e-5, 0.01, 0.5, 0.1
 
@@ -86,13 +86,8 @@ def noised_batch(vocab: int, ids_seed: int, noise_seed: int):
     """src/bench/step.rs step_batches: NoisedBatch::sample (per row one uniform for t, then one per
     answer position, in order)."""
     mask_id = vocab - 1
-    ids = (SplitMix64(ids_seed).next_u64(ROWS * WIDTH) % np.uint64(vocab - 2)).astype(np.int64)
-    ids = ids.reshape(ROWS, WIDTH)
+    ids, masked, t = synthetic_noised(ROWS, WIDTH, PROMPT, vocab, ids_seed, noise_seed)
     answer = WIDTH - PROMPT
-    u = SplitMix64(noise_seed).uniform(ROWS * (1 + answer)).reshape(ROWS, 1 + answer)
-    t = TIME_EPSILON + (1.0 - TIME_EPSILON) * u[:, 0]
-    masked = np.zeros((ROWS, WIDTH), dtype=bool)
-    masked[:, PROMPT:] = u[:, 1:] < t[:, None]
     flat = np.flatnonzero(masked)
     noisy = ids.copy()
     noisy[masked] = mask_id

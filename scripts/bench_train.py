@@ -102,16 +102,25 @@ def llada_weights(d: int, layers: int, mlp: int, vocab: int, mat, ones) -> dict:
     return w
 
 
-def noised_batch():
-    """src/bench.rs train_bench_batch + NoisedBatch::sample (InverseTime)."""
-    ids = (SplitMix64(SEED_IDS).next_u64(ROWS * WIDTH) % np.uint64(VOCAB - 2)).astype(np.int64)
-    ids = ids.reshape(ROWS, WIDTH)
-    answer = WIDTH - PROMPT
-    # Per row: one uniform for t, then one per maskable position, in order.
-    u = SplitMix64(SEED_NOISE).uniform(ROWS * (1 + answer)).reshape(ROWS, 1 + answer)
+def synthetic_noised(rows: int, width: int, prompt: int, vocab: int, ids_seed: int, noise_seed: int):
+    """src/bench/mod.rs synthetic_noised_batch: ids uniform below vocab - 2 from SplitMix64(ids_seed),
+    positions prompt.. answer; NoisedBatch::sample (InverseTime): per row one uniform for t, then one
+    per answer position, in order. Returns (ids, masked [rows, width] bool, t [rows]). Also used by
+    bench_step.py."""
+    ids = (SplitMix64(ids_seed).next_u64(rows * width) % np.uint64(vocab - 2)).astype(np.int64)
+    ids = ids.reshape(rows, width)
+    answer = width - prompt
+    u = SplitMix64(noise_seed).uniform(rows * (1 + answer)).reshape(rows, 1 + answer)
     t = TIME_EPSILON + (1.0 - TIME_EPSILON) * u[:, 0]
-    masked = np.zeros((ROWS, WIDTH), dtype=bool)
-    masked[:, PROMPT:] = u[:, 1:] < t[:, None]
+    masked = np.zeros((rows, width), dtype=bool)
+    masked[:, prompt:] = u[:, 1:] < t[:, None]
+    return ids, masked, t
+
+
+def noised_batch():
+    """src/bench/mod.rs train_bench_batch + NoisedBatch::sample (InverseTime)."""
+    ids, masked, t = synthetic_noised(ROWS, WIDTH, PROMPT, VOCAB, SEED_IDS, SEED_NOISE)
+    answer = WIDTH - PROMPT
     flat = np.flatnonzero(masked)  # row-major, as NoisedBatch.masked
     targets = ids.reshape(-1)[flat]
     weights = (1.0 / (t + 1e-6)).astype(np.float32)[flat // WIDTH]
