@@ -6,10 +6,15 @@
 #                                      and CPU backends), stripped, xz-compressed if over 50 MiB,
 #                                      staged with the Python twins in .gpu-check/
 #   scripts/gpu-check.sh run [WHAT]    on the GPU machine, in a copy of this repository that has
-#                                      .gpu-check/: selftest --gpu (checks), MDU step Burn vs PyTorch
-#                                      with peak memory read by NVML for both (step), masked-KL GB/s
-#                                      (kl); WHAT = all (default) | checks | step | kl; results (7
-#                                      files) in $OUT, else .gpu-check/results/
+#                                      .gpu-check/, in one visit of at most ~8 minutes, in this order:
+#                                      parity checks on CUDA; MDU step (small, then 1B) fresh and warm
+#                                      kernel cache, then PyTorch's 1B step, peak memory by NVML for
+#                                      both; masked-KL GB/s and the card's copy bandwidth; the 8B step
+#                                      (Burn, PyTorch); checks and KL on wgpu. WHAT = all (default) |
+#                                      checks | step | kl | 8b | wgpu. Results: $OUT (else
+#                                      .gpu-check/results/) gets summary.txt and results.tar.gz,
+#                                      rewritten after every phase
+#   scripts/gpu-check.sh summary DIR   the summary of an unpacked results.tar.gz
 #   scripts/gpu-check.sh remote HOST   build, copy .gpu-check/ and scripts/ to HOST:mdu-gpu-check/
 #                                      over ssh, run there, copy the results back
 #
@@ -36,10 +41,14 @@ build() {
 }
 
 run() {
-  # what: all | checks | step | kl (split them where one command may run at most ~10 minutes)
-  local what="${1:-all}" out="${OUT:-$stage/results}"
+  # One visit of at most ~8 minutes: phases in order of importance, each under its own time limit
+  # and all under one deadline (MDU_CHECK_BUDGET seconds, default 450); a phase that no longer fits
+  # is skipped and named. After every phase the results so far are packed into $OUT/results.tar.gz
+  # and the summary rewritten, so whatever a limit cuts off, what ran comes back.
+  local only="${1:-all}" out="${OUT:-$stage/results}"
   mkdir -p "$out"
-  local log="$out/log.txt"
+  local work; work=$(mktemp -d)
+  local log="$work/log.txt" deadline=$(( $(date +%s) + ${MDU_CHECK_BUDGET:-450} ))
   if [ -f "$stage/mdu.xz" ]; then
     python3 -c "import lzma,shutil,sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2],'wb'))" \
       "$stage/mdu.xz" /tmp/mdu
@@ -61,70 +70,147 @@ run() {
   if [ -e /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ]; then
     export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
   fi
+  # Every kernel-cache folder starts empty: "fresh" is a first run on this machine, "warm" the
+  # same command again with the cache the fresh one left.
+  local caches="$work/caches"; mkdir -p "$caches"
+
+  pack() {
+    summarize "$work" >"$work/summary.txt" 2>&1 || true
+    cp "$work/summary.txt" "$out/summary.txt"
+    tar -C "$work" -czf "$out/results.tar.gz.part" --exclude caches . && mv "$out/results.tar.gz.part" "$out/results.tar.gz"
+  }
+  # phase NAME SECONDS COMMAND...: runs COMMAND with a limit of SECONDS (less if the deadline is
+  # nearer), stdout to NAME.jsonl, stderr to the log; skipped when under 20 s remain.
+  phase() {
+    local name="$1" limit="$2"; shift 2
+    local left=$(( deadline - $(date +%s) ))
+    if [ "$left" -lt 20 ]; then
+      echo "== $name: skipped, ${left}s left of the budget" | tee -a "$log"
+      echo "$name" >>"$work/skipped.txt"
+      return 0
+    fi
+    [ "$limit" -gt "$left" ] && limit=$left
+    echo "== $name (limit ${limit}s)" | tee -a "$log"
+    local t0; t0=$(date +%s%N)
+    LIMIT="$limit" "$@" >"$work/$name.jsonl" 2> >(tee -a "$log" >&2) || echo "$name: exit $?" >>"$work/failed.txt"
+    echo "{\"phase\": \"$name\", \"wall_ms\": $(( ($(date +%s%N) - t0) / 1000000 )), \"limit_s\": $limit}" >>"$work/phases.jsonl"
+    pack
+  }
+  limited() { timeout -k 5 "$LIMIT" "$@"; } # the phase's limit, for a command run directly
+  burn_step() { # PRESET CACHE: Burn's MDU step under NVML, with the kernel log of that run
+    MDU_KERNEL_CACHE="$caches/$2" MDU_KERNEL_LOG="$work/kernels_$1_$2.log" python3 scripts/nvml_peak.py -- \
+      timeout -k 5 "$LIMIT" "$mdu" bench-step --preset "$1" --device cuda --warmup 2 --iters 5
+  }
+  torch_step() { # PRESET INIT
+    python3 scripts/nvml_peak.py -- timeout -k 5 "$LIMIT" python3 scripts/bench_step.py --preset "$1" \
+      --device cuda --warmup 2 --iters 5 --init "$2"
+  }
+  want() { [ "$only" = all ] || [ "$only" = "$1" ]; }
+
   {
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
     "$mdu" --version
     "$mdu" devices
-  } 2>&1 | tee "$out/machine.txt"
+  } >"$work/machine.txt" 2>&1
+  cat "$work/machine.txt"
+  if want checks; then
+    MDU_KERNEL_CACHE="$caches/checks" MDU_KERNEL_LOG="$work/kernels_checks.log" \
+      phase checks_cuda 75 limited "$mdu" selftest --device cuda --bench none
+  fi
+  if want step; then
+    phase step_small_fresh 60 burn_step small fresh_small
+    phase step_small_warm 30 burn_step small fresh_small
+    phase step_1b_fresh 100 burn_step 1b fresh_1b
+    phase step_1b_warm 45 burn_step 1b fresh_1b
+    phase step_1b_torch 50 torch_step 1b splitmix
+  fi
+  if want kl; then
+    phase kl_cuda 30 limited "$mdu" bench-kl --device cuda --shapes 512x126464,2048x126464,4096x32000
+    phase bandwidth 20 limited python3 scripts/copy_bandwidth.py
+  fi
+  if want 8b; then
+    phase step_8b 70 burn_step 8b fresh_8b
+    phase step_8b_torch 50 torch_step 8b torch
+  fi
+  if want wgpu; then
+    phase checks_wgpu 40 limited "$mdu" selftest --device wgpu:discrete:0 --bench none
+    phase kl_wgpu 20 limited "$mdu" bench-kl --device wgpu:discrete:0 --shapes 512x126464
+  fi
+  pack
+  cat "$work/summary.txt"
+}
 
-  if [ "$what" = all ] || [ "$what" = checks ]; then
-    echo "== parity checks (CUDA and wgpu over the NVIDIA driver) =="
-    "$mdu" selftest --gpu --bench none >"$out/selftest.jsonl" 2> >(tee -a "$log" >&2) || true
-  fi
-  if [ "$what" = all ] || [ "$what" = step ]; then
-    echo "== MDU step, 1B shape, 4 x 256 forget + 4 x 256 retain tokens: Burn/CUDA vs PyTorch eager =="
-    python3 scripts/nvml_peak.py -- "$mdu" bench-step --preset 1b --device cuda --warmup 2 --iters 7 \
-      >"$out/step_burn.jsonl" 2> >(tee -a "$log" >&2) || true
-    python3 scripts/nvml_peak.py -- python3 scripts/bench_step.py --preset 1b --device cuda --warmup 2 --iters 7 \
-      >"$out/step_torch.jsonl" 2> >(tee -a "$log" >&2) || true
-  fi
-  if [ "$what" = all ] || [ "$what" = kl ]; then
-    echo "== masked KL GB/s (CUDA, and wgpu where a hardware adapter is listed) =="
-    for device in cuda wgpu:discrete:0; do
-      "$mdu" bench-kl --device "$device" --shapes 512x126464,2048x126464,4096x32000 \
-        >>"$out/kl.jsonl" 2> >(tee -a "$log" >&2) || true
-    done
-    python3 scripts/copy_bandwidth.py >"$out/bandwidth.json" 2> >(tee -a "$log" >&2) || true
-  fi
-
-  python3 - "$out" <<'PY'
+summarize() { # the summary of a results folder (also usable on an unpacked results.tar.gz)
+  python3 - "$1" <<'PY'
 import json, os, sys
-out = sys.argv[1]
+d = sys.argv[1]
 def lines(name):
-    path = os.path.join(out, name)
-    if not os.path.exists(path):
+    p = os.path.join(d, name)
+    if not os.path.exists(p):
         return []
-    return [json.loads(l) for l in open(path) if l.strip().startswith("{")]
-checks = [c for c in lines("selftest.jsonl") if "check" in c]
-if checks:
-    bad = [c for c in checks if not c["pass"]]
-    print(f"parity: {len(checks) - len(bad)}/{len(checks)} checks pass"
-          + "".join(f"\n  FAIL {c['device']} {c['check']}: {c['detail']}" for c in bad))
-burn, torch = lines("step_burn.jsonl"), lines("step_torch.jsonl")
-if len(burn) == 2 and len(torch) == 2:
-    (b, bm), (t, tm) = burn, torch
-    peak = lambda m: m["nvml_process_peak_mib"] or m["nvml_device_peak_mib"]
-    print(f"tokens/s  Burn {b['tokens_per_s']:.0f} ({b['precision']}), PyTorch {t['tokens_per_s']:.0f} "
-          f"({t['precision']}): ratio {b['tokens_per_s'] / t['tokens_per_s']:.2f}x")
-    print(f"peak GPU memory (NVML)  Burn {peak(bm):.0f} MiB, PyTorch {peak(tm):.0f} MiB "
-          f"(process table: {bm['nvml_process_peak_mib']}, {tm['nvml_process_peak_mib']})")
-    print(f"first-step losses  Burn forget {b['forget_first']:.5f} retain {b['retain_first']:.5f}; "
-          f"PyTorch forget {t['forget_first']:.5f} retain {t['retain_first']:.5f}")
-elif burn or torch:
-    print("step benchmark incomplete: see log.txt")
-bw = lines("bandwidth.json")
+    out = []
+    for l in open(p):
+        l = l.strip()
+        if l.startswith("{"):
+            try:
+                out.append(json.loads(l))
+            except ValueError:
+                pass
+    return out
+def step(name):  # (report, nvml) of one step phase, or None
+    rows = lines(name + ".jsonl")
+    rep = next((r for r in rows if r.get("bench") == "mdu_step"), None)
+    nv = next((r for r in rows if "nvml_device_peak_mib" in r), None)
+    return rep, nv
+def peak(nv):
+    return (nv or {}).get("nvml_process_peak_mib") or (nv or {}).get("nvml_device_peak_mib")
+for f in ("skipped.txt", "failed.txt"):
+    p = os.path.join(d, f)
+    if os.path.exists(p):
+        print(f"{f[:-4]}: " + ", ".join(open(p).read().split("\n")).strip(", "))
+for name in ("checks_cuda", "checks_wgpu"):
+    checks = [c for c in lines(name + ".jsonl") if "check" in c]
+    if checks:
+        bad = [c for c in checks if not c["pass"]]
+        print(f"{name}: {len(checks) - len(bad)}/{len(checks)} checks pass"
+              + "".join(f"\n  FAIL {c['device']} {c['check']}: {c['detail']}" for c in bad))
+for preset in ("small", "1b", "8b"):
+    for run in ("fresh", "warm"):
+        rep, nv = step(f"step_{preset}_{run}" if preset != "8b" else "step_8b")
+        if preset == "8b" and run == "warm":
+            continue
+        if rep:
+            k = rep.get("first_step_kernels", {})
+            print(f"Burn {preset} {run}: first step {rep['first_step_since_start_s']:.1f} s after start "
+                  f"(the step itself {rep['first_step_ms'] / 1e3:.1f} s: {k.get('compiled')} kernels compiled, "
+                  f"{k.get('tuned')} tuned, {k.get('tuning_cache_entries')} tunings from the cache); steady "
+                  f"{rep['tokens_per_s']:.0f} tokens/s ({rep['step_ms_median']:.1f} ms/step, {rep['precision']}); "
+                  f"peak {peak(nv)} MiB")
+        elif nv is not None or os.path.exists(os.path.join(d, f"step_{preset}_{run}.jsonl")):
+            print(f"Burn {preset} {run}: no report (time limit or failure; see log.txt and the kernel log)")
+    t, tn = step(f"step_{preset}_torch")
+    if t:
+        print(f"PyTorch {preset}: first step {t['first_step_since_start_s']:.1f} s after start; steady "
+              f"{t['tokens_per_s']:.0f} tokens/s ({t['step_ms_median']:.1f} ms/step, {t['precision']}); peak {peak(tn)} MiB")
+        b, bn = step(f"step_{preset}_warm") if preset != "8b" else step("step_8b")
+        if b:
+            print(f"ratio {preset}: Burn / PyTorch tokens/s = {b['tokens_per_s'] / t['tokens_per_s']:.2f}x; "
+                  f"peak memory Burn {peak(bn)} MiB vs PyTorch {peak(tn)} MiB; first-step losses Burn "
+                  f"{b['forget_first']:.5f} / {b['retain_first']:.5f}, PyTorch {t['forget_first']:.5f} / {t['retain_first']:.5f}")
+bw = lines("bandwidth.jsonl")
 card = bw[0]["copy_gb_s"] if bw else None
-for r in lines("kl.jsonl"):
-    frac = f" = {r['kernel_forward_backward_gb_s'] / card:.0%} of the copy bandwidth" if card else ""
-    print(f"masked KL on {r.get('device', '?')}: {r['rows']} x {r['vocab']}: "
-          f"fwd+bwd kernel {r['kernel_forward_backward_gb_s']:.0f} GB/s{frac}, composite "
-          f"{r['composite_forward_backward_gb_s']:.0f} GB/s, fwd kernel {r['kernel_forward_gb_s']:.0f} GB/s")
+for name in ("kl_cuda", "kl_wgpu"):
+    for r in lines(name + ".jsonl"):
+        frac = f" = {r['kernel_forward_backward_gb_s'] / card:.0%} of the copy bandwidth ({card:.0f} GB/s)" if card else ""
+        print(f"masked KL on {r.get('device', '?')}: {r['rows']} x {r['vocab']}: fwd+bwd kernel "
+              f"{r['kernel_forward_backward_gb_s']:.0f} GB/s{frac}, composite {r['composite_forward_backward_gb_s']:.0f} GB/s")
 PY
 }
 
 case "${1:-}" in
   build) build ;;
   run) run "${2:-all}" ;;
+  summary) summarize "${2:?usage: scripts/gpu-check.sh summary DIR}" ;;
   remote)
     host="${2:?usage: scripts/gpu-check.sh remote HOST}"
     build
@@ -132,5 +218,5 @@ case "${1:-}" in
     scp -r "$stage" scripts "$host":mdu-gpu-check/
     ssh "$host" "cd mdu-gpu-check && bash scripts/gpu-check.sh run"
     scp -r "$host":mdu-gpu-check/"$stage"/results "$stage/" ;;
-  *) sed -n '2,17p' "$0"; exit 2 ;;
+  *) sed -n '2,22p' "$0"; exit 2 ;;
 esac

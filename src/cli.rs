@@ -131,6 +131,8 @@ fn device_arg_help() -> String {
 }
 
 pub fn run(cli: Cli) -> Result<()> {
+    // Before any device is touched: CubeCL reads its configuration (caches) at first use.
+    crate::kernel_runtime::init();
     if let Some(precision) = cli.precision {
         crate::device::set_precision(precision);
     }

@@ -310,13 +310,8 @@ pub fn cuda_devices() -> Result<Vec<String>, String> {
             .get_or_init(|| {
                 // cudarc panics on a library without the symbols it expects; the probe must never
                 // take the app down, nor print a panic trace for what is only "no CUDA here".
-                let hook = std::panic::take_hook();
-                std::panic::set_hook(Box::new(|_| {}));
-                let outcome = std::panic::catch_unwind(cuda_probe::probe);
-                std::panic::set_hook(hook);
-                outcome.unwrap_or_else(|panic| {
-                    Err(format!("the CUDA probe failed: {}", panic_message(&*panic)))
-                })
+                crate::kernel_runtime::catch(cuda_probe::probe)
+                    .unwrap_or_else(|panic| Err(format!("the CUDA probe failed: {panic}")))
             })
             .clone()
     }
@@ -466,6 +461,34 @@ pub fn list_devices() -> Vec<(DeviceChoice, String)> {
     }
     out.push((DeviceChoice::Cpu, "CPU (ndarray)".to_string()));
     out
+}
+
+/// Gives the process a private `XDG_RUNTIME_DIR` when it has none (a plain shell, ssh, a service):
+/// without it libwayland, probed by the Vulkan driver while wgpu lists adapters, prints "error:
+/// XDG_RUNTIME_DIR is invalid or not set in the environment." for what is not an error at all.
+/// Call before any thread starts (it sets an environment variable).
+pub fn prepare_process_environment() {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+        let usable = |dir: &std::path::Path| {
+            std::fs::metadata(dir).is_ok_and(|m| {
+                m.is_dir()
+                    && m.uid() == unsafe { libc::getuid() }
+                    && m.permissions().mode() & 0o077 == 0
+            })
+        };
+        if std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|d| usable(std::path::Path::new(&d))) {
+            return;
+        }
+        // SAFETY: getuid has no preconditions.
+        let uid = unsafe { libc::getuid() };
+        let dir = std::env::temp_dir().join(format!("mdu-runtime-{uid}"));
+        let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+        if usable(&dir) {
+            std::env::set_var("XDG_RUNTIME_DIR", &dir);
+        }
+    }
 }
 
 /// `MemAvailable` from /proc/meminfo (Linux); `None` elsewhere.

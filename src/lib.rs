@@ -11,6 +11,8 @@
 //! - [`selftest`]: GPU parity checks against the CPU, then the MDU step benchmark (`mdu selftest --gpu`).
 //! - `gui`: the eframe application (feature `gui`, on by default).
 //! - [`kernels`]: custom WGSL kernels as Burn backend extensions (the MDU masked KL).
+//! - [`kernel_runtime`]: CubeCL's caches in the user's cache folder, kernel-preparation counts,
+//!   and device-thread panics as one line.
 
 pub mod bench;
 pub mod checkpoint;
@@ -23,6 +25,7 @@ pub mod eval;
 pub mod finetune;
 #[cfg(feature = "gui")]
 pub mod gui;
+pub mod kernel_runtime;
 pub mod kernels;
 pub mod model;
 pub mod rng;

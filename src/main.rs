@@ -3,6 +3,8 @@
 use clap::Parser;
 
 fn main() {
+    // Before any thread starts: the environment the graphics stack expects.
+    mdu_workbench::device::prepare_process_environment();
     let cli = mdu_workbench::cli::Cli::parse();
     if let Err(err) = mdu_workbench::cli::run(cli) {
         // One readable line (with its causes), never a panic trace.

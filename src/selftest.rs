@@ -121,20 +121,18 @@ pub fn selftest(args: SelftestArgs) -> Result<()> {
     let mut failed = 0;
     for device in &devices {
         // One device's backend failing (a panic inside cubecl) must not hide the others' results.
-        let results = std::panic::catch_unwind(|| check_device(device)).unwrap_or_else(|panic| {
-            vec![CheckResult {
-                device: device.to_string(),
-                precision: device.precision().name().into(),
-                check: "backend".into(),
-                max_rel_err: f64::INFINITY,
-                tolerance: 0.0,
-                pass: false,
-                detail: format!(
-                    "the backend failed: {}",
-                    crate::device::panic_message(&*panic)
-                ),
-            }]
-        });
+        let results =
+            crate::kernel_runtime::catch(|| check_device(device)).unwrap_or_else(|panic| {
+                vec![CheckResult {
+                    device: device.to_string(),
+                    precision: device.precision().name().into(),
+                    check: "backend".into(),
+                    max_rel_err: f64::INFINITY,
+                    tolerance: 0.0,
+                    pass: false,
+                    detail: format!("the backend failed: {panic}"),
+                }]
+            });
         for result in results {
             eprintln!(
                 "{} {:<18} {:<20} worst {:.2e} (tolerance {:.0e}; {}) {}",
@@ -163,14 +161,11 @@ pub fn selftest(args: SelftestArgs) -> Result<()> {
                 warmup: args.warmup,
                 iters: args.iters,
             };
-            let report = match std::panic::catch_unwind(|| run_step_bench(args)) {
+            let report = match crate::kernel_runtime::catch(|| run_step_bench(args)) {
                 Ok(report) => report?,
                 Err(panic) => {
                     failed += 1;
-                    eprintln!(
-                        "bench on {device}: the backend failed: {}",
-                        crate::device::panic_message(&*panic)
-                    );
+                    eprintln!("bench on {device}: the backend failed: {panic}");
                     continue;
                 }
             };

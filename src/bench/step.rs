@@ -23,6 +23,7 @@ use serde::Serialize;
 use super::{synthetic_noised_batch, upper_median};
 use crate::device::{BackendTask, DeviceChoice, EngineBackend};
 use crate::diffusion::loss::NoisedBatch;
+use crate::kernel_runtime::{self, KernelActivity};
 use crate::kernels::KlBackend;
 use crate::model::init::random_init;
 use crate::model::{MaskedDiffusionLm, ModelConfig};
@@ -35,6 +36,11 @@ pub enum StepPreset {
     /// The 1B shape: d 2048, 16 layers, 16 heads, MLP 5504, vocabulary 126,464.
     #[value(name = "1b")]
     OneB,
+    /// LLaDA-8B's shape: d 4096, 32 layers, 32 heads, MLP 12,288, vocabulary 126,464.
+    #[value(name = "8b")]
+    EightB,
+    /// A shape for tests and kernel-cache checks: d 64, 2 layers, 4 heads, MLP 128, vocabulary 512.
+    Tiny,
     /// A CPU-sized shape with the real vocabulary (the KL and the LM head stay as wide):
     /// d 256, 2 layers, 4 heads, MLP 688, vocabulary 126,464.
     Small,
@@ -44,6 +50,8 @@ impl StepPreset {
     pub fn config(self) -> ModelConfig {
         let mut c = match self {
             StepPreset::OneB => ModelConfig::llada_shape(2048, 16, 16, 5504, 126_464),
+            StepPreset::EightB => ModelConfig::llada_shape(4096, 32, 32, 12_288, 126_464),
+            StepPreset::Tiny => ModelConfig::llada_shape(64, 2, 4, 128, 512),
             StepPreset::Small => ModelConfig::llada_shape(256, 2, 4, 688, 126_464),
         };
         c.rope_theta = 500_000.0; // LLaDA-8B's
@@ -53,6 +61,8 @@ impl StepPreset {
     pub fn name(self) -> &'static str {
         match self {
             StepPreset::OneB => "1b",
+            StepPreset::EightB => "8b",
+            StepPreset::Tiny => "tiny",
             StepPreset::Small => "small",
         }
     }
@@ -99,6 +109,15 @@ pub struct StepReport {
     pub forget_first: f64,
     pub retain_first: f64,
     pub step_ms: Vec<f64>,
+    /// The first step alone (warm-up step 0): it waits on every kernel compile and autotune run.
+    pub first_step_ms: f64,
+    /// From the process's start (`kernel_runtime::started`) to the end of the first step: device
+    /// start-up, random weights, then the first step.
+    pub first_step_since_start_s: f64,
+    /// Kernels compiled and autotune runs during the first step, and during the timed steps (the
+    /// steady state should need none).
+    pub first_step_kernels: KernelActivity,
+    pub timed_steps_kernels: KernelActivity,
     /// The process's peak resident host memory (Linux `VmHWM`), MiB.
     pub peak_host_rss_mib: Option<f64>,
 }
@@ -182,8 +201,15 @@ fn step_bench<B: AutodiffBackend + KlBackend>(bench: StepBench, device: &B::Devi
     };
     let (mut forget_first, mut retain_first) = (f64::NAN, f64::NAN);
     let mut times = Vec::with_capacity(args.iters);
+    let (mut first_step_ms, mut first_step_since_start_s) = (f64::NAN, f64::NAN);
+    let mut first_step_kernels = KernelActivity::default();
+    let mut timed_start = kernel_runtime::snapshot();
     for i in 0..args.warmup + args.iters {
         sync();
+        if i == args.warmup {
+            timed_start = kernel_runtime::snapshot();
+        }
+        let before = kernel_runtime::snapshot();
         let start = Instant::now();
         let parts = loss.of(&model);
         if i == 0 {
@@ -193,10 +219,24 @@ fn step_bench<B: AutodiffBackend + KlBackend>(bench: StepBench, device: &B::Devi
         clip_global_norm::<B, _>(&model, &mut grads, 1.0);
         model = optim.step(STEP_LR, model, grads);
         sync();
+        if i == 0 {
+            first_step_ms = start.elapsed().as_secs_f64() * 1e3;
+            first_step_since_start_s = kernel_runtime::started().elapsed().as_secs_f64();
+            first_step_kernels = kernel_runtime::snapshot().since(before);
+        }
+        // On stderr as it goes, so a run cut short by a time limit still says how far it got.
+        let k = kernel_runtime::snapshot().since(before);
+        eprintln!(
+            "step {i}: {:.1} ms ({} kernels compiled, {} tuned)",
+            start.elapsed().as_secs_f64() * 1e3,
+            k.compiled,
+            k.tuned
+        );
         if i >= args.warmup {
             times.push(start.elapsed().as_secs_f64() * 1e3);
         }
     }
+    let timed_steps_kernels = kernel_runtime::snapshot().since(timed_start);
     let median = upper_median(&times);
     let tokens = 2 * STEP_ROWS * STEP_WIDTH;
     StepReport {
@@ -215,6 +255,10 @@ fn step_bench<B: AutodiffBackend + KlBackend>(bench: StepBench, device: &B::Devi
         forget_first,
         retain_first,
         step_ms: times,
+        first_step_ms,
+        first_step_since_start_s,
+        first_step_kernels,
+        timed_steps_kernels,
         peak_host_rss_mib: peak_rss_mib(),
     }
 }

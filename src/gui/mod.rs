@@ -24,7 +24,7 @@ use crate::data::QaItem;
 use crate::demo::embedded::DemoPaths;
 use crate::unlearn::config::UnlearnConfig;
 use crate::unlearn::engine;
-use crate::unlearn::events::{Event, StopFlag};
+use crate::unlearn::events::{Event, StopFlag, KERNELS_STATUS};
 use dialogs::{Dialogs, NativeDialogs, PickKind, PickRequest};
 use history::HistoryEntry;
 use job::Job;
@@ -374,6 +374,14 @@ impl WorkbenchApp {
                     }
                     if let Event::Warning { message } = &event {
                         self.status = format!("Warning: {message}");
+                    }
+                    match &event {
+                        // "Preparing GPU kernels: 37 compiled, 4 tuned (the first run …)"
+                        Event::Kernels { message, .. } => self.status = message.clone(),
+                        Event::Step { .. } if self.status.starts_with(KERNELS_STATUS) => {
+                            self.status = "Running…".into()
+                        }
+                        _ => {}
                     }
                     let terminal = matches!(
                         event,

@@ -107,7 +107,7 @@ impl RunRecord {
             } => {
                 self.samples.insert((when, split), samples);
             }
-            Event::Checkpoint { .. } => {}
+            Event::Checkpoint { .. } | Event::Kernels { .. } => {}
             Event::Warning { message } => self.warnings.push(message),
             Event::Finished {
                 run_dir,

@@ -157,7 +157,7 @@ pub fn run_printing(
     let progress = indicatif::ProgressBar::new(config.steps as u64);
     progress.set_style(
         indicatif::ProgressStyle::with_template(
-            "{prefix} {bar:30} {pos}/{len} · loss {msg} · ETA {eta}",
+            "{prefix} {bar:30} {pos}/{len} · {msg} · ETA {eta}",
         )
         .expect("template"),
     );
@@ -166,7 +166,7 @@ pub fn run_printing(
         match &event {
             Event::Step { step, loss, .. } => {
                 progress.set_position(*step as u64);
-                progress.set_message(format!("{loss:.4}"));
+                progress.set_message(format!("loss {loss:.4}"));
             }
             Event::Phase { phase } => progress.set_prefix(phase.clone()),
             Event::Warning { message } => progress.println(format!("warning: {message}")),
@@ -185,7 +185,28 @@ pub fn run_printing(
             let _ = out.flush();
         }
     };
-    let result = engine::run(config, run_dir, resume, &mut sink, stop);
+    // Kernel preparation arrives from a ticker thread while this one waits on the backend.
+    let kernels = {
+        let progress = progress.clone();
+        let told = std::sync::atomic::AtomicBool::new(false);
+        engine::kernel_events(&config.device, move |event| {
+            if let Event::Kernels { message, .. } = &event {
+                // The progress line gets the counts; the note on the cache is told once.
+                let (counts, note) = message.split_once(" (").unwrap_or((message, ""));
+                if !note.is_empty() && !told.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    progress.println(format!("{counts} ({note}"));
+                }
+                progress.set_message(counts.to_string());
+            }
+            if let (false, Ok(line)) = (quiet, serde_json::to_string(&event)) {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            }
+        })
+    };
+    let result = engine::run_guarded(config, run_dir, resume, &mut sink, stop);
+    drop(kernels);
     progress.finish_and_clear();
     match result {
         Ok(()) => Ok(summary),

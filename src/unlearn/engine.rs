@@ -112,6 +112,45 @@ pub fn run(
     result
 }
 
+/// [`run`], where a backend that panics (a failed GPU allocation or kernel compile inside CubeCL)
+/// ends the run with a `Failed` event and an error instead of unwinding through the caller.
+pub fn run_guarded(
+    config: UnlearnConfig,
+    run_dir: PathBuf,
+    resume: bool,
+    sink: &mut dyn FnMut(Event),
+    stop: &StopFlag,
+) -> Result<()> {
+    match crate::kernel_runtime::catch(|| run(config, run_dir, resume, &mut *sink, stop)) {
+        Ok(result) => result,
+        Err(panic) => {
+            let error = format!("the compute backend failed: {panic}");
+            sink(Event::Failed {
+                error: error.clone(),
+            });
+            Err(anyhow::Error::msg(error))
+        }
+    }
+}
+
+/// Kernel preparation on the run's device (compilations, autotune runs), reported to `send` as
+/// [`Event::Kernels`] while the returned guard lives. `device` is the run's device setting.
+pub fn kernel_events(
+    device: &str,
+    send: impl Fn(Event) + Send + Sync + 'static,
+) -> crate::kernel_runtime::Listening {
+    let label = DeviceChoice::parse(device)
+        .map(|d| d.to_string())
+        .unwrap_or_default();
+    crate::kernel_runtime::listen(move |activity| {
+        send(Event::Kernels {
+            compiled: activity.compiled,
+            tuned: activity.tuned,
+            message: crate::kernel_runtime::activity::describe(&activity, &label),
+        })
+    })
+}
+
 /// Spawns the engine on a worker thread; events arrive on the returned channel.
 pub fn spawn(
     config: UnlearnConfig,
@@ -128,22 +167,18 @@ pub fn spawn(
     let handle = std::thread::Builder::new()
         .name("mdu-engine".into())
         .spawn(move || {
+            let kernels = {
+                let tx = std::sync::Mutex::new(tx.clone());
+                kernel_events(&config.device, move |e| {
+                    let _ = tx.lock().map(|tx| tx.send(e));
+                })
+            };
             let mut sink = |e: Event| {
                 let _ = tx.send(e);
             };
-            // A backend that panics (a failed GPU allocation or kernel compile inside cubecl)
-            // ends the run with a Failed event instead of a silent dead worker.
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                run(config, run_dir, resume, &mut sink, &flag)
-            }));
-            if let Err(panic) = outcome {
-                sink(Event::Failed {
-                    error: format!(
-                        "the compute backend failed: {}",
-                        crate::device::panic_message(&*panic)
-                    ),
-                });
-            }
+            // Failures reach the channel as a Failed event.
+            let _ = run_guarded(config, run_dir, resume, &mut sink, &flag);
+            drop(kernels);
         })
         .expect("spawn the engine thread");
     (rx, stop, handle)

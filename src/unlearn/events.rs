@@ -56,6 +56,13 @@ pub enum Event {
     Warning {
         message: String,
     },
+    /// GPU kernels being compiled and tuned for this run so far (the first run on a device waits
+    /// on them; later runs find them in the cache). `message` says so in words.
+    Kernels {
+        compiled: u64,
+        tuned: u64,
+        message: String,
+    },
     /// The run ended normally.
     Finished {
         run_dir: PathBuf,
@@ -71,6 +78,9 @@ pub enum Event {
         error: String,
     },
 }
+
+/// How the message of [`Event::Kernels`] begins.
+pub const KERNELS_STATUS: &str = "Preparing GPU kernels";
 
 /// A cheap, shareable request to stop (Ctrl-C, the GUI's Stop button).
 #[derive(Clone, Debug, Default)]

@@ -265,3 +265,60 @@ fn the_device_picker_says_why_cuda_is_missing() {
         }
     }
 }
+
+/// In a child process (the app's runtime set-up comes first, as in `mdu`): a demo run on lavapipe
+/// shows kernel preparation in the status line, then is stopped.
+#[test]
+#[ignore = "a child of the_status_line_says_when_gpu_kernels_are_prepared"]
+fn gpu_kernel_status_child() {
+    if !crate::common::is_child_test() {
+        return;
+    }
+    mdu_workbench::kernel_runtime::init();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut settings = quick_settings(tmp.path().join("runs"), 1);
+    settings.config.device = "wgpu:cpu".into();
+    let mut h = harness(WorkbenchApp::new(
+        settings,
+        Box::new(ScriptedDialogs::default()),
+    ));
+    step_until(&mut h, "the demo", Duration::from_secs(60), |a| {
+        a.forget.is_ok()
+    });
+    h.state_mut().start();
+    step_until(&mut h, "the kernel status", Duration::from_secs(300), |a| {
+        a.status.starts_with("Preparing GPU kernels: ")
+    });
+    let status = h.state().status.clone();
+    println!("CHILD STATUS: {status}");
+    h.get_by_label(&format!("Status: {status}"));
+    h.state_mut().stop();
+    step_until(&mut h, "the stop", Duration::from_secs(300), |a| {
+        !a.is_running()
+    });
+}
+
+#[test]
+fn the_status_line_says_when_gpu_kernels_are_prepared() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = crate::common::run_child_test(
+        "gui::gpu_kernel_status_child",
+        &[("XDG_CACHE_HOME", tmp.path().as_os_str())],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("1 passed"),
+        "the child test did not run:\n{stdout}"
+    );
+    let status = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("CHILD STATUS: "))
+        .expect("the child printed the status");
+    assert!(status.contains(" compiled"), "{status}");
+    assert!(status.contains("later runs reuse"), "{status}");
+}

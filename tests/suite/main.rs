@@ -15,6 +15,7 @@ mod diffusion;
 mod gui;
 #[cfg(feature = "gui")]
 mod gui_snapshots;
+mod kernel_runtime;
 mod kl_cube;
 mod kl_kernel;
 mod likelihood;

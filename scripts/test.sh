@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# README's test command. On a fresh Debian or Ubuntu machine that has only Rust: installs the system
+# packages the tests need (Mesa's software Vulkan driver for the wgpu tests, X/EGL libraries and
+# Xvfb for the window) when it runs as root or may use sudo, otherwise stops before compiling with
+# one line naming the packages and the command that installs them; then runs the whole test suite
+# and opens the real window under Xvfb; last, one closing line "ci: N passed, M failed".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  mesa-vulkan-drivers libvulkan1                       # lavapipe, the Vulkan loader
+  xvfb xauth xdotool x11-utils                         # the window check under Xvfb
+  libx11-6 libx11-xcb1 libxcursor1 libxi6 libxrandr2 libxkbcommon-x11-0
+  libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri libwayland-client0 libfontconfig1
+)
+
+missing=()
+if command -v dpkg-query >/dev/null 2>&1; then
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+      sudo=()
+    elif command -v sudo >/dev/null 2>&1 && { sudo -n true 2>/dev/null || [ -t 0 ]; }; then
+      sudo=(sudo)
+    else
+      echo "scripts/test.sh: missing system packages: ${missing[*]}; install them with: sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+      exit 2
+    fi
+    echo "scripts/test.sh: installing ${missing[*]}" >&2
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+else
+  # Not a Debian system: check for what the packages provide.
+  ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1' || missing+=("the Vulkan loader (libvulkan.so.1)")
+  ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1 || missing+=("Mesa's lavapipe Vulkan driver")
+  for tool in xvfb-run xdotool; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "scripts/test.sh: missing: ${missing[*]} (on Debian/Ubuntu: ${packages[*]}); install your system's equivalents" >&2
+    exit 2
+  fi
+fi
+command -v cargo >/dev/null 2>&1 || { echo "scripts/test.sh: cargo not found: install Rust (rustup.rs)" >&2; exit 2; }
+
+target="${CARGO_TARGET_DIR:-$PWD/target}"
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
+chmod 700 "$XDG_RUNTIME_DIR"
+
+log="$(mktemp)"
+cargo test --locked 2>&1 | tee "$log"
+
+# `mdu` with no subcommand must open a window under Xvfb.
+bash scripts/gui-smoke.sh "$target/debug/mdu"
+
+# One closing line over every test binary (cargo prints one "test result" line per binary).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "ci: %d passed, %d failed\n", p, f }' "$log"
