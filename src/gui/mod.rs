@@ -819,6 +819,13 @@ impl WorkbenchApp {
             ui.separator();
             setup::show_method(ui, &mut self.settings.config);
             ui.separator();
+            if self.devices_job.is_none() {
+                if let Some(notice) =
+                    setup::gpu_notice(&self.devices, self.cuda_unavailable.as_deref())
+                {
+                    ui.label(egui::RichText::new(notice).color(ui.visuals().warn_fg_color));
+                }
+            }
             let device_label = ui.label("Device");
             let current = self.settings.config.device.clone();
             let shown = self

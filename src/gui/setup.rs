@@ -431,3 +431,40 @@ pub fn human_bytes(n: u64) -> String {
         format!("{:.0} MiB", (n / (1024.0 * 1024.0)).max(1.0))
     }
 }
+
+/// What the window says when this machine offers no graphics card a run can use (only the CPU, or
+/// only a software Vulkan driver), in words for someone who does not program: what is missing, and
+/// that runs use the processor. `devices` are the picker's (id, label) pairs; `cuda_unavailable` is
+/// the CUDA probe's reason. `None` when a GPU is there.
+pub fn gpu_notice(devices: &[(String, String)], cuda_unavailable: Option<&str>) -> Option<String> {
+    let hardware =
+        |id: &str| id.starts_with("cuda") || (id.starts_with("wgpu:") && id != "wgpu:cpu");
+    if devices.iter().any(|(id, _)| hardware(id)) {
+        return None;
+    }
+    let nvidia = match cuda_unavailable {
+        Some(why) if why.contains("no NVIDIA driver library") => {
+            "No NVIDIA driver is installed.".to_string()
+        }
+        Some(why) if why.contains("NVRTC") => {
+            "The NVIDIA driver is there, but the CUDA toolkit's compiler (NVRTC) is missing: install the CUDA toolkit.".to_string()
+        }
+        Some(why) if why.contains("headers") || why.contains("no CUDA installation") => {
+            "The NVIDIA driver is there, but the CUDA toolkit is missing or incomplete: install the CUDA toolkit.".to_string()
+        }
+        Some(why) if why.contains("no CUDA support") => {
+            "This copy of the workbench was built without NVIDIA support.".to_string()
+        }
+        Some(why) => format!("NVIDIA cards cannot be used: {why}."),
+        None => String::new(),
+    };
+    let vulkan = if devices.iter().any(|(id, _)| id == "wgpu:cpu") {
+        "Only the software Vulkan driver is installed: it works, but more slowly than the processor path."
+    } else {
+        "No Vulkan driver is installed (other graphics cards need one: on Debian or Ubuntu, the package mesa-vulkan-drivers or your card's driver)."
+    };
+    Some(format!(
+        "No graphics card found: runs use the processor (CPU). The demo runs well on it; models of \
+         billions of parameters need an NVIDIA card. {nvidia} {vulkan}"
+    ))
+}

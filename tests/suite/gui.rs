@@ -318,7 +318,62 @@ fn the_status_line_says_when_gpu_kernels_are_prepared() {
     let status = stdout
         .lines()
         .find_map(|l| l.strip_prefix("CHILD STATUS: "))
-        .expect("the child printed the status");
+        .unwrap_or_else(|| {
+            panic!(
+                "the child printed no status:\n{stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
     assert!(status.contains(" compiled"), "{status}");
     assert!(status.contains("later runs reuse"), "{status}");
+}
+
+/// Without a graphics card the window says, in plain words, what is missing and that runs use the
+/// processor; the device list here (no CUDA, lavapipe or nothing) is set as the CUDA probe tests
+/// set it: a driver library that cannot be loaded.
+#[test]
+fn without_a_gpu_the_window_says_what_is_missing_and_that_the_cpu_is_used() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = harness(WorkbenchApp::new(
+        quick_settings(tmp.path().join("runs"), 3),
+        Box::new(ScriptedDialogs::default()),
+    ));
+    step_until(&mut h, "the device list", Duration::from_secs(60), |a| {
+        a.cuda_unavailable.is_some() || a.devices.iter().any(|(d, _)| d.starts_with("cuda"))
+    });
+    let no_driver = "no NVIDIA driver library could be loaded (searched libcuda.so, libcuda.so.1 and 15 other names; is the NVIDIA driver installed?)";
+    let cpu_only = |software_vulkan: bool| {
+        let mut list = vec![("auto".to_string(), "Automatic".to_string())];
+        if software_vulkan {
+            list.push(("wgpu:cpu".into(), "wgpu software: llvmpipe (Vulkan)".into()));
+        }
+        list.push(("cpu".into(), "CPU (ndarray)".into()));
+        list
+    };
+    for software_vulkan in [true, false] {
+        h.state_mut().devices = cpu_only(software_vulkan);
+        h.state_mut().cuda_unavailable = Some(no_driver.into());
+        h.run_steps(2);
+        h.get_by_label_contains("No graphics card found: runs use the processor (CPU).");
+        h.get_by_label_contains("No NVIDIA driver is installed.");
+        let vulkan = if software_vulkan {
+            "Only the software Vulkan driver is installed"
+        } else {
+            "No Vulkan driver is installed"
+        };
+        h.get_by_label_contains(vulkan);
+    }
+    // NVRTC missing is told apart from no driver.
+    h.state_mut().cuda_unavailable =
+        Some("no NVRTC library could be loaded (searched libnvrtc.so)".into());
+    h.run_steps(2);
+    h.get_by_label_contains("the CUDA toolkit's compiler (NVRTC) is missing");
+    // With a GPU in the list there is nothing to say.
+    h.state_mut()
+        .devices
+        .push(("wgpu:discrete:0".into(), "wgpu GPU: a card (Vulkan)".into()));
+    h.run_steps(2);
+    assert!(h
+        .query_by_label_contains("No graphics card found")
+        .is_none());
 }
