@@ -267,7 +267,7 @@ fn the_device_picker_says_why_cuda_is_missing() {
 }
 
 /// In a child process (the app's runtime set-up comes first, as in `mdu`): a demo run on lavapipe
-/// shows kernel preparation in the status line, then is stopped.
+/// shows kernel preparation in the status line.
 #[test]
 #[ignore = "a child of the_status_line_says_when_gpu_kernels_are_prepared"]
 fn gpu_kernel_status_child() {
@@ -292,10 +292,7 @@ fn gpu_kernel_status_child() {
     let status = h.state().status.clone();
     println!("CHILD STATUS: {status}");
     h.get_by_label(&format!("Status: {status}"));
-    h.state_mut().stop();
-    step_until(&mut h, "the stop", Duration::from_secs(300), |a| {
-        !a.is_running()
-    });
+    // The process ends here, and the engine's thread with it.
 }
 
 #[test]
@@ -317,7 +314,7 @@ fn the_status_line_says_when_gpu_kernels_are_prepared() {
     );
     let status = stdout
         .lines()
-        .find_map(|l| l.strip_prefix("CHILD STATUS: "))
+        .find_map(|l| l.split_once("CHILD STATUS: ").map(|(_, status)| status))
         .unwrap_or_else(|| {
             panic!(
                 "the child printed no status:\n{stdout}\n{}",

@@ -216,7 +216,7 @@ fn a_failing_autotune_candidate_is_one_line_and_a_real_failure_an_error() {
     // The real failure came back as an error message naming what failed on the device.
     let error = stdout
         .lines()
-        .find_map(|l| l.strip_prefix("CHILD ERROR: "))
+        .find_map(|l| l.split_once("CHILD ERROR: ").map(|(_, error)| error))
         .expect("the child printed its error");
     assert!(error.contains(PLANTED), "{error}");
 }
