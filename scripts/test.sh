@@ -2,8 +2,9 @@
 # README's test command. On a fresh Debian or Ubuntu machine that has only Rust: installs the system
 # packages the tests need (Mesa's software Vulkan driver for the wgpu tests, X/EGL libraries and
 # Xvfb for the window) when it runs as root or may use sudo, otherwise stops before compiling with
-# one line naming the packages and the command that installs them; then runs the whole test suite
-# and opens the real window under Xvfb; last, one closing line "ci: N passed, M failed".
+# one line naming the packages and the command that installs them; then runs the whole test suite,
+# opens the real window under Xvfb, builds the .deb and .tar.gz from this build and runs their
+# install test; last, one closing line "ci: N passed, M failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,7 @@ packages=(
   xvfb xauth xdotool x11-utils                         # the window check under Xvfb
   libx11-6 libx11-xcb1 libxcursor1 libxi6 libxrandr2 libxkbcommon-x11-0
   libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri libwayland-client0 libfontconfig1
+  dpkg-dev desktop-file-utils                          # the package's install test
 )
 
 missing=()
@@ -53,6 +55,11 @@ cargo test --locked 2>&1 | tee "$log"
 
 # `mdu` with no subcommand must open a window under Xvfb.
 bash scripts/gui-smoke.sh "$target/debug/mdu"
+
+# The Linux packages, made from this build, install and run (dpkg -x into a fresh folder).
+dist=$(mktemp -d)
+DIST="$dist" bash scripts/package.sh --profile dev
+DIST="$dist" bash scripts/package-test.sh
 
 # One closing line over every test binary (cargo prints one "test result" line per binary).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
