@@ -66,11 +66,31 @@ impl DeviceChoice {
             ["cpu"] | ["ndarray"] => Ok(DeviceChoice::Cpu),
             ["wgpu"] => Ok(DeviceChoice::Wgpu(WgpuDevice::DefaultDevice)),
             ["wgpu", "cpu"] => Ok(DeviceChoice::Wgpu(WgpuDevice::Cpu)),
-            ["wgpu", "discrete", i] => Ok(DeviceChoice::Wgpu(WgpuDevice::DiscreteGpu(index(i)?))),
-            ["wgpu", "integrated", i] => {
-                Ok(DeviceChoice::Wgpu(WgpuDevice::IntegratedGpu(index(i)?)))
+            ["wgpu", kind @ ("discrete" | "integrated" | "virtual"), i] => {
+                let i = index(i)?;
+                let device = match *kind {
+                    "discrete" => WgpuDevice::DiscreteGpu(i),
+                    "integrated" => WgpuDevice::IntegratedGpu(i),
+                    _ => WgpuDevice::VirtualGpu(i),
+                };
+                // cubecl-wgpu panics on an adapter that is not there: say so here instead.
+                let adapters = list_wgpu_adapters();
+                if !adapters.iter().any(|a| a.device == device) {
+                    let found: Vec<String> = adapters
+                        .iter()
+                        .map(|a| format!("{} ({})", DeviceChoice::Wgpu(a.device.clone()), a.name))
+                        .collect();
+                    return Err(format!(
+                        "device {text:?}: this machine has no such wgpu adapter (found: {})",
+                        if found.is_empty() {
+                            "none".to_string()
+                        } else {
+                            found.join(", ")
+                        }
+                    ));
+                }
+                Ok(DeviceChoice::Wgpu(device))
             }
-            ["wgpu", "virtual", i] => Ok(DeviceChoice::Wgpu(WgpuDevice::VirtualGpu(index(i)?))),
             ["cuda", rest @ ..] => {
                 if let Some(why) = cuda_unavailable_reason() {
                     return Err(format!("device {text:?}: CUDA is unavailable: {why}"));

@@ -5,8 +5,13 @@ use clap::Parser;
 fn main() {
     // Before any thread starts: the environment the graphics stack expects.
     mdu_workbench::device::prepare_process_environment();
+    // Before parsing: `--device` help runs the CUDA probe, whose failures must stay quiet.
+    mdu_workbench::kernel_runtime::init();
     let cli = mdu_workbench::cli::Cli::parse();
-    if let Err(err) = mdu_workbench::cli::run(cli) {
+    // A panic (a compute backend failing where no run catches it) is one line too.
+    let outcome = mdu_workbench::kernel_runtime::catch(|| mdu_workbench::cli::run(cli))
+        .unwrap_or_else(|panic| Err(anyhow::anyhow!("unexpected failure: {panic}")));
+    if let Err(err) = outcome {
         // One readable line (with its causes), never a panic trace.
         let mut message = err.to_string();
         for cause in err.chain().skip(1) {

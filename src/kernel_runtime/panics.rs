@@ -10,8 +10,9 @@
 //! The policy, installed once by [`super::init`]:
 //! - a panic on a device thread is one `note:` line, once per place in the code (the echo that
 //!   follows a failure, a `CallError` unwrapped by CubeCL, is not repeated), and is remembered;
-//! - a panic inside [`catch`] prints nothing: [`catch`] returns it as an error message, with the
-//!   device-thread failure that caused it, and the caller ends the job with that message;
+//! - a panic inside [`catch`] prints nothing: [`catch`] returns it as an error message with its
+//!   place and the device-thread failure that caused it, and the caller ends the job with that
+//!   message (an expected failure, such as the CUDA probe's "no driver here", is no bug to trace);
 //! - every other panic goes to the previous hook unchanged (a bug still prints its backtrace).
 
 use std::cell::Cell;
@@ -24,6 +25,8 @@ use crate::device::panic_message;
 
 thread_local! {
     static CATCHING: Cell<u32> = const { Cell::new(0) };
+    /// Where the last panic inside [`catch`] on this thread happened.
+    static CAUGHT_AT: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
 }
 
 /// Device-thread panics so far, and the last one's text.
@@ -52,6 +55,9 @@ pub(super) fn install() {
             on_device_thread(info);
         } else if CATCHING.with(Cell::get) == 0 {
             previous(info);
+        } else {
+            let (_, place) = text_of(info);
+            CAUGHT_AT.with(|at| *at.borrow_mut() = Some(place));
         }
     }));
 }
@@ -83,7 +89,10 @@ pub fn catch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     let outcome = std::panic::catch_unwind(AssertUnwindSafe(f));
     CATCHING.with(|c| c.set(c.get() - 1));
     outcome.map_err(|payload| {
-        let message = panic_message(&*payload);
+        let mut message = panic_message(&*payload);
+        if let Some(place) = CAUGHT_AT.with(|at| at.borrow_mut().take()) {
+            message = format!("{message} (at {place})");
+        }
         let cause = (DEVICE_PANICS.load(Ordering::SeqCst) > device_panics)
             .then(|| LAST_DEVICE_PANIC.lock().ok().and_then(|l| l.clone()))
             .flatten();

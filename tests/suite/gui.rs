@@ -292,7 +292,12 @@ fn gpu_kernel_status_child() {
     let status = h.state().status.clone();
     println!("CHILD STATUS: {status}");
     h.get_by_label(&format!("Status: {status}"));
-    // The process ends here, and the engine's thread with it.
+    // Done. Leave at once, the engine's thread with it: a normal exit would run LLVM's exit-time
+    // destructors under lavapipe's shader compiler, still busy on that thread, and abort.
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    // SAFETY: _exit ends the process; nothing of this process is used after it.
+    unsafe { libc::_exit(0) };
 }
 
 #[test]
@@ -308,10 +313,7 @@ fn the_status_line_says_when_gpu_kernels_are_prepared() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(
-        stdout.contains("1 passed"),
-        "the child test did not run:\n{stdout}"
-    );
+    // (The child leaves without libtest's summary: see its end.)
     let status = stdout
         .lines()
         .find_map(|l| l.split_once("CHILD STATUS: ").map(|(_, status)| status))
