@@ -1,24 +1,29 @@
 #!/usr/bin/env bash
-# Re-makes this folder's measurements: results/kernel_cache/run.sh PATH_TO_MDU (see README.md).
+# Re-makes this folder's measurements: results/kernel_cache/run.sh PATH_TO_MDU [all|step|unlearn]
+# (see README.md); times.txt gets one line per command, appended.
 set -euo pipefail
 mdu="$(realpath "${1:?usage: run.sh PATH_TO_MDU}")"
 here="$(cd "$(dirname "$0")" && pwd)"
 fixture="$here/../../tests/fixtures/llada_f32"
 work=$(mktemp -d)
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
-: >"$here/times.txt"
 timed() { # NAME CACHE COMMAND...
   local name="$1" cache="$2"; shift 2
   local t0; t0=$(date +%s%N)
   (cd "$work" && XDG_CACHE_HOME="$work/$cache" MDU_KERNEL_LOG="$here/kernels_$name.log" "$@") \
     >"$here/$name.jsonl" 2>"$work/$name.err"
-  echo "$name: $(( ($(date +%s%N) - t0) / 1000000 )) ms" | tee -a "$here/times.txt"
+  echo "$(date -u +%FT%TZ) $name: $(( ($(date +%s%N) - t0) / 1000000 )) ms" | tee -a "$here/times.txt"
 }
-rm -f "$here"/kernels_*.log
-step=(bench-step --preset tiny --device wgpu:cpu --warmup 0 --iters 1)
-timed bench_step_tiny_fresh cache_step "$mdu" "${step[@]}"
-timed bench_step_tiny_warm cache_step "$mdu" "${step[@]}"
-CUBECL_AUTOTUNE_LEVEL=minimal timed bench_step_tiny_fresh_minimal cache_minimal "$mdu" "${step[@]}"
+what="${2:-all}" # all | step | unlearn
+if [ "$what" != unlearn ]; then
+  rm -f "$here"/kernels_bench_*.log
+  step=(bench-step --preset tiny --device wgpu:cpu --warmup 0 --iters 1)
+  timed bench_step_tiny_fresh cache_step "$mdu" "${step[@]}"
+  timed bench_step_tiny_warm cache_step "$mdu" "${step[@]}"
+  CUBECL_AUTOTUNE_LEVEL=minimal timed bench_step_tiny_fresh_minimal cache_minimal "$mdu" "${step[@]}"
+fi
+[ "$what" = step ] && exit 0
+rm -f "$here"/kernels_unlearn_*.log
 python3 - "$work" <<'PY'
 import json, sys
 item = lambda q, a: json.dumps({"question": q, "answer": a, "paraphrased_answer": a, "perturbed_answer": ["not " + a]})

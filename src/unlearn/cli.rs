@@ -205,7 +205,7 @@ pub fn run_printing(
             }
         })
     };
-    let result = engine::run_guarded(config, run_dir, resume, &mut sink, stop);
+    let result = engine::run(config, run_dir, resume, &mut sink, stop);
     drop(kernels);
     progress.finish_and_clear();
     match result {

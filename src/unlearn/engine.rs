@@ -82,7 +82,9 @@ struct TrainerState {
     live_history: Vec<(usize, f64, f64)>,
 }
 
-/// Runs a whole unlearning on the device `config.device` names.
+/// Runs a whole unlearning on the device `config.device` names. A backend that panics (a failed
+/// GPU allocation or kernel compile inside CubeCL) ends the run like any error: a `Failed` event
+/// and the error returned, nothing unwinding through the caller.
 pub fn run(
     config: UnlearnConfig,
     run_dir: PathBuf,
@@ -90,18 +92,18 @@ pub fn run(
     sink: &mut dyn FnMut(Event),
     stop: &StopFlag,
 ) -> Result<()> {
-    let result = DeviceChoice::parse(&config.device)
-        .map_err(anyhow::Error::msg)
-        .and_then(|choice| {
-            choice.run(RunTask {
-                config,
-                run_dir: run_dir.clone(),
-                resume,
-                device_name: choice.to_string(),
-                sink: &mut *sink,
-                stop: stop.clone(),
-            })
-        });
+    let result = crate::kernel_runtime::catch(|| {
+        let choice = DeviceChoice::parse(&config.device).map_err(anyhow::Error::msg)?;
+        choice.run(RunTask {
+            device_name: choice.to_string(),
+            config,
+            run_dir: run_dir.clone(),
+            resume,
+            sink: &mut *sink,
+            stop: stop.clone(),
+        })
+    })
+    .unwrap_or_else(|panic| Err(anyhow::anyhow!("the compute backend failed: {panic}")));
     if let Err(e) = &result {
         if e.downcast_ref::<Stopped>().is_none() {
             sink(Event::Failed {
@@ -110,27 +112,6 @@ pub fn run(
         }
     }
     result
-}
-
-/// [`run`], where a backend that panics (a failed GPU allocation or kernel compile inside CubeCL)
-/// ends the run with a `Failed` event and an error instead of unwinding through the caller.
-pub fn run_guarded(
-    config: UnlearnConfig,
-    run_dir: PathBuf,
-    resume: bool,
-    sink: &mut dyn FnMut(Event),
-    stop: &StopFlag,
-) -> Result<()> {
-    match crate::kernel_runtime::catch(|| run(config, run_dir, resume, &mut *sink, stop)) {
-        Ok(result) => result,
-        Err(panic) => {
-            let error = format!("the compute backend failed: {panic}");
-            sink(Event::Failed {
-                error: error.clone(),
-            });
-            Err(anyhow::Error::msg(error))
-        }
-    }
 }
 
 /// Kernel preparation on the run's device (compilations, autotune runs), reported to `send` as
@@ -177,7 +158,7 @@ pub fn spawn(
                 let _ = tx.send(e);
             };
             // Failures reach the channel as a Failed event.
-            let _ = run_guarded(config, run_dir, resume, &mut sink, &flag);
+            let _ = run(config, run_dir, resume, &mut sink, &flag);
             drop(kernels);
         })
         .expect("spawn the engine thread");
