@@ -7,6 +7,8 @@ shot="${2:-}"
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"; chmod 700 "$XDG_RUNTIME_DIR"
 xvfb-run -a -s '-screen 0 1280x800x24' bash -c '
   set -u
+  # The X server answers before the window is asked for (a server still starting made mdu exit).
+  for _ in $(seq 1 50); do xdpyinfo >/dev/null 2>&1 && break; sleep 0.2; done
   "$0" >/tmp/mdu-gui-smoke.log 2>&1 &
   pid=$!
   for _ in $(seq 1 60); do
