@@ -247,3 +247,51 @@ fn a_failing_autotune_candidate_is_one_line_and_a_real_failure_an_error() {
         .expect("the child printed its error");
     assert!(error.contains(PLANTED), "{error}");
 }
+
+/// A panic inside a run (here planted in the event sink at the run's first event, on the run's
+/// thread, where a backend failure arrives as a panic) ends it like an error: a `failed` event
+/// with the panic's message, and an error returned instead of unwinding through the caller.
+#[test]
+fn a_panic_inside_a_run_ends_it_with_a_failed_event() {
+    use mdu_workbench::unlearn::config::UnlearnConfig;
+    use mdu_workbench::unlearn::engine;
+    use mdu_workbench::unlearn::events::{Event, StopFlag};
+    let tmp = tempfile::tempdir().unwrap();
+    let config = UnlearnConfig {
+        checkpoint: Some(fixture("llada_f32")),
+        forget: Some(fixture("llada_f32").join("missing-but-never-read.jsonl")),
+        retain: Some(fixture("llada_f32").join("missing-but-never-read.jsonl")),
+        device: "cpu".into(),
+        ..Default::default()
+    };
+    let mut events = Vec::new();
+    let mut planted = false;
+    let mut sink = |event: Event| {
+        if !planted {
+            planted = true;
+            panic!("planted failure inside the run");
+        }
+        events.push(event);
+    };
+    let result = engine::run(
+        config,
+        tmp.path().join("run"),
+        false,
+        &mut sink,
+        &StopFlag::new(),
+    );
+    let error = result.expect_err("the run fails");
+    assert!(
+        format!("{error:#}").contains("planted failure inside the run"),
+        "{error:#}"
+    );
+    match events.as_slice() {
+        [Event::Failed { error }] => {
+            assert!(
+                error.starts_with("the compute backend failed: planted failure inside the run"),
+                "{error}"
+            )
+        }
+        other => panic!("expected one failed event, got {other:?}"),
+    }
+}
