@@ -243,9 +243,8 @@ fn a_desktop_without_dialogs_is_told_once_to_type_paths() {
     assert!(h.state().errors.is_empty(), "said once");
 }
 
-#[test]
-fn the_device_picker_says_why_cuda_is_missing() {
-    let tmp = tempfile::tempdir().unwrap();
+/// The window, once its background job has listed the devices and run the CUDA probe.
+fn with_devices_listed(tmp: &tempfile::TempDir) -> Harness<'static, WorkbenchApp> {
     let mut h = harness(WorkbenchApp::new(
         quick_settings(tmp.path().join("runs"), 3),
         Box::new(ScriptedDialogs::default()),
@@ -253,6 +252,13 @@ fn the_device_picker_says_why_cuda_is_missing() {
     step_until(&mut h, "the device list", Duration::from_secs(60), |a| {
         a.cuda_unavailable.is_some() || a.devices.iter().any(|(d, _)| d.starts_with("cuda"))
     });
+    h
+}
+
+#[test]
+fn the_device_picker_says_why_cuda_is_missing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = with_devices_listed(&tmp);
     // The picker is labelled by its "Device" label (which the query then leaves out); open it.
     h.get_by_label("Device").click();
     h.run_ok();
@@ -333,13 +339,7 @@ fn the_status_line_says_when_gpu_kernels_are_prepared() {
 #[test]
 fn without_a_gpu_the_window_says_what_is_missing_and_that_the_cpu_is_used() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut h = harness(WorkbenchApp::new(
-        quick_settings(tmp.path().join("runs"), 3),
-        Box::new(ScriptedDialogs::default()),
-    ));
-    step_until(&mut h, "the device list", Duration::from_secs(60), |a| {
-        a.cuda_unavailable.is_some() || a.devices.iter().any(|(d, _)| d.starts_with("cuda"))
-    });
+    let mut h = with_devices_listed(&tmp);
     let no_driver = "no NVIDIA driver library could be loaded (searched libcuda.so, libcuda.so.1 and 15 other names; is the NVIDIA driver installed?)";
     let cpu_only = |software_vulkan: bool| {
         let mut list = vec![("auto".to_string(), "Automatic".to_string())];
