@@ -292,32 +292,15 @@ struct GenerateTask {
 impl BackendTask for GenerateTask {
     type Output = Result<String>;
     fn run<B: EngineBackend>(self, device: &B::Device) -> Self::Output {
-        use crate::diffusion::sampler::{generate, generate_dream, SamplerTokens};
-        let ckpt = Checkpoint::open(&self.dir)?;
-        let tokenizer = crate::tokenizer::TextTokenizer::from_dir(&self.dir, &ckpt.config)?;
-        let model = ckpt.load::<B>(device, &self.budget)?;
+        use crate::diffusion::sampler::{generate_by_architecture, SamplerTokens};
+        let files = checkpoint::ModelFiles::open(&self.dir)?;
+        let tokenizer = &files.tokenizer;
+        let model = files.checkpoint.load::<B>(device, &self.budget)?;
         let text = tokenizer
             .apply_chat_template(&[crate::tokenizer::ChatMessage::user(&self.prompt)], true)?;
         let prompt = tokenizer.encode(&text)?;
-        let s = &tokenizer.special;
-        let tokens = SamplerTokens {
-            mask: s.mask,
-            pad: s.eos,
-            stops: [Some(s.eos), s.eot].into_iter().flatten().collect(),
-        };
-        let ids = if ckpt.config.architecture.shifts_logits() {
-            generate_dream(
-                &model,
-                &[prompt],
-                &tokens,
-                &self.sampler,
-                1e-3,
-                device,
-                |_| {},
-            )
-        } else {
-            generate(&model, &[prompt], &tokens, &self.sampler, device, |_| {})
-        };
+        let tokens = SamplerTokens::from(&tokenizer.special);
+        let ids = generate_by_architecture(&model, &[prompt], &tokens, &self.sampler, device, |_| {});
         Ok(tokenizer.decode(&ids[0], true)?.trim().to_string())
     }
 }

@@ -6,6 +6,7 @@
 //! on-disk dtypes with `format: pt` metadata into a temporary folder that is renamed into place, and
 //! never writes into the folder it loaded from.
 
+mod model_files;
 mod shard;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,6 +16,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::TensorData;
 use serde::Deserialize;
 
+pub use model_files::ModelFiles;
 pub use shard::DiskDtype;
 use shard::Shard;
 

@@ -12,6 +12,7 @@ use super::schedule::dllm_transfer_counts;
 use crate::model::transformer::gather_rows;
 use crate::model::MaskedDiffusionLm;
 use crate::rng::SplitMix64;
+use crate::tokenizer::SpecialTokens;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct SamplerConfig {
@@ -31,6 +32,40 @@ pub struct SamplerTokens {
     pub mask: u32,
     pub pad: u32,
     pub stops: Vec<u32>,
+}
+
+impl From<&SpecialTokens> for SamplerTokens {
+    /// Masks are the tokenizer's mask id; rows are padded with EOS; EOS and EOT end an answer.
+    fn from(special: &SpecialTokens) -> Self {
+        Self {
+            mask: special.mask,
+            pad: special.eos,
+            stops: [Some(special.eos), special.eot]
+                .into_iter()
+                .flatten()
+                .collect(),
+        }
+    }
+}
+
+/// Dream's `eps` of `diffusion_generate` (the last time step of its linspace).
+pub const DREAM_EPS: f32 = 1e-3;
+
+/// Generates with the model's own sampler: Dream's entropy sampler for architectures that shift
+/// logits, dllm's MDLM sampler otherwise.
+pub fn generate_by_architecture<B: Backend>(
+    model: &MaskedDiffusionLm<B>,
+    prompts: &[Vec<u32>],
+    tokens: &SamplerTokens,
+    cfg: &SamplerConfig,
+    device: &B::Device,
+    on_step: impl FnMut(&StepView),
+) -> Vec<Vec<u32>> {
+    if model.config.architecture.shifts_logits() {
+        generate_dream(model, prompts, tokens, cfg, DREAM_EPS, device, on_step)
+    } else {
+        generate(model, prompts, tokens, cfg, device, on_step)
+    }
 }
 
 /// What the step callback sees (the GUI animates denoising from it).

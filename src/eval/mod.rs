@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::data::QaItem;
 use crate::diffusion::batch::SftExample;
-use crate::diffusion::sampler::{generate, SamplerConfig, SamplerTokens};
+use crate::diffusion::sampler::{generate_by_architecture, SamplerConfig, SamplerTokens};
 use crate::model::MaskedDiffusionLm;
 use crate::tokenizer::{TextTokenizer, TokenizerError};
 
@@ -63,22 +63,14 @@ pub fn score_generations<B: Backend>(
     batch_size: usize,
     device: &B::Device,
 ) -> Result<Vec<SampleScore>, TokenizerError> {
-    let special = &tokenizer.special;
-    let tokens = SamplerTokens {
-        mask: special.mask,
-        pad: special.eos,
-        stops: [Some(special.eos), special.eot]
-            .into_iter()
-            .flatten()
-            .collect(),
-    };
+    let tokens = SamplerTokens::from(&tokenizer.special);
     let mut out = Vec::with_capacity(items.len());
     for chunk in items.chunks(batch_size.max(1)) {
         let prompts = chunk
             .iter()
             .map(|it| SftExample::encode_pair(tokenizer, &it.question, "").map(|e| e.prompt))
             .collect::<Result<Vec<_>, _>>()?;
-        let answers = generate(model, &prompts, &tokens, sampler, device, |_| {});
+        let answers = generate_by_architecture(model, &prompts, &tokens, sampler, device, |_| {});
         for (it, ids) in chunk.iter().zip(answers) {
             let generation = tokenizer.decode(&ids, true)?.trim().to_string();
             let recall = rouge_l(&it.answer, &generation).recall;

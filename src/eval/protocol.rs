@@ -18,7 +18,7 @@ use super::{rouge_l, stats};
 use crate::data::QaItem;
 use crate::diffusion::batch::SftExample;
 use crate::diffusion::likelihood::{per_token_nll, Estimator};
-use crate::diffusion::sampler::{generate, generate_dream, SamplerConfig, SamplerTokens};
+use crate::diffusion::sampler::{generate_by_architecture, SamplerConfig, SamplerTokens};
 use crate::model::MaskedDiffusionLm;
 use crate::tokenizer::{TextTokenizer, TokenizerError};
 
@@ -580,24 +580,12 @@ fn generate_batch<B: Backend>(
     sampler: &SamplerConfig,
     device: &B::Device,
 ) -> Result<Vec<String>, EvalError> {
-    let special = &tokenizer.special;
-    let tokens = SamplerTokens {
-        mask: special.mask,
-        pad: special.eos,
-        stops: [Some(special.eos), special.eot]
-            .into_iter()
-            .flatten()
-            .collect(),
-    };
+    let tokens = SamplerTokens::from(&tokenizer.special);
     let prompts = items
         .iter()
         .map(|it| SftExample::encode_pair(tokenizer, &it.question, "").map(|e| e.prompt))
         .collect::<Result<Vec<_>, _>>()?;
-    let answers = if model.config.architecture.shifts_logits() {
-        generate_dream(model, &prompts, &tokens, sampler, 1e-3, device, |_| {})
-    } else {
-        generate(model, &prompts, &tokens, sampler, device, |_| {})
-    };
+    let answers = generate_by_architecture(model, &prompts, &tokens, sampler, device, |_| {});
     answers
         .iter()
         .map(|ids| Ok(tokenizer.decode(ids, true)?.trim().to_string()))
@@ -662,8 +650,11 @@ pub fn retain_model_truth_ratios<B: Backend>(
     device: &B::Device,
     stop: StopCheck,
 ) -> anyhow::Result<Option<Vec<f64>>> {
-    let ckpt = crate::checkpoint::Checkpoint::open(dir)?;
-    let tokenizer = TextTokenizer::from_dir(dir, &ckpt.config)?;
+    let crate::checkpoint::ModelFiles {
+        checkpoint: ckpt,
+        tokenizer,
+        ..
+    } = crate::checkpoint::ModelFiles::open(dir)?;
     let model = match ckpt.load_until::<B>(device, budget, stop) {
         Err(crate::checkpoint::CheckpointError::Stopped) => return Err(EvalError::Stopped.into()),
         loaded => loaded?,
