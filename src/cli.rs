@@ -300,7 +300,8 @@ impl BackendTask for GenerateTask {
             .apply_chat_template(&[crate::tokenizer::ChatMessage::user(&self.prompt)], true)?;
         let prompt = tokenizer.encode(&text)?;
         let tokens = SamplerTokens::from(&tokenizer.special);
-        let ids = generate_by_architecture(&model, &[prompt], &tokens, &self.sampler, device, |_| {});
+        let ids =
+            generate_by_architecture(&model, &[prompt], &tokens, &self.sampler, device, |_| {});
         Ok(tokenizer.decode(&ids[0], true)?.trim().to_string())
     }
 }

@@ -279,14 +279,7 @@ pub fn storage_precision<B: Backend>(device: &B::Device) -> Precision {
     Precision::of(get_device_settings::<B>(device).float_dtype.into())
 }
 
-/// The text of a caught panic (`&str` or `String` payloads; anything else is named as such).
-pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".into())
-}
+pub use crate::kernel_runtime::panics::panic_message;
 
 /// What every backend the engine runs on provides: Burn's `Backend` plus the custom-kernel
 /// extensions (each with a tensor-op fallback, so every Burn backend can implement them).

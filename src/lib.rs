@@ -8,6 +8,9 @@
 //! - [`demo`]: the generated world of fictitious people behind the embedded demo.
 //! - [`device`]: backend choice (CUDA → wgpu → CPU) and device listing.
 //! - [`bench`]: forward, training-step, masked-KL and MDU-step benchmarks.
+//! - [`events`]: what a run reports (plain values; the window draws them, the CLI prints them).
+//! - [`session`]: the engine session, a worker that owns loaded models; the window and the CLI send
+//!   it commands and read plain events and results.
 //! - [`selftest`]: GPU parity checks against the CPU, then the MDU step benchmark (`mdu selftest --gpu`).
 //! - `gui`: the eframe application (feature `gui`, on by default).
 //! - [`kernels`]: custom WGSL kernels as Burn backend extensions (the MDU masked KL).
@@ -22,6 +25,7 @@ pub mod demo;
 pub mod device;
 pub mod diffusion;
 pub mod eval;
+pub mod events;
 pub mod finetune;
 #[cfg(feature = "gui")]
 pub mod gui;
@@ -31,6 +35,7 @@ pub mod model;
 pub mod rng;
 pub mod score;
 pub mod selftest;
+pub mod session;
 pub mod tokenizer;
 pub mod train;
 pub mod unlearn;

@@ -22,9 +22,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::QaItem;
 use crate::demo::embedded::DemoPaths;
+use crate::events::{Event, StopFlag, KERNELS_STATUS};
 use crate::unlearn::config::UnlearnConfig;
 use crate::unlearn::engine;
-use crate::unlearn::events::{Event, StopFlag, KERNELS_STATUS};
 use dialogs::{Dialogs, NativeDialogs, PickKind, PickRequest};
 use history::HistoryEntry;
 use job::Job;

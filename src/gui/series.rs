@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::eval::protocol::{EvalReport, SampleDetail};
-use crate::unlearn::events::Event;
+use crate::events::Event;
 
 /// One point of an evaluation curve.
 #[derive(Clone, Debug, PartialEq)]

@@ -208,13 +208,12 @@ impl Drop for Listening {
     }
 }
 
+/// How a kernel-preparation message begins (the window's status line shows it while a run waits).
+pub const KERNELS_STATUS: &str = "Preparing GPU kernels";
+
 /// What a person is told while kernels are prepared on `device_label` (`cuda:0`, `wgpu:…`).
 pub fn describe(activity: &KernelActivity, device_label: &str) -> String {
-    let mut text = format!(
-        "{}: {} compiled",
-        crate::unlearn::events::KERNELS_STATUS,
-        activity.compiled
-    );
+    let mut text = format!("{}: {} compiled", KERNELS_STATUS, activity.compiled);
     if activity.tuned > 0 {
         text.push_str(&format!(", {} tuned", activity.tuned));
     }

@@ -21,8 +21,6 @@ use std::panic::{AssertUnwindSafe, PanicHookInfo};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use crate::device::panic_message;
-
 thread_local! {
     static CATCHING: Cell<u32> = const { Cell::new(0) };
     /// Where the last panic inside [`catch`] on this thread happened.
@@ -101,4 +99,13 @@ pub fn catch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
             _ => message,
         }
     })
+}
+
+/// The text of a caught panic (`&str` or `String` payloads; anything else is named as such).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }

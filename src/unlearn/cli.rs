@@ -1,14 +1,16 @@
 //! `mdu unlearn` and `mdu sweep`: the engine headless, events as JSON lines on stdout, a
 //! progress bar on a terminal, Ctrl-C stopping cleanly.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 
 use super::config::UnlearnConfig;
 use super::engine::{self, Stopped};
-use super::events::{Event, StopFlag};
 use super::methods::{KlDirection, Method};
+use super::run_dir::{self, read_summary, RunDir};
+use super::sweep::{self, pick_lr, trade_off_table, SweepRow};
+use crate::events::{Event, StopFlag};
 
 /// Settings shared by `unlearn` and `sweep`.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -121,6 +123,20 @@ pub struct UnlearnArgs {
     pub quiet: bool,
 }
 
+impl UnlearnArgs {
+    /// The run's settings: [`RunOptions::resolve`], then `--method` and `--tau`.
+    pub fn config(&self) -> Result<UnlearnConfig> {
+        let mut config = self.run.resolve()?;
+        if let Some(m) = self.method {
+            config.method = m;
+        }
+        if let Some(t) = self.tau {
+            config.params.tau = t;
+        }
+        Ok(config)
+    }
+}
+
 pub fn unlearn(args: UnlearnArgs) -> Result<()> {
     let (config, run_dir, resume) = match &args.resume {
         Some(dir) => {
@@ -129,14 +145,11 @@ pub fn unlearn(args: UnlearnArgs) -> Result<()> {
             (config, dir.clone(), true)
         }
         None => {
-            let mut config = args.run.resolve()?;
-            if let Some(m) = args.method {
-                config.method = m;
-            }
-            if let Some(t) = args.tau {
-                config.params.tau = t;
-            }
-            let dir = args.out.clone().unwrap_or_else(|| default_run_dir(&config));
+            let config = args.config()?;
+            let dir = args
+                .out
+                .clone()
+                .unwrap_or_else(|| run_dir::new_run_dir(&run_dir::default_runs_root(), &config));
             (config, dir, false)
         }
     };
@@ -145,7 +158,7 @@ pub fn unlearn(args: UnlearnArgs) -> Result<()> {
     run_printing(config, run_dir, resume, &stop, args.quiet).map(|_| ())
 }
 
-/// Runs the engine on this thread, printing events; returns the summary.
+/// Runs the engine on a worker thread, printing its events here; returns the summary.
 pub fn run_printing(
     config: UnlearnConfig,
     run_dir: PathBuf,
@@ -153,82 +166,90 @@ pub fn run_printing(
     stop: &StopFlag,
     quiet: bool,
 ) -> Result<serde_json::Value> {
-    use std::io::Write;
-    let progress = indicatif::ProgressBar::new(config.steps as u64);
-    progress.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{prefix} {bar:30} {pos}/{len} · {msg} · ETA {eta}",
-        )
-        .expect("template"),
-    );
-    let mut summary = serde_json::Value::Null;
-    let mut sink = |event: Event| {
-        match &event {
+    let mut printer = Printer::new(config.steps, quiet);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let flag = stop.clone();
+    let worker = std::thread::Builder::new()
+        .name("mdu-engine".into())
+        .spawn(move || engine::run_reporting(config, run_dir, resume, tx, &flag))
+        .context("cannot start the engine thread")?;
+    let mut outcome = None;
+    for event in rx {
+        printer.print(&event);
+        match event {
+            Event::Finished { summary, .. } => outcome = Some(Ok(summary)),
+            Event::Stopped { .. } => outcome = Some(Err(Stopped.into())),
+            Event::Failed { error } => outcome = Some(Err(anyhow::anyhow!(error))),
+            _ => {}
+        }
+    }
+    let _ = worker.join();
+    printer.progress.finish_and_clear();
+    outcome.unwrap_or_else(|| {
+        Err(anyhow::anyhow!(
+            "the engine stopped without finishing the run"
+        ))
+    })
+}
+
+/// Events as JSON lines on stdout (only the summary when quiet; per-item samples never: they
+/// are in `samples_*.jsonl`), and a progress bar on the terminal.
+struct Printer {
+    progress: indicatif::ProgressBar,
+    quiet: bool,
+    /// The note on the kernel cache was told.
+    told_kernels: bool,
+}
+
+impl Printer {
+    fn new(steps: usize, quiet: bool) -> Self {
+        let progress = indicatif::ProgressBar::new(steps as u64);
+        progress.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{prefix} {bar:30} {pos}/{len} · {msg} · ETA {eta}",
+            )
+            .expect("template"),
+        );
+        Self {
+            progress,
+            quiet,
+            told_kernels: false,
+        }
+    }
+
+    fn print(&mut self, event: &Event) {
+        use std::io::Write;
+        let progress = &self.progress;
+        match event {
             Event::Step { step, loss, .. } => {
                 progress.set_position(*step as u64);
                 progress.set_message(format!("loss {loss:.4}"));
             }
             Event::Phase { phase } => progress.set_prefix(phase.clone()),
             Event::Warning { message } => progress.println(format!("warning: {message}")),
-            Event::Finished { summary: s, .. } => summary = s.clone(),
             Event::Stopped { run_dir, step } => progress.println(format!("stopped at step {step}; the run directory {} is complete up to there (resume with --resume)", run_dir.display())),
+            Event::Kernels { message, .. } => {
+                // The progress line gets the counts; the note on the cache is told once.
+                let (counts, note) = message.split_once(" (").unwrap_or((message, ""));
+                if !note.is_empty() && !self.told_kernels {
+                    self.told_kernels = true;
+                    progress.println(format!("{counts} ({note}"));
+                }
+                progress.set_message(counts.to_string());
+            }
             _ => {}
         }
-        let line = match &event {
-            Event::Samples { .. } => None, // per-sample details go to samples_*.jsonl
-            _ if quiet && !matches!(event, Event::Finished { .. }) => None,
-            _ => serde_json::to_string(&event).ok(),
+        let line = match event {
+            Event::Samples { .. } => None,
+            _ if self.quiet && !matches!(event, Event::Finished { .. }) => None,
+            _ => serde_json::to_string(event).ok(),
         };
         if let Some(line) = line {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{line}");
             let _ = out.flush();
         }
-    };
-    // Kernel preparation arrives from a ticker thread while this one waits on the backend.
-    let kernels = {
-        let progress = progress.clone();
-        let told = std::sync::atomic::AtomicBool::new(false);
-        engine::kernel_events(&config.device, move |event| {
-            if let Event::Kernels { message, .. } = &event {
-                // The progress line gets the counts; the note on the cache is told once.
-                let (counts, note) = message.split_once(" (").unwrap_or((message, ""));
-                if !note.is_empty() && !told.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                    progress.println(format!("{counts} ({note}"));
-                }
-                progress.set_message(counts.to_string());
-            }
-            if let (false, Ok(line)) = (quiet, serde_json::to_string(&event)) {
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{line}");
-                let _ = out.flush();
-            }
-        })
-    };
-    let result = engine::run(config, run_dir, resume, &mut sink, stop);
-    drop(kernels);
-    progress.finish_and_clear();
-    match result {
-        Ok(()) => Ok(summary),
-        Err(e) if e.downcast_ref::<Stopped>().is_some() => Err(e),
-        Err(e) => Err(e),
     }
-}
-
-/// `<data dir>/mdu-workbench/runs/<unix time>-<method>`.
-pub fn default_run_dir(config: &UnlearnConfig) -> PathBuf {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    runs_root().join(format!("{secs}-{}", config.method))
-}
-
-pub fn runs_root() -> PathBuf {
-    dirs::data_dir()
-        .unwrap_or_else(std::env::temp_dir)
-        .join("mdu-workbench")
-        .join("runs")
 }
 
 static CTRL_C: std::sync::OnceLock<StopFlag> = std::sync::OnceLock::new();
@@ -294,9 +315,7 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("{}: cannot create", args.out.display()))?;
     let taus = if args.no_mdu { &[][..] } else { &args.tau[..] };
-    let mut settings: Vec<(Method, Option<f64>)> =
-        taus.iter().map(|&t| (Method::Mdu, Some(t))).collect();
-    settings.extend(args.baselines.iter().map(|&m| (m, None)));
+    let settings = sweep::settings(taus, &args.baselines);
     let lrs_for = |m: Method| -> Result<Vec<f64>> {
         for spec in &args.method_lrs {
             let (name, list) = spec
@@ -329,39 +348,32 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
     }
     // Fairness: every method's learning rate is picked by the same rule on the smallest seed,
     // then the other seeds run at the picked rate; the table reports means over all seeds.
-    for (method, tau) in settings {
+    for setting in settings {
         let one = |lr: f64, seed: u64| -> Result<SweepRow> {
-            let mut c = base.clone();
-            c.method = method;
-            if let Some(t) = tau {
-                c.params.tau = t;
-            }
+            let mut c = sweep::config_for(&base, setting);
             c.learning_rate = lr;
             c.seed = seed;
-            let name = match tau {
-                Some(t) => format!("{method}-tau{t}-lr{lr:e}-seed{seed}"),
-                None => format!("{method}-lr{lr:e}-seed{seed}"),
-            };
+            let name = sweep::run_name(setting, lr, seed);
             let dir = args.out.join(&name);
-            let summary = if dir.join("summary.json").exists() {
+            let summary = if dir.join(RunDir::SUMMARY).exists() {
                 eprintln!("{name}: already done, reusing its summary.json");
-                serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json"))?)?
+                read_summary(&dir)?
             } else {
                 if dir.exists() {
                     std::fs::remove_dir_all(&dir)?;
                 }
                 eprintln!("{name}: running");
-                run_printing(c, dir.clone(), false, &stop, true)?
+                serde_json::from_value(run_printing(c, dir.clone(), false, &stop, true)?)?
             };
             Ok(SweepRow {
-                method,
-                tau,
+                method: setting.method,
+                tau: setting.tau,
                 lr,
                 seed,
                 summary,
             })
         };
-        let first: Vec<SweepRow> = lrs_for(method)?
+        let first: Vec<SweepRow> = lrs_for(setting.method)?
             .into_iter()
             .map(|lr| one(lr, seeds[0]))
             .collect::<Result<_>>()?;
@@ -379,219 +391,4 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
     crate::data::write_atomic(&args.out.join("runs.json"), serde_json::to_string_pretty(&rows.iter().map(|r| serde_json::json!({"method": r.method, "tau": r.tau, "lr": r.lr, "seed": r.seed, "summary": r.summary})).collect::<Vec<_>>())?.as_bytes())?;
     print!("{}", table.markdown);
     Ok(())
-}
-
-pub struct SweepRow {
-    pub method: Method,
-    pub tau: Option<f64>,
-    pub lr: f64,
-    pub seed: u64,
-    pub summary: serde_json::Value,
-}
-
-pub struct Table {
-    pub csv: String,
-    pub markdown: String,
-}
-
-fn metric(summary: &serde_json::Value, when: &str, split: &str, key: &str) -> Option<f64> {
-    summary.get(when)?.get(split)?.get(key)?.as_f64()
-}
-
-fn top(summary: &serde_json::Value, when: &str, key: &str) -> Option<f64> {
-    summary.get(when)?.get(key)?.as_f64()
-}
-
-fn ratio_of(summary: &serde_json::Value, split: &str) -> Option<f64> {
-    Some(
-        metric(summary, "after", split, "rougeL_recall")?
-            / metric(summary, "before", split, "rougeL_recall")?,
-    )
-}
-
-/// The learning rate a method is reported at, from its first-seed runs (one per rate): the rate
-/// that brings forget ROUGE-L to `forget_target` × before with the most retain kept; when none
-/// does, the rate that forgets most. One rule for every method, so GA cannot win by not forgetting.
-pub fn pick_lr(first_seed_runs: &[&SweepRow], forget_target: f64) -> Option<f64> {
-    let scored: Vec<(f64, f64, f64)> = first_seed_runs
-        .iter()
-        .filter_map(|r| {
-            Some((
-                r.lr,
-                ratio_of(&r.summary, "forget")?,
-                ratio_of(&r.summary, "retain")?,
-            ))
-        })
-        .collect();
-    // Ties (e.g. every rate collapses to 0 / 0) go to the smallest, gentlest rate, whatever the
-    // order the runs come in.
-    let better_retain = |a: &&(f64, f64, f64), b: &&(f64, f64, f64)| {
-        a.2.total_cmp(&b.2)
-            .then(b.1.total_cmp(&a.1))
-            .then(b.0.total_cmp(&a.0))
-    };
-    let better_forget = |a: &&(f64, f64, f64), b: &&(f64, f64, f64)| {
-        b.1.total_cmp(&a.1)
-            .then(a.2.total_cmp(&b.2))
-            .then(b.0.total_cmp(&a.0))
-    };
-    let reaching = scored.iter().filter(|s| s.1 <= forget_target);
-    if let Some(best) = reaching.max_by(better_retain) {
-        return Some(best.0);
-    }
-    scored.iter().max_by(better_forget).map(|s| s.0)
-}
-
-/// One line per (method, τ): means over seeds at the learning rate `pick_lr` chooses from the
-/// first seed's runs.
-pub fn trade_off_table(rows: &[SweepRow], forget_target: f64) -> Table {
-    use std::collections::BTreeMap;
-    type Key = (String, Option<String>);
-    let mut groups: BTreeMap<Key, BTreeMap<String, Vec<&SweepRow>>> = BTreeMap::new();
-    let mut order: Vec<Key> = Vec::new();
-    for r in rows {
-        let key = (r.method.name().to_string(), r.tau.map(|t| format!("{t}")));
-        if !order.contains(&key) {
-            order.push(key.clone());
-        }
-        groups
-            .entry(key)
-            .or_default()
-            .entry(format!("{:e}", r.lr))
-            .or_default()
-            .push(r);
-    }
-    let mean = |v: &[Option<f64>]| -> Option<f64> {
-        let v: Vec<f64> = v.iter().flatten().copied().collect();
-        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
-    };
-    let header = [
-        "method",
-        "tau",
-        "lr",
-        "seeds",
-        "forget_before",
-        "forget_after",
-        "forget_ratio",
-        "retain_before",
-        "retain_after",
-        "retain_ratio",
-        "model_utility_after",
-        "forget_quality_after",
-        "forget_after_sd",
-        "retain_after_sd",
-    ];
-    let mut csv = header.join(",") + "\n";
-    let mut md = String::from("| method | τ | lr | seeds | forget R-L before → after (×) | retain R-L before → after (×) | model utility after | forget quality after |\n|---|---|---|---|---|---|---|---|\n");
-    // After-values are means over seeds ± their standard deviation.
-    for key in order {
-        let by_lr = &groups[&key];
-        let first_seed = by_lr.values().flatten().map(|r| r.seed).min();
-        let firsts: Vec<&SweepRow> = by_lr
-            .values()
-            .flatten()
-            .filter(|r| Some(r.seed) == first_seed)
-            .copied()
-            .collect();
-        let Some(picked) = pick_lr(&firsts, forget_target) else {
-            continue;
-        };
-        let lr = &format!("{picked:e}");
-
-        let runs = &by_lr[lr];
-        let get = |when: &str, split: &str| {
-            mean(
-                &runs
-                    .iter()
-                    .map(|r| metric(&r.summary, when, split, "rougeL_recall"))
-                    .collect::<Vec<_>>(),
-            )
-        };
-        // Sample standard deviation over seeds (n − 1), absent for a single seed.
-        let sd = |split: &str| -> Option<f64> {
-            let v: Vec<f64> = runs
-                .iter()
-                .filter_map(|r| metric(&r.summary, "after", split, "rougeL_recall"))
-                .collect();
-            (v.len() > 1).then(|| {
-                let m = v.iter().sum::<f64>() / v.len() as f64;
-                (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt()
-            })
-        };
-        let (f_sd, r_sd) = (sd("forget"), sd("retain"));
-        let (fb, fa, rb, ra) = (
-            get("before", "forget"),
-            get("after", "forget"),
-            get("before", "retain"),
-            get("after", "retain"),
-        );
-        let mu = mean(
-            &runs
-                .iter()
-                .map(|r| top(&r.summary, "after", "model_utility"))
-                .collect::<Vec<_>>(),
-        );
-        let fq = mean(
-            &runs
-                .iter()
-                .map(|r| top(&r.summary, "after", "forget_quality"))
-                .collect::<Vec<_>>(),
-        );
-        let ratio = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b);
-        let f = |v: Option<f64>| v.map(|v| format!("{v:.3}")).unwrap_or_else(|| "–".into());
-        let e = |v: Option<f64>| v.map(|v| format!("{v:.2e}")).unwrap_or_else(|| "–".into());
-        let tau = key.1.clone().unwrap_or_default();
-        csv.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
-            key.0,
-            tau,
-            lr,
-            runs.len(),
-            f(fb),
-            f(fa),
-            f(ratio(fa, fb)),
-            f(rb),
-            f(ra),
-            f(ratio(ra, rb)),
-            f(mu),
-            e(fq),
-            f(f_sd),
-            f(r_sd)
-        ));
-        let pm = |v: Option<f64>| v.map(|v| format!(" ± {v:.3}")).unwrap_or_default();
-        md.push_str(&format!(
-            "| {} | {} | {} | {} | {} → {}{} (×{}) | {} → {}{} (×{}) | {} | {} |\n",
-            Method::ALL
-                .iter()
-                .find(|m| m.name() == key.0)
-                .map(|m| m.label())
-                .unwrap_or(&key.0),
-            if tau.is_empty() {
-                "–".to_string()
-            } else {
-                tau
-            },
-            lr,
-            runs.len(),
-            f(fb),
-            f(fa),
-            pm(f_sd),
-            f(ratio(fa, fb)),
-            f(rb),
-            f(ra),
-            pm(r_sd),
-            f(ratio(ra, rb)),
-            f(mu),
-            e(fq)
-        ));
-    }
-    Table { csv, markdown: md }
-}
-
-/// Reads a finished run's summary.
-pub fn read_summary(run_dir: &Path) -> Result<serde_json::Value> {
-    let path = run_dir.join("summary.json");
-    Ok(serde_json::from_str(
-        &std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?,
-    )?)
 }

@@ -4,7 +4,19 @@
 pub mod cli;
 pub mod config;
 pub mod engine;
-pub mod events;
+pub mod evaluation;
+pub mod inputs;
 pub mod methods;
+pub mod run_dir;
+pub mod step_loop;
+pub mod sweep;
+
+/// The engine's events (kept at this path for callers that name it here).
+pub use crate::events;
 
 pub use methods::{KlDirection, KlImpl, LossParts, Method, MethodParams, StepBatches, StepContext};
+
+/// The error a stopped run returns (the `Stopped` event has been sent already).
+#[derive(Debug, thiserror::Error)]
+#[error("stopped by request")]
+pub struct Stopped;

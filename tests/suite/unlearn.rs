@@ -481,17 +481,39 @@ fn learning_rate_warms_up_then_holds_or_decays() {
 
 #[test]
 fn sweep_picks_every_methods_rate_by_one_rule_on_the_first_seed() {
-    use mdu_workbench::unlearn::cli::{pick_lr, trade_off_table, SweepRow};
+    use mdu_workbench::eval::protocol::{EvalReport, SplitScores};
+    use mdu_workbench::unlearn::run_dir::RunSummary;
+    use mdu_workbench::unlearn::sweep::{pick_lr, trade_off_table, SweepRow};
     use mdu_workbench::unlearn::Method;
+    let report = |forget: f64, retain: f64| {
+        let split = |r: f64| SplitScores {
+            rouge_l_recall: r,
+            ..Default::default()
+        };
+        EvalReport {
+            splits: [
+                ("forget".into(), split(forget)),
+                ("retain".into(), split(retain)),
+            ]
+            .into(),
+            ..Default::default()
+        }
+    };
     let row = |method, lr: f64, seed, forget: f64, retain: f64| SweepRow {
         method,
         tau: None,
         lr,
         seed,
-        summary: serde_json::json!({
-            "before": {"forget": {"rougeL_recall": 1.0}, "retain": {"rougeL_recall": 1.0}},
-            "after": {"forget": {"rougeL_recall": forget}, "retain": {"rougeL_recall": retain}},
-        }),
+        summary: RunSummary {
+            before: Some(report(1.0, 1.0)),
+            after: Some(report(forget, retain)),
+            method,
+            params: Default::default(),
+            protocols: serde_json::Value::Null,
+            seed,
+            steps: 1,
+            wall_s: 0.0,
+        },
     };
     // Two rates reach forget ≤ 0.3: the one keeping more retain wins, not the one forgetting most.
     let npo = [

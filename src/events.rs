@@ -80,7 +80,7 @@ pub enum Event {
 }
 
 /// How the message of [`Event::Kernels`] begins.
-pub const KERNELS_STATUS: &str = "Preparing GPU kernels";
+pub use crate::kernel_runtime::activity::KERNELS_STATUS;
 
 /// A cheap, shareable request to stop (Ctrl-C, the GUI's Stop button).
 #[derive(Clone, Debug, Default)]

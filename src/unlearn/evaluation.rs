@@ -1,0 +1,267 @@
+//! A run's evaluations: the full ones before and after training (with the evaluation cache and
+//! the retain-only model's truth ratios for forget quality) and the cheap live ones between steps.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
+use burn::tensor::backend::Backend;
+
+use super::config::UnlearnConfig;
+use super::inputs::{Data, Inputs};
+use super::run_dir::RunDir;
+use super::Stopped;
+use crate::checkpoint::MemoryBudget;
+use crate::data::{write_atomic, QaItem};
+use crate::eval::cache;
+use crate::eval::protocol::{
+    evaluate, forget_quality, retain_model_truth_ratios, EvalError, EvalReport, EvalSettings,
+    EvalSplit, SampleDetail, SplitRole,
+};
+use crate::events::{Event, StopFlag};
+use crate::model::MaskedDiffusionLm;
+use crate::tokenizer::TextTokenizer;
+
+/// What every evaluation of one run shares.
+pub struct Evaluation<'a, B: Backend> {
+    tokenizer: &'a TextTokenizer,
+    splits: &'a [EvalSplit],
+    live_splits: Vec<EvalSplit>,
+    full: EvalSettings,
+    live: EvalSettings,
+    /// The retain-only model's raw truth ratios on the forget split, when forget quality is asked for.
+    retain_model_tr: Option<Vec<f64>>,
+    device: &'a B::Device,
+    device_name: &'a str,
+    stop: StopFlag,
+}
+
+impl<'a, B: Backend> Evaluation<'a, B> {
+    pub fn new(
+        config: &UnlearnConfig,
+        data: &'a Data,
+        tokenizer: &'a TextTokenizer,
+        device: &'a B::Device,
+        device_name: &'a str,
+        stop: &StopFlag,
+    ) -> Self {
+        let full = EvalSettings {
+            generation: config.generation.clone(),
+            max_items: config.eval_max_items,
+            tofu: config.eval_tofu,
+            ..EvalSettings::full(config.eval_mc_samples)
+        };
+        let live = EvalSettings {
+            generation: config.generation.clone(),
+            ..EvalSettings::live(config.live_mc_samples, config.live_items)
+        };
+        let live_splits = data
+            .splits
+            .iter()
+            .filter(|s| matches!(s.role, SplitRole::Forget | SplitRole::Retain))
+            .cloned()
+            .collect();
+        Self {
+            tokenizer,
+            splits: &data.splits,
+            live_splits,
+            full,
+            live,
+            retain_model_tr: None,
+            device,
+            device_name,
+            stop: stop.clone(),
+        }
+    }
+
+    /// The splits as the cache keys name them.
+    fn split_key(&self) -> Vec<(&String, SplitRole, &Vec<QaItem>)> {
+        self.splits
+            .iter()
+            .map(|s| (&s.name, s.role, &s.items))
+            .collect()
+    }
+
+    /// Scores the retain-only model once (or reads its scores from the cache), when the run
+    /// evaluates the TOFU protocol before or after.
+    pub fn score_retain_model(
+        &mut self,
+        inputs: &Inputs,
+        config: &UnlearnConfig,
+        budget: &MemoryBudget,
+        sink: &mut dyn FnMut(Event),
+    ) -> Result<()> {
+        let (Some(dir), true) = (
+            &inputs.retain_model,
+            config.eval_tofu && (config.eval_before || config.eval_after),
+        ) else {
+            return Ok(());
+        };
+        let key = cache::key(dir, &[&self.split_key()[0], &self.full, &self.device_name]);
+        if let Some((tr, source)) = key
+            .as_ref()
+            .and_then(|k| cache::load::<Vec<f64>>("retain-model-tr", k))
+        {
+            sink(Event::Phase {
+                phase: format!("retain-only model's truth ratios: {source}"),
+            });
+            self.retain_model_tr = Some(tr);
+            return Ok(());
+        }
+        sink(Event::Phase {
+            phase: "scoring the retain-only model".into(),
+        });
+        let stop = self.stop.clone();
+        let tr = retain_model_truth_ratios::<B>(
+            dir,
+            &self.splits[0].items,
+            &self.full,
+            budget,
+            self.device,
+            &move || stop.is_set(),
+        )?
+        .with_context(|| {
+            format!(
+                "{}: forget items need perturbed answers for forget quality",
+                dir.display()
+            )
+        })?;
+        if let Some(k) = &key {
+            cache::store("retain-model-tr", k, &tr);
+        }
+        self.retain_model_tr = Some(tr);
+        Ok(())
+    }
+
+    /// A full evaluation, with forget quality where the retain-only model was scored.
+    pub fn full(&self, model: &MaskedDiffusionLm<B>) -> Result<EvalReport, EvalError> {
+        let stop = self.stop.clone();
+        let mut report = evaluate(
+            model,
+            self.tokenizer,
+            self.splits,
+            &self.full,
+            self.device,
+            &move || stop.is_set(),
+        )?;
+        if let (Some(theirs), Some(ours)) = (&self.retain_model_tr, report.forget_truth_ratios()) {
+            report.forget_quality = forget_quality(&ours, theirs);
+        }
+        Ok(report)
+    }
+
+    /// The starting model's full evaluation (from the cache when this model, these splits and
+    /// settings were evaluated before), recorded in the run folder.
+    pub fn before(
+        &self,
+        model: &MaskedDiffusionLm<B>,
+        checkpoint: &std::path::Path,
+        run_dir: &RunDir,
+        sink: &mut dyn FnMut(Event),
+    ) -> Result<EvalReport> {
+        let key = cache::key(
+            checkpoint,
+            &[
+                &self.split_key(),
+                &self.full,
+                &self.device_name,
+                &self.retain_model_tr,
+            ],
+        );
+        let cached = key.as_ref().and_then(|k| {
+            cache::load::<(EvalReport, BTreeMap<String, Vec<SampleDetail>>)>("before", k)
+        });
+        let report = match cached {
+            Some(((mut report, samples), source)) => {
+                sink(Event::Phase {
+                    phase: format!("evaluating (before): {source}"),
+                });
+                report.samples = samples;
+                report
+            }
+            None => {
+                sink(Event::Phase {
+                    phase: "evaluating (before)".into(),
+                });
+                let report = self.full(model).map_err(|e| eval_error(e, sink, run_dir))?;
+                if let Some(k) = &key {
+                    cache::store("before", k, &(&report, &report.samples));
+                }
+                report
+            }
+        };
+        record_full_eval(run_dir, "before", 0, &report, sink)?;
+        run_dir.write_before(&report)?;
+        Ok(report)
+    }
+
+    /// The unlearned model's full evaluation, recorded in the run folder.
+    pub fn after(
+        &self,
+        model: &MaskedDiffusionLm<B>,
+        step: usize,
+        run_dir: &RunDir,
+        sink: &mut dyn FnMut(Event),
+    ) -> Result<EvalReport> {
+        sink(Event::Phase {
+            phase: "evaluating (after)".into(),
+        });
+        let report = self.full(model).map_err(|e| eval_error(e, sink, run_dir))?;
+        record_full_eval(run_dir, "after", step, &report, sink)?;
+        Ok(report)
+    }
+
+    /// A live evaluation: forget and retain subsets, few Monte-Carlo samples.
+    pub fn live(&self, model: &MaskedDiffusionLm<B>) -> Result<EvalReport, EvalError> {
+        let stop = self.stop.clone();
+        evaluate(
+            model,
+            self.tokenizer,
+            &self.live_splits,
+            &self.live,
+            self.device,
+            &move || stop.is_set(),
+        )
+    }
+}
+
+/// A stopped evaluation ends the run as stopped (the event is sent here); others are errors.
+fn eval_error(e: EvalError, sink: &mut dyn FnMut(Event), run_dir: &RunDir) -> anyhow::Error {
+    match e {
+        EvalError::Stopped => {
+            sink(Event::Stopped {
+                step: 0,
+                run_dir: run_dir.path.clone(),
+            });
+            Stopped.into()
+        }
+        other => other.into(),
+    }
+}
+
+/// Sends a full evaluation's samples and scores, and writes its per-item file.
+fn record_full_eval(
+    run_dir: &RunDir,
+    when: &str,
+    step: usize,
+    report: &EvalReport,
+    sink: &mut dyn FnMut(Event),
+) -> Result<()> {
+    for (split, samples) in &report.samples {
+        sink(Event::Samples {
+            step,
+            when: when.into(),
+            split: split.clone(),
+            samples: samples.clone(),
+        });
+    }
+    write_atomic(
+        &run_dir.samples_file(when),
+        report.details_jsonl().as_bytes(),
+    )?;
+    sink(Event::Eval {
+        step,
+        when: when.into(),
+        report: report.clone(),
+    });
+    Ok(())
+}
