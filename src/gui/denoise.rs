@@ -1,118 +1,13 @@
 //! The denoising view for teaching: the sampler unmasks an answer step by step, before and after
-//! unlearning side by side. The frames are computed on a worker (the window only shows strings);
-//! the same worker path answers the prompt box.
+//! unlearning side by side. The engine session computes the traces with the models it keeps; the
+//! window only shows their strings.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use eframe::egui;
 
-use super::job::Job;
-use crate::checkpoint::{Checkpoint, MemoryBudget};
 use crate::data::QaItem;
-use crate::device::{BackendTask, DeviceChoice};
-use crate::diffusion::batch::SftExample;
-use crate::diffusion::sampler::{generate, generate_dream, SamplerConfig, SamplerTokens};
-use crate::eval::protocol::{sampler_config, Generation};
-use crate::tokenizer::TextTokenizer;
-
-/// Shown for a still-masked answer slot.
-pub const MASKED: &str = "░";
-
-/// Every step of one generation: the answer slots as text pieces.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Trace {
-    pub frames: Vec<Vec<String>>,
-    pub answer: String,
-}
-
-struct TraceTask<'a> {
-    model_dir: &'a Path,
-    item: &'a QaItem,
-    /// The slot size comes from the gold answer when there is one, else this many tokens.
-    free_tokens: Option<usize>,
-}
-
-impl BackendTask for TraceTask<'_> {
-    type Output = Result<Trace, String>;
-
-    fn run<B: crate::device::EngineBackend>(self, device: &B::Device) -> Self::Output {
-        let err = |e: &dyn std::fmt::Display| format!("{}: {e}", self.model_dir.display());
-        let ckpt = Checkpoint::open(self.model_dir).map_err(|e| err(&e))?;
-        let tokenizer =
-            TextTokenizer::from_dir(self.model_dir, &ckpt.config).map_err(|e| err(&e))?;
-        let model = ckpt
-            .load::<B>(device, &MemoryBudget::unlimited("worker"))
-            .map_err(|e| err(&e))?;
-        let prompt = SftExample::encode_pair(&tokenizer, &self.item.question, "")
-            .map_err(|e| err(&e))?
-            .prompt;
-        let cfg = match self.free_tokens {
-            Some(n) => SamplerConfig {
-                max_new_tokens: n,
-                block_size: n,
-                steps: n,
-                temperature: 0.0,
-                suppress_tokens: vec![],
-                seed: 0,
-            },
-            None => sampler_config(
-                &model,
-                &tokenizer,
-                std::slice::from_ref(self.item),
-                &Generation::Demo { margin: 4 },
-            )
-            .map_err(|e| err(&e))?,
-        };
-        let special = &tokenizer.special;
-        let tokens = SamplerTokens {
-            mask: special.mask,
-            pad: special.eos,
-            stops: [Some(special.eos), special.eot]
-                .into_iter()
-                .flatten()
-                .collect(),
-        };
-        let mut frames = Vec::new();
-        let piece = |id: u32| -> String {
-            if id == special.mask {
-                MASKED.to_string()
-            } else if tokens.stops.contains(&id) {
-                "⏹".to_string()
-            } else {
-                tokenizer.decode(&[id], false).unwrap_or_default()
-            }
-        };
-        let on_step = |view: &crate::diffusion::sampler::StepView| {
-            frames.push(view.answers[0].iter().map(|&id| piece(id)).collect());
-        };
-        let ids = if model.config.architecture.shifts_logits() {
-            generate_dream(&model, &[prompt], &tokens, &cfg, 1e-3, device, on_step)
-        } else {
-            generate(&model, &[prompt], &tokens, &cfg, device, on_step)
-        };
-        let answer = tokenizer
-            .decode(&ids[0], true)
-            .map_err(|e| err(&e))?
-            .trim()
-            .to_string();
-        Ok(Trace { frames, answer })
-    }
-}
-
-/// Generates an answer to `item.question` with the model in `model_dir`, keeping every step.
-pub fn trace(
-    model_dir: &Path,
-    item: &QaItem,
-    device: &str,
-    free_tokens: Option<usize>,
-) -> Result<Trace, String> {
-    let choice = DeviceChoice::parse(device)?;
-    choice.run(TraceTask {
-        model_dir,
-        item,
-        free_tokens,
-    })
-}
+use crate::session::{Pending, Session, Trace, TraceRequest, MASKED};
 
 /// The view's state: the chosen question, the two traces and the playback position.
 #[derive(Default)]
@@ -120,16 +15,17 @@ pub struct DenoiseView {
     pub question: usize,
     pub before: Option<Result<Trace, String>>,
     pub after: Option<Result<Trace, String>>,
-    jobs: Vec<(bool, Job<Result<Trace, String>>)>,
+    jobs: Vec<(bool, Pending<Result<Trace, String>>)>,
     pub frame: usize,
     pub playing: bool,
     last_tick: f64,
 }
 
 impl DenoiseView {
-    /// Starts computing both traces (the after model only when a run has produced one).
+    /// Asks the session for both traces (the after model only when a run has produced one).
     pub fn compute(
         &mut self,
+        session: &Session,
         item: QaItem,
         before_dir: PathBuf,
         after_dir: Option<PathBuf>,
@@ -140,12 +36,14 @@ impl DenoiseView {
         self.frame = 0;
         self.jobs.clear();
         for (is_after, dir) in [(false, Some(before_dir)), (true, after_dir)] {
-            let Some(dir) = dir else { continue };
-            let (item, device) = (item.clone(), device.clone());
-            self.jobs.push((
-                is_after,
-                Job::spawn("denoise", move || trace(&dir, &item, &device, None)),
-            ));
+            let Some(model_dir) = dir else { continue };
+            let request = TraceRequest {
+                model_dir,
+                item: item.clone(),
+                device: device.clone(),
+                free_tokens: None,
+            };
+            self.jobs.push((is_after, session.trace(request)));
         }
     }
 
@@ -160,7 +58,7 @@ impl DenoiseView {
                 }
             }
         }
-        self.jobs.retain(|(_, j)| j.is_running());
+        self.jobs.retain(|(_, j)| j.is_pending());
         if self.playing && now - self.last_tick >= 0.25 {
             self.last_tick = now;
             if self.frame + 1 < self.frames() {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::job::Job;
+use crate::session::Pending;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PickKind {
@@ -32,7 +32,7 @@ pub struct PickRequest {
 }
 
 pub trait Dialogs: Send {
-    fn pick(&self, request: PickRequest) -> Job<Option<PathBuf>>;
+    fn pick(&self, request: PickRequest) -> Pending<Option<PathBuf>>;
     /// True once a dialog could not be shown at all (the window then says to type paths).
     fn unavailable(&self) -> bool {
         false
@@ -52,8 +52,8 @@ impl Dialogs for NativeDialogs {
         DIALOG_UNAVAILABLE.load(Ordering::Relaxed)
     }
 
-    fn pick(&self, request: PickRequest) -> Job<Option<PathBuf>> {
-        Job::spawn("dialog", move || {
+    fn pick(&self, request: PickRequest) -> Pending<Option<PathBuf>> {
+        Pending::spawn("dialog", move || {
             let asked = Instant::now();
             let answer = native_pick(request);
             if answer.is_none() && asked.elapsed() < NO_DIALOG_WITHIN {
@@ -106,7 +106,7 @@ impl Dialogs for ScriptedDialogs {
         self.unavailable
     }
 
-    fn pick(&self, request: PickRequest) -> Job<Option<PathBuf>> {
+    fn pick(&self, request: PickRequest) -> Pending<Option<PathBuf>> {
         self.asked.lock().expect("not poisoned").push(request);
         let mut answers = self.answers.lock().expect("not poisoned");
         let answer = if answers.is_empty() {
@@ -114,6 +114,6 @@ impl Dialogs for ScriptedDialogs {
         } else {
             answers.remove(0)
         };
-        Job::ready(answer)
+        Pending::ready(answer)
     }
 }

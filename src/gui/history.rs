@@ -1,9 +1,14 @@
 //! Past runs: every run directory under the runs folder, with its settings and outcome, read from
-//! `config.toml` and `summary.json` (so the list survives restarts and includes CLI runs there).
+//! `config.toml` and `summary.json` (so the list survives restarts and includes CLI runs there),
+//! and the History tab that lists them.
 
 use std::path::{Path, PathBuf};
 
+use eframe::egui;
+
+use super::actions::Action;
 use crate::unlearn::config::UnlearnConfig;
+use crate::unlearn::run_dir::{read_summary, RunDir, When};
 use crate::unlearn::Method;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -24,16 +29,11 @@ pub struct HistoryEntry {
 
 impl HistoryEntry {
     pub fn read(dir: &Path) -> Option<Self> {
-        let config = UnlearnConfig::from_toml_file(&dir.join("config.toml")).ok()?;
-        let summary: Option<serde_json::Value> = std::fs::read_to_string(dir.join("summary.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok());
-        let pair = |when: &str| {
+        let config = UnlearnConfig::from_toml_file(&dir.join(RunDir::CONFIG)).ok()?;
+        let summary = read_summary(dir).ok();
+        let pair = |when: When| {
             let s = summary.as_ref()?;
-            Some((
-                s[when]["forget"]["rougeL_recall"].as_f64()?,
-                s[when]["retain"]["rougeL_recall"].as_f64()?,
-            ))
+            Some((s.rouge_l(when, "forget")?, s.rouge_l(when, "retain")?))
         };
         Some(Self {
             name: dir.file_name()?.to_string_lossy().into_owned(),
@@ -43,11 +43,11 @@ impl HistoryEntry {
             learning_rate: config.learning_rate,
             steps: config.steps,
             seed: config.seed,
-            before: pair("before"),
-            after: pair("after"),
+            before: pair(When::Before),
+            after: pair(When::After),
             utility_after: summary
                 .as_ref()
-                .and_then(|s| s["after"]["model_utility"].as_f64()),
+                .and_then(|s| s.after.as_ref()?.model_utility),
             finished: summary.is_some(),
         })
     }
@@ -76,47 +76,81 @@ pub fn scan(root: &Path) -> Vec<HistoryEntry> {
     out
 }
 
-/// A new run folder's name: UTC time, then the method (and τ), e.g. `20261123-124501-mdu-tau0.5`.
-pub fn run_name(config: &UnlearnConfig, now: std::time::SystemTime) -> String {
-    let secs = now
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    let method = match config.method {
-        Method::Mdu => format!("mdu-tau{}", config.params.tau),
-        m => m.name().to_string(),
+const COLUMNS: [&str; 9] = [
+    "run",
+    "method",
+    "lr",
+    "steps",
+    "seed",
+    "forget R-L",
+    "retain R-L",
+    "utility",
+    "",
+];
+
+/// The History tab: one row per run with Open and Overlay.
+pub fn show_tab(ui: &mut egui::Ui, history: &[HistoryEntry], root: &Path) -> Vec<Action> {
+    let mut actions = Vec::new();
+    ui.horizontal(|ui| {
+        let n = history.len();
+        ui.label(format!(
+            "{n} run{} in {}",
+            if n == 1 { "" } else { "s" },
+            root.display()
+        ));
+        if ui.button("Refresh").clicked() {
+            actions.push(Action::RescanHistory);
+        }
+    });
+    egui::ScrollArea::both().show(ui, |ui| {
+        egui::Grid::new("history").striped(true).show(ui, |ui| {
+            for h in COLUMNS {
+                ui.label(egui::RichText::new(h).strong());
+            }
+            ui.end_row();
+            for h in history {
+                show_row(ui, h, &mut actions);
+                ui.end_row();
+            }
+        });
+    });
+    actions
+}
+
+fn show_row(ui: &mut egui::Ui, h: &HistoryEntry, actions: &mut Vec<Action>) {
+    ui.label(&h.name);
+    ui.label(h.short_label());
+    ui.label(format!("{:.1e}", h.learning_rate));
+    ui.label(h.steps.to_string());
+    ui.label(h.seed.to_string());
+    let pair = |i: usize| match (h.before, h.after) {
+        (Some(b), Some(a)) => {
+            let (b, a) = if i == 0 { (b.0, a.0) } else { (b.1, a.1) };
+            format!("{b:.3} -> {a:.3}")
+        }
+        _ if !h.finished => "stopped".into(),
+        _ => "–".into(),
     };
-    format!(
-        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{method}",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
-}
-
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn civil_dates() {
-        assert_eq!(super::civil_from_days(0), (1970, 1, 1));
-        // Checked with `date -u -d @$((20415 * 86400)) +%F`.
-        assert_eq!(super::civil_from_days(20_415), (2025, 11, 23));
-        assert_eq!(super::civil_from_days(11_016), (2000, 2, 29));
-    }
+    ui.label(pair(0));
+    ui.label(pair(1));
+    ui.label(h.utility_after.map_or("–".into(), |u| format!("{u:.3}")));
+    ui.horizontal(|ui| {
+        if ui
+            .button("Open")
+            .on_hover_text("Show this run's curves and samples.")
+            .clicked()
+        {
+            actions.push(Action::OpenRun(h.dir.clone()));
+        }
+        if ui
+            .button("Overlay")
+            .on_hover_text("Draw this run dashed over the current one.")
+            .clicked()
+        {
+            actions.push(Action::Overlay {
+                dir: Some(h.dir.clone()),
+                show: true,
+            });
+        }
+    });
 }

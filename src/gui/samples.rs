@@ -3,7 +3,43 @@
 
 use eframe::egui;
 
+use super::actions::Action;
 use super::series::RunRecord;
+
+/// The Ask box above the table: a free question to the current model and its answer.
+pub fn ask_box(
+    ui: &mut egui::Ui,
+    prompt: &mut String,
+    asking: bool,
+    answer: &Option<Result<String, String>>,
+) -> Vec<Action> {
+    let mut actions = Vec::new();
+    ui.horizontal(|ui| {
+        let l = ui.label("Ask the model");
+        ui.add(egui::TextEdit::singleline(prompt).desired_width(420.0).hint_text("Who is …?"))
+            .labelled_by(l.id)
+            .on_hover_text("A free question to the current model: the unlearned one after a run, else the loaded one.");
+        if ui
+            .add_enabled(!asking && !prompt.trim().is_empty(), egui::Button::new("Ask"))
+            .clicked()
+        {
+            actions.push(Action::Ask(prompt.trim().to_string()));
+        }
+        if asking {
+            ui.spinner();
+        }
+    });
+    match answer {
+        Some(Ok(a)) => {
+            ui.label(format!("Answer: {a}"));
+        }
+        Some(Err(e)) => {
+            ui.colored_label(ui.visuals().error_fg_color, e);
+        }
+        None => {}
+    }
+    actions
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct SampleRow {

@@ -6,36 +6,10 @@ use std::path::{Path, PathBuf};
 use eframe::egui;
 
 use super::dialogs::{Dialogs, PickKind, PickRequest};
-use super::job::Job;
-use crate::checkpoint::{self, Checkpoint};
 use crate::data::{read_qa_file, QaItem};
+use crate::session::{ModelInfo, Pending};
 use crate::unlearn::config::UnlearnConfig;
 use crate::unlearn::{KlDirection, Method};
-
-/// What the panel shows about a model folder.
-#[derive(Clone, Debug, PartialEq)]
-pub struct CheckpointInfo {
-    pub architecture: String,
-    pub parameters: u64,
-    pub dtype: String,
-    pub vocab: usize,
-    /// Weights and one forward pass in f32 (what training on the CPU or wgpu needs).
-    pub bytes_f32: u64,
-}
-
-pub fn inspect_checkpoint(dir: &Path) -> Result<CheckpointInfo, String> {
-    let ckpt = Checkpoint::open(dir).map_err(|e| e.to_string())?;
-    crate::tokenizer::TextTokenizer::from_dir(dir, &ckpt.config)
-        .map_err(|e| format!("{}: tokenizer: {e}", dir.display()))?;
-    let c = &ckpt.config;
-    Ok(CheckpointInfo {
-        architecture: c.architecture.name().to_string(),
-        parameters: c.num_parameters(),
-        dtype: ckpt.layout.main_dtype().name().to_string(),
-        vocab: c.vocab_size,
-        bytes_f32: checkpoint::estimate_bytes(c, 4),
-    })
-}
 
 /// What the panel shows about a data file.
 #[derive(Clone, Debug, PartialEq)]
@@ -52,19 +26,28 @@ pub fn inspect_file(path: &Path) -> Result<FileInfo, String> {
     Ok(FileInfo { items })
 }
 
-/// An input path: typed, picked from a dialog or from the recent list, and read on a worker.
+/// How a field's path is read: a request whose answer arrives later (from the engine session
+/// for a model folder, from a short-lived thread for a data file).
+pub type Reader<T> = Box<dyn Fn(PathBuf) -> Pending<Result<T, String>>>;
+
+/// A data file read on a short-lived thread.
+pub fn file_reader() -> Reader<FileInfo> {
+    Box::new(|path| Pending::spawn("inspect", move || inspect_file(&path)))
+}
+
+/// An input path: typed, picked from a dialog or from the recent list, and read in the background.
 pub struct PathField<T> {
     pub label: &'static str,
     pub path: String,
     pub info: Option<Result<T, String>>,
-    read: fn(&Path) -> Result<T, String>,
-    reading: Option<(String, Job<Result<T, String>>)>,
-    dialog: Option<Job<Option<PathBuf>>>,
+    read: Reader<T>,
+    reading: Option<(String, Pending<Result<T, String>>)>,
+    dialog: Option<Pending<Option<PathBuf>>>,
     kind: PickKind,
 }
 
 impl<T: Send + 'static> PathField<T> {
-    pub fn new(label: &'static str, kind: PickKind, read: fn(&Path) -> Result<T, String>) -> Self {
+    pub fn new(label: &'static str, kind: PickKind, read: Reader<T>) -> Self {
         Self {
             label,
             path: String::new(),
@@ -89,11 +72,7 @@ impl<T: Send + 'static> PathField<T> {
             return;
         }
         let path = PathBuf::from(self.path.trim());
-        let read = self.read;
-        self.reading = Some((
-            self.path.clone(),
-            Job::spawn("inspect", move || read(&path)),
-        ));
+        self.reading = Some((self.path.clone(), (self.read)(path)));
     }
 
     /// Collects finished reads and dialogs; true while something is pending.
@@ -217,7 +196,7 @@ impl<T: Send + 'static> PathField<T> {
 /// `available`: free memory of the chosen device when known (read by the window on a worker).
 pub fn show_checkpoint_info(
     ui: &mut egui::Ui,
-    info: &Option<Result<CheckpointInfo, String>>,
+    info: &Option<Result<ModelInfo, String>>,
     device: &str,
     available: Option<u64>,
 ) {

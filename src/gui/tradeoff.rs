@@ -2,13 +2,13 @@
 //! current setup, then plot each finished run as forget ROUGE-L against retain ROUGE-L (and
 //! utility). Clicking a point opens that run.
 
-use std::path::PathBuf;
-
 use eframe::egui;
 use egui_plot::{Legend, MarkerShape, Plot, PlotPoint, PlotPoints, Points, Text};
 
+use super::actions::Action;
 use super::history::HistoryEntry;
 use crate::unlearn::config::UnlearnConfig;
+use crate::unlearn::sweep;
 use crate::unlearn::Method;
 
 pub struct TradeoffView {
@@ -51,14 +51,6 @@ pub fn parse_taus(text: &str) -> Result<Vec<f64>, String> {
     Ok(out)
 }
 
-pub enum TradeoffAction {
-    None,
-    /// Queue these configurations.
-    Queue(Vec<UnlearnConfig>),
-    /// Open this run.
-    Open(PathBuf),
-}
-
 impl TradeoffView {
     /// `runs`: the explorer's finished runs (from history); `base`: the current setup.
     pub fn show(
@@ -67,8 +59,8 @@ impl TradeoffView {
         base: &UnlearnConfig,
         runs: &[HistoryEntry],
         queued: usize,
-    ) -> TradeoffAction {
-        let mut action = TradeoffAction::None;
+    ) -> Option<Action> {
+        let mut action = None;
         ui.horizontal(|ui| {
             let l = ui.label("τ values");
             ui.add(egui::TextEdit::singleline(&mut self.taus).desired_width(180.0))
@@ -84,23 +76,11 @@ impl TradeoffView {
                 match parse_taus(&self.taus) {
                     Ok(taus) => {
                         self.error = None;
-                        let mut configs: Vec<UnlearnConfig> = taus
+                        let baselines: Vec<Method> = [(self.with_ga, Method::Ga), (self.with_npo, Method::Npo)]
                             .into_iter()
-                            .map(|tau| {
-                                let mut c = base.clone();
-                                c.method = Method::Mdu;
-                                c.params.tau = tau;
-                                c
-                            })
+                            .filter_map(|(on, m)| on.then_some(m))
                             .collect();
-                        for (on, m) in [(self.with_ga, Method::Ga), (self.with_npo, Method::Npo)] {
-                            if on {
-                                let mut c = base.clone();
-                                c.method = m;
-                                configs.push(c);
-                            }
-                        }
-                        action = TradeoffAction::Queue(configs);
+                        action = Some(Action::Queue(sweep::configs(base, &taus, &baselines)));
                     }
                     Err(e) => self.error = Some(e),
                 }
@@ -181,7 +161,7 @@ impl TradeoffView {
             });
             if let Some((r, p)) = nearest {
                 if (p[0] - at.x).hypot(p[1] - at.y) < 0.08 {
-                    action = TradeoffAction::Open(r.dir.clone());
+                    action = Some(Action::OpenRun(r.dir.clone()));
                 }
             }
         }

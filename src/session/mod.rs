@@ -22,9 +22,32 @@ use crate::demo::embedded::DemoPaths;
 use crate::events::{Event, StopFlag};
 use crate::unlearn::config::UnlearnConfig;
 
-/// A reply that arrives later: poll it each frame.
+/// A reply that arrives later (from the session, or from background work the window must not
+/// wait for: a file dialog, a folder scan, a copy): poll it each frame.
 pub struct Pending<T> {
     rx: Option<Receiver<T>>,
+}
+
+impl<T: Send + 'static> Pending<T> {
+    /// Runs `work` on a short-lived thread named `mdu-<name>`.
+    pub fn spawn(name: &str, work: impl FnOnce() -> T + Send + 'static) -> Self {
+        let (tx, rx) = channel();
+        let spawned = std::thread::Builder::new()
+            .name(format!("mdu-{name}"))
+            .spawn(move || {
+                let _ = tx.send(work());
+            });
+        Self {
+            rx: spawned.ok().map(|_| rx),
+        }
+    }
+
+    /// A reply that is already there (tests, answers known up front).
+    pub fn ready(value: T) -> Self {
+        let (tx, rx) = channel();
+        let _ = tx.send(value);
+        Self { rx: Some(rx) }
+    }
 }
 
 impl<T> Pending<T> {

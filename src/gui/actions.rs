@@ -1,0 +1,53 @@
+//! What a panel asks for. Panels draw and return actions; the window applies them after layout,
+//! so no click changes state in the middle of a frame.
+
+use std::path::PathBuf;
+
+use super::plots::PlotKind;
+use super::Tab;
+use crate::data::QaItem;
+use crate::unlearn::config::UnlearnConfig;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Start a run with the setup panel's inputs.
+    Start,
+    /// Ask whether to stop the active run.
+    AskStop,
+    /// Stop it (the answer to the question).
+    Stop,
+    KeepRunning,
+    /// Fill the setup panel with the embedded demo's files.
+    UseDemo,
+    SetRunsRoot(PathBuf),
+    RescanHistory,
+    /// Show a past run's curves and samples.
+    OpenRun(PathBuf),
+    /// Draw another run dashed over the current one (`None`: none); `show` switches to Curves.
+    Overlay {
+        dir: Option<PathBuf>,
+        show: bool,
+    },
+    Export(Export),
+    /// Queue these runs (the trade-off explorer).
+    Queue(Vec<UnlearnConfig>),
+    /// A free question to the current model.
+    Ask(String),
+    /// Trace the denoising of this question before and after.
+    Denoise(QaItem),
+    /// Open the Save model as… prompt.
+    SaveModel,
+    BrowseSaveDestination,
+    SaveTo(String),
+    CancelSave,
+    /// The front error was read.
+    DismissError,
+    ShowTab(Tab),
+}
+
+/// What an export writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Export {
+    Csv,
+    Png(PlotKind),
+}
