@@ -187,7 +187,6 @@ pub fn run(cli: Cli) -> Result<()> {
             seed,
             device,
         }) => {
-            let device = DeviceChoice::parse(&device).map_err(anyhow::Error::msg)?;
             let sampler = crate::diffusion::sampler::SamplerConfig {
                 max_new_tokens,
                 block_size: block_size.unwrap_or(max_new_tokens),
@@ -196,15 +195,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 suppress_tokens: vec![],
                 seed,
             };
-            let budget = device.memory_budget();
-            let answer = device.run(GenerateTask {
-                dir: checkpoint,
-                prompt,
-                sampler,
-                budget,
-            })?;
-            println!("{answer}");
-            Ok(())
+            generate(checkpoint, prompt, sampler, &device)
         }
         Some(Command::Finetune { args, device }) => {
             let device = DeviceChoice::parse(&device).map_err(anyhow::Error::msg)?;
@@ -214,25 +205,9 @@ pub fn run(cli: Cli) -> Result<()> {
             out,
             seed,
             vocab_size,
-        }) => {
-            let splits = crate::demo::Splits::generate(seed);
-            splits.write(&out)?;
-            let tokenizer =
-                crate::demo::tokenizer::train(&splits, vocab_size).map_err(anyhow::Error::msg)?;
-            crate::demo::tokenizer::write_files(&tokenizer, &out).map_err(anyhow::Error::msg)?;
-            eprintln!("tokenizer: {} tokens", tokenizer.get_vocab_size(true));
-            for (name, items) in splits.named() {
-                eprintln!("{name}: {} items", items.len());
-            }
-            Ok(())
-        }
+        }) => demo_world(&out, seed, vocab_size),
         Some(Command::Devices) => {
-            for (choice, label) in list_devices() {
-                println!("{choice}\t{label}");
-            }
-            if let Some(why) = crate::device::cuda_unavailable_reason() {
-                println!("(cuda unavailable: {why})");
-            }
+            print_devices();
             Ok(())
         }
         Some(Command::Selftest(args)) => crate::selftest::selftest(args),
@@ -260,6 +235,49 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `mdu demo-world`: the generated world's splits and their tokenizer, written to `out`.
+fn demo_world(out: &std::path::Path, seed: u64, vocab_size: usize) -> Result<()> {
+    let splits = crate::demo::Splits::generate(seed);
+    splits.write(out)?;
+    let tokenizer =
+        crate::demo::tokenizer::train(&splits, vocab_size).map_err(anyhow::Error::msg)?;
+    crate::demo::tokenizer::write_files(&tokenizer, out).map_err(anyhow::Error::msg)?;
+    eprintln!("tokenizer: {} tokens", tokenizer.get_vocab_size(true));
+    for (name, items) in splits.named() {
+        eprintln!("{name}: {} items", items.len());
+    }
+    Ok(())
+}
+
+/// `mdu devices`: one line per device, and why CUDA is missing.
+fn print_devices() {
+    for (choice, label) in list_devices() {
+        println!("{choice}\t{label}");
+    }
+    if let Some(why) = crate::device::cuda_unavailable_reason() {
+        println!("(cuda unavailable: {why})");
+    }
+}
+
+/// `mdu generate`: one answer to a chat prompt.
+fn generate(
+    dir: PathBuf,
+    prompt: String,
+    sampler: crate::diffusion::sampler::SamplerConfig,
+    device: &str,
+) -> Result<()> {
+    let device = DeviceChoice::parse(device).map_err(anyhow::Error::msg)?;
+    let budget = device.memory_budget();
+    let answer = device.run(GenerateTask {
+        dir,
+        prompt,
+        sampler,
+        budget,
+    })?;
+    println!("{answer}");
+    Ok(())
 }
 
 struct LogitsTask {

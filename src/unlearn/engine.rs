@@ -18,7 +18,7 @@ use super::inputs::{Data, ResolvedRun};
 use super::run_dir::{MetricsLog, RunDir, RunInfo, RunSummary};
 use super::step_loop::{CheckpointSaver, LoopInputs, TrainerState, Training};
 pub use super::Stopped;
-use crate::checkpoint::{CheckpointError, ModelFiles};
+use crate::checkpoint::{CheckpointError, MemoryBudget, ModelFiles};
 use crate::device::{BackendTask, DeviceChoice, EngineBackend};
 use crate::diffusion::loss::LossWeighting;
 use crate::events::{Event, StopFlag};
@@ -155,39 +155,47 @@ impl BackendTask for RunTask<'_> {
     }
 }
 
-/// Loads, evaluates before, trains, evaluates after and saves; see the module's parts.
-fn train<B: AutodiffBackend + crate::kernels::KlBackend>(
-    task: RunTask,
+/// What a run has once its inputs are read and its model is on the device.
+struct Loaded<B: AutodiffBackend> {
+    run_dir: RunDir,
+    files: ModelFiles,
+    data: Data,
+    model: MaskedDiffusionLm<B>,
+    budget: MemoryBudget,
+}
+
+/// Prepares the run folder, reads the model folder and data, loads the model (a stop request is
+/// answered between tensors) and records the resolved config; sends `Loaded`.
+fn load<B: AutodiffBackend>(
+    run: &ResolvedRun,
     device: &B::Device,
-) -> Result<()> {
-    let RunTask { run, sink, stop } = task;
-    let started = Instant::now();
-    let stopped = |sink: &mut dyn FnMut(Event), step: usize| -> anyhow::Error {
+    sink: &mut dyn FnMut(Event),
+    stop: &StopFlag,
+) -> Result<Loaded<B>> {
+    let stopped = |sink: &mut dyn FnMut(Event)| -> anyhow::Error {
         sink(Event::Stopped {
-            step,
+            step: 0,
             run_dir: run.run_dir.clone(),
         });
         Stopped.into()
     };
     let (config, inputs) = (&run.config, &run.inputs);
-    let device_name = run.device.to_string();
     sink(Event::Phase {
         phase: "loading".into(),
     });
     let run_dir = RunDir::prepare(&run.run_dir, inputs, run.resume)?;
     let files = ModelFiles::open(&inputs.checkpoint)?;
-    let (ckpt, tokenizer) = (&files.checkpoint, &files.tokenizer);
-    let data = Data::load(inputs, config, tokenizer)?;
+    let data = Data::load(inputs, config, &files.tokenizer)?;
     if stop.is_set() {
-        return Err(stopped(sink, 0));
+        return Err(stopped(sink));
     }
     let budget = run.device.memory_budget();
-    let model: MaskedDiffusionLm<B> = match ckpt.load_until::<B>(device, &budget, &|| stop.is_set())
-    {
-        Err(CheckpointError::Stopped) => return Err(stopped(sink, 0)),
+    let ckpt = &files.checkpoint;
+    let model = match ckpt.load_until::<B>(device, &budget, &|| stop.is_set()) {
+        Err(CheckpointError::Stopped) => return Err(stopped(sink)),
         loaded => loaded?,
     };
-    let reference = model.valid();
+    let device_name = run.device.to_string();
     let storage = crate::device::storage_precision::<B>(device);
     run_dir.write_resolved_config(
         config,
@@ -203,12 +211,38 @@ fn train<B: AutodiffBackend + crate::kernels::KlBackend>(
     sink(Event::Loaded {
         architecture: ckpt.config.architecture.name().into(),
         parameters: ckpt.config.num_parameters(),
-        device: device_name.clone(),
+        device: device_name,
         forget_items: data.forget.len(),
         retain_items: data.retain.len(),
         run_dir: run_dir.path.clone(),
     });
+    Ok(Loaded {
+        run_dir,
+        files,
+        data,
+        model,
+        budget,
+    })
+}
 
+/// Loads, evaluates before, trains, evaluates after and saves; see the module's parts.
+fn train<B: AutodiffBackend + crate::kernels::KlBackend>(
+    task: RunTask,
+    device: &B::Device,
+) -> Result<()> {
+    let RunTask { run, sink, stop } = task;
+    let started = Instant::now();
+    let (config, inputs) = (&run.config, &run.inputs);
+    let device_name = run.device.to_string();
+    let Loaded {
+        run_dir,
+        files,
+        data,
+        model,
+        budget,
+    } = load::<B>(&run, device, sink, &stop)?;
+    let (ckpt, tokenizer) = (&files.checkpoint, &files.tokenizer);
+    let reference = model.valid();
     let mut eval =
         Evaluation::<B::InnerBackend>::new(config, &data, tokenizer, device, &device_name, &stop);
     eval.score_retain_model(inputs, config, &budget, sink)?;
