@@ -8,7 +8,7 @@ use eframe::egui;
 use super::actions::{Action, Export};
 use super::dialogs::{Dialogs, PickKind};
 use super::history::{self, HistoryEntry};
-use super::run_control::{ActiveRun, ExportState, SaveState};
+use super::jobs::{ActiveRun, ExportState, SaveState};
 use super::series::RunRecord;
 use super::settings::Settings;
 use super::setup::{file_reader, FileInfo, PathField};
@@ -33,8 +33,8 @@ pub struct WorkbenchApp {
     pub devices: Vec<(String, String)>,
     /// Why CUDA is not in the device list (shown in the picker), once the probe has answered.
     pub cuda_unavailable: Option<String>,
-    pub(super) devices_job: Option<Pending<DeviceList>>,
-    pub(super) available_memory: Option<u64>,
+    devices_job: Option<Pending<DeviceList>>,
+    available_memory: Option<u64>,
     memory_job: Option<(String, Pending<Option<u64>>)>,
     /// The run on screen: the active one, or one opened from history.
     pub record: RunRecord,
@@ -236,7 +236,12 @@ impl WorkbenchApp {
         }
         let mut actions = run_bar::shortcuts(&ctx, self.is_running());
         self.handle_screenshot(&ctx);
-        egui::Panel::top("run_bar").show(ui, |ui| actions.extend(run_bar::show(ui, self)));
+        let bar = run_bar::RunBarInput {
+            record: &self.record,
+            running: self.is_running(),
+            can_save: self.record.model_dir.is_some() && self.save.job.is_none(),
+        };
+        egui::Panel::top("run_bar").show(ui, |ui| actions.extend(run_bar::show(ui, &bar)));
         egui::Panel::bottom("status").show(ui, |ui| {
             ui.horizontal(|ui| {
                 ui.label(format!("Status: {}", self.status));
@@ -250,12 +255,37 @@ impl WorkbenchApp {
             .resizable(true)
             .default_size(340.0)
             .show(ui, |ui| {
-                egui::ScrollArea::vertical()
-                    .show(ui, |ui| actions.extend(setup_panel::show(ui, self)));
+                egui::ScrollArea::vertical().show(ui, |ui| {
+                    actions.extend(setup_panel::show(ui, self.setup_input()))
+                });
             });
         egui::CentralPanel::default().show(ui, |ui| actions.extend(self.tabs(ui)));
-        actions.extend(modals::show(&ctx, self));
+        let modals = modals::ModalsInput {
+            confirm_stop: self.confirm_stop,
+            error: self.errors.front().map(String::as_str),
+            save_prompt: &mut self.save_prompt,
+            browsing: self.save.dialog.is_some(),
+        };
+        actions.extend(modals::show(&ctx, modals));
         self.apply(actions);
+    }
+
+    fn setup_input(&mut self) -> setup_panel::SetupInput<'_> {
+        let using_demo = self.inputs_are_demo();
+        setup_panel::SetupInput {
+            checkpoint: &mut self.checkpoint,
+            forget: &mut self.forget,
+            retain: &mut self.retain,
+            settings: &mut self.settings,
+            dialogs: self.dialogs.as_ref(),
+            running: self.run.is_some(),
+            demo_ready: self.demo.is_some(),
+            using_demo,
+            devices: &self.devices,
+            cuda_unavailable: self.cuda_unavailable.as_deref(),
+            devices_listed: self.devices_job.is_none(),
+            available_memory: self.available_memory,
+        }
     }
 
     /// Only the tab area (the snapshot tests draw this: no machine-specific paths).

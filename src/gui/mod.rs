@@ -4,7 +4,8 @@
 //! panels, and applies the actions they returned.
 //!
 //! - [`app`]: the window's state and frame; [`settings`]: what survives a restart;
-//!   [`actions`]: what panels ask for; [`run_control`]: start, stop, queue, save, export.
+//!   [`actions`]: what panels ask for; [`run_control`]: start, stop, queue, save, export;
+//!   [`jobs`]: the work in flight they poll.
 //! - Panels, one file each: [`run_bar`], [`setup_panel`] (with [`setup`]'s fields), [`curves`]
 //!   (with [`plots`] and [`series`]), [`tradeoff`], [`samples`], [`denoise`], [`history`], [`modals`].
 
@@ -14,6 +15,7 @@ pub mod curves;
 pub mod denoise;
 pub mod dialogs;
 pub mod history;
+pub mod jobs;
 pub mod modals;
 pub mod plots;
 pub mod run_bar;

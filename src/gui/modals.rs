@@ -4,16 +4,26 @@
 use eframe::egui;
 
 use super::actions::Action;
-use super::app::WorkbenchApp;
+
+/// What the modals ask about.
+pub struct ModalsInput<'a> {
+    pub confirm_stop: bool,
+    /// The oldest error not yet acknowledged.
+    pub error: Option<&'a str>,
+    /// The Save model as… destination, editable, while the prompt is open.
+    pub save_prompt: &'a mut Option<String>,
+    /// The system dialog behind Browse… is open.
+    pub browsing: bool,
+}
 
 /// The one modal on screen (stop question first, then errors, then the save prompt).
-pub fn show(ctx: &egui::Context, app: &mut WorkbenchApp) -> Vec<Action> {
-    if app.confirm_stop {
+pub fn show(ctx: &egui::Context, input: ModalsInput) -> Vec<Action> {
+    if input.confirm_stop {
         confirm_stop(ctx)
-    } else if let Some(error) = app.errors.front().cloned() {
+    } else if let Some(error) = input.error {
         let modal = egui::Modal::new(egui::Id::new("error")).show(ctx, |ui| {
             ui.heading("Something went wrong");
-            ui.label(&error);
+            ui.label(error);
             ui.button("OK").clicked()
         });
         if modal.inner || modal.should_close() {
@@ -21,8 +31,8 @@ pub fn show(ctx: &egui::Context, app: &mut WorkbenchApp) -> Vec<Action> {
         } else {
             Vec::new()
         }
-    } else if app.save_prompt.is_some() {
-        save_prompt(ctx, app)
+    } else if input.save_prompt.is_some() {
+        save_prompt(ctx, input.save_prompt, input.browsing)
     } else {
         Vec::new()
     }
@@ -51,13 +61,12 @@ fn confirm_stop(ctx: &egui::Context) -> Vec<Action> {
 }
 
 /// The destination folder, editable, with Browse…, Save and Cancel.
-fn save_prompt(ctx: &egui::Context, app: &mut WorkbenchApp) -> Vec<Action> {
-    let browsing = app.save.dialog.is_some();
+fn save_prompt(ctx: &egui::Context, prompt: &mut Option<String>, browsing: bool) -> Vec<Action> {
     let modal = egui::Modal::new(egui::Id::new("save_model")).show(ctx, |ui| {
         ui.heading("Save the unlearned model");
         ui.label("A new folder in the Hugging Face layout (config, safetensors, tokenizer). It must not exist yet; the run folder is left as it is.");
         let mut choice = None;
-        if let Some(dest) = &mut app.save_prompt {
+        if let Some(dest) = prompt.as_mut() {
             ui.horizontal(|ui| {
                 let l = ui.label("Destination folder");
                 ui.add(egui::TextEdit::singleline(dest).desired_width(420.0))
@@ -73,7 +82,7 @@ fn save_prompt(ctx: &egui::Context, app: &mut WorkbenchApp) -> Vec<Action> {
                 choice = Some(Action::BrowseSaveDestination);
             }
             if ui.button("Save").clicked() {
-                choice = Some(Action::SaveTo(app.save_prompt.clone().unwrap_or_default()));
+                choice = Some(Action::SaveTo(prompt.clone().unwrap_or_default()));
             }
             if ui.button("Cancel").clicked() {
                 choice = Some(Action::CancelSave);

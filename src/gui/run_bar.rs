@@ -4,8 +4,7 @@
 use eframe::egui;
 
 use super::actions::Action;
-use super::app::WorkbenchApp;
-use super::series::{self, RunState};
+use super::series::{self, RunRecord, RunState};
 use super::APP_TITLE;
 
 /// Ctrl+Enter starts, Esc asks to stop.
@@ -22,12 +21,20 @@ pub fn shortcuts(ctx: &egui::Context, running: bool) -> Vec<Action> {
     actions
 }
 
-pub fn show(ui: &mut egui::Ui, app: &WorkbenchApp) -> Vec<Action> {
+/// What the bar shows.
+pub struct RunBarInput<'a> {
+    pub record: &'a RunRecord,
+    pub running: bool,
+    /// A model can be saved (a run produced one and no copy is under way).
+    pub can_save: bool,
+}
+
+pub fn show(ui: &mut egui::Ui, bar: &RunBarInput) -> Vec<Action> {
     let mut actions = Vec::new();
     ui.horizontal(|ui| {
         ui.heading(APP_TITLE);
         ui.separator();
-        let running = app.is_running();
+        let running = bar.running;
         if ui
             .add_enabled(!running, egui::Button::new("▶ Start"))
             .on_hover_text("Unlearn the forget set with the settings on the left (Ctrl+Enter).")
@@ -43,17 +50,14 @@ pub fn show(ui: &mut egui::Ui, app: &WorkbenchApp) -> Vec<Action> {
             actions.push(Action::AskStop);
         }
         if ui
-            .add_enabled(
-                app.record.model_dir.is_some() && app.save.job.is_none(),
-                egui::Button::new("💾 Save model as…"),
-            )
+            .add_enabled(bar.can_save, egui::Button::new("💾 Save model as…"))
             .on_hover_text("Copy the unlearned model (HF layout: config, safetensors, tokenizer) to a new folder.")
             .clicked()
         {
             actions.push(Action::SaveModel);
         }
         ui.separator();
-        progress(ui, app);
+        progress(ui, bar.record, running);
         ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
             egui::widgets::global_theme_preference_buttons(ui);
         });
@@ -62,8 +66,7 @@ pub fn show(ui: &mut egui::Ui, app: &WorkbenchApp) -> Vec<Action> {
 }
 
 /// The progress bar (phase, step, ETA) and the latest ROUGE-L scores.
-fn progress(ui: &mut egui::Ui, app: &WorkbenchApp) {
-    let record = &app.record;
+fn progress(ui: &mut egui::Ui, record: &RunRecord, running: bool) {
     let eta = record
         .eta_s()
         .map(|s| format!(" · ETA {}", fmt_duration(s)))
@@ -84,7 +87,7 @@ fn progress(ui: &mut egui::Ui, app: &WorkbenchApp) {
         egui::ProgressBar::new(record.progress())
             .desired_width(320.0)
             .text(text)
-            .animate(app.is_running()),
+            .animate(running),
     )
     .on_hover_text("Training progress; evaluations before and after add to it.");
     if let Some(f) = record.latest("forget", series::rouge_recall) {

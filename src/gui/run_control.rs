@@ -9,42 +9,15 @@ use eframe::egui;
 use super::actions::Export;
 use super::app::WorkbenchApp;
 use super::dialogs::{PickKind, PickRequest};
-use super::plots::PlotKind;
+use super::jobs::ActiveRun;
 use super::series::{RunRecord, RunState};
 use super::Tab;
 use crate::data::QaItem;
 use crate::events::{Event, KERNELS_STATUS};
-use crate::session::{Pending, RunHandle, TraceRequest};
+use crate::session::{Pending, TraceRequest};
 use crate::unlearn::config::UnlearnConfig;
 use crate::unlearn::inputs::Inputs;
 use crate::unlearn::run_dir::new_run_dir;
-
-pub struct ActiveRun {
-    pub handle: RunHandle,
-    pub from_queue: bool,
-}
-
-/// The Save model as… flow: the dialog behind Browse…, then the copy.
-#[derive(Default)]
-pub struct SaveState {
-    pub dialog: Option<Pending<Option<PathBuf>>>,
-    pub job: Option<Pending<Result<PathBuf, String>>>,
-}
-
-impl SaveState {
-    pub fn is_busy(&self) -> bool {
-        self.dialog.is_some() || self.job.is_some()
-    }
-}
-
-/// Exports: the file dialog's answer, then (for a plot) the screenshot it is cut from.
-#[derive(Default)]
-pub struct ExportState {
-    pub asked: Option<(Export, Pending<Option<PathBuf>>)>,
-    pub png_pending: Option<(PlotKind, PathBuf)>,
-    /// Where each plot was drawn in the last frame.
-    pub plot_rects: Vec<(PlotKind, egui::Rect)>,
-}
 
 /// Tokens the Ask box's answer gets.
 const ASK_TOKENS: usize = 48;

@@ -6,29 +6,53 @@ use std::path::PathBuf;
 use eframe::egui;
 
 use super::actions::Action;
-use super::app::WorkbenchApp;
-use super::setup;
+use super::dialogs::Dialogs;
+use super::settings::Settings;
+use super::setup::{self, FileInfo, PathField};
+use crate::session::ModelInfo;
 
-pub fn show(ui: &mut egui::Ui, app: &mut WorkbenchApp) -> Vec<Action> {
+/// What the panel edits and shows.
+pub struct SetupInput<'a> {
+    pub checkpoint: &'a mut PathField<ModelInfo>,
+    pub forget: &'a mut PathField<FileInfo>,
+    pub retain: &'a mut PathField<FileInfo>,
+    pub settings: &'a mut Settings,
+    pub dialogs: &'a dyn Dialogs,
+    pub running: bool,
+    /// The demo is unpacked (its button works).
+    pub demo_ready: bool,
+    /// The three inputs are the demo's.
+    pub using_demo: bool,
+    /// (value for `--device`, label)
+    pub devices: &'a [(String, String)],
+    pub cuda_unavailable: Option<&'a str>,
+    /// The device probe has answered.
+    pub devices_listed: bool,
+    /// Free memory of the chosen device, when known.
+    pub available_memory: Option<u64>,
+}
+
+pub fn show(ui: &mut egui::Ui, app: SetupInput) -> Vec<Action> {
+    let mut app = app;
     let mut actions = Vec::new();
     ui.heading("Setup");
-    let enabled = !app.is_running();
+    let enabled = !app.running;
     ui.add_enabled_ui(enabled, |ui| {
         if ui
-            .add_enabled(app.demo.is_some(), egui::Button::new("Use the embedded demo"))
+            .add_enabled(app.demo_ready, egui::Button::new("Use the embedded demo"))
             .on_hover_text("A tiny LLaDA-architecture model that memorised 30 fictitious people; 3 of them form the forget set.")
             .clicked()
         {
             actions.push(Action::UseDemo);
         }
-        if app.inputs_are_demo() {
+        if app.using_demo {
             ui.label("Using the embedded demo (with its retain-only model and utility files).");
         }
-        inputs(ui, app);
+        inputs(ui, &mut app);
         ui.separator();
         setup::show_method(ui, &mut app.settings.config);
         ui.separator();
-        device_picker(ui, app);
+        device_picker(ui, &mut app);
         let runs_label = ui.label("Runs folder");
         let mut root = app.settings.runs_root.display().to_string();
         if ui
@@ -44,12 +68,12 @@ pub fn show(ui: &mut egui::Ui, app: &mut WorkbenchApp) -> Vec<Action> {
 }
 
 /// The model folder, forget set and retain set, each with what was read from it.
-fn inputs(ui: &mut egui::Ui, app: &mut WorkbenchApp) {
+fn inputs(ui: &mut egui::Ui, app: &mut SetupInput) {
     let recent = app.settings.recent.clone();
     app.checkpoint.show_row(
         ui,
         "An HF checkpoint folder: config.json, *.safetensors, tokenizer files (LLaDA or Dream).",
-        app.dialogs.as_ref(),
+        app.dialogs,
         &recent,
     );
     setup::show_checkpoint_info(
@@ -61,23 +85,23 @@ fn inputs(ui: &mut egui::Ui, app: &mut WorkbenchApp) {
     app.forget.show_row(
         ui,
         "What to forget: TOFU-format JSON or JSON lines (question, answer, …).",
-        app.dialogs.as_ref(),
+        app.dialogs,
         &recent,
     );
     setup::show_file_info(ui, "forget_preview", &app.forget.info);
     app.retain.show_row(
         ui,
         "What to keep: TOFU-format JSON or JSON lines.",
-        app.dialogs.as_ref(),
+        app.dialogs,
         &recent,
     );
     setup::show_file_info(ui, "retain_preview", &app.retain.info);
 }
 
 /// The device list (with why CUDA is missing, and a notice when there is no GPU at all).
-fn device_picker(ui: &mut egui::Ui, app: &mut WorkbenchApp) {
-    if app.devices_job.is_none() {
-        if let Some(notice) = setup::gpu_notice(&app.devices, app.cuda_unavailable.as_deref()) {
+fn device_picker(ui: &mut egui::Ui, app: &mut SetupInput) {
+    if app.devices_listed {
+        if let Some(notice) = setup::gpu_notice(app.devices, app.cuda_unavailable) {
             ui.label(egui::RichText::new(notice).color(ui.visuals().warn_fg_color));
         }
     }
@@ -91,16 +115,16 @@ fn device_picker(ui: &mut egui::Ui, app: &mut WorkbenchApp) {
     egui::ComboBox::from_id_salt("device")
         .selected_text(shown)
         .show_ui(ui, |ui| {
-            for (d, label) in &app.devices {
+            for (d, label) in app.devices {
                 ui.selectable_value(&mut app.settings.config.device, d.clone(), label);
             }
-            if let Some(why) = &app.cuda_unavailable {
+            if let Some(why) = app.cuda_unavailable {
                 ui.add_enabled(false, egui::Label::new(format!("CUDA: unavailable, {why}")));
             }
         })
         .response
         .labelled_by(device_label.id)
-        .on_hover_text(match &app.cuda_unavailable {
+        .on_hover_text(match app.cuda_unavailable {
             None => "Where training runs: CUDA, a wgpu adapter, or the CPU.".to_string(),
             Some(why) => format!(
                 "Where training runs: CUDA, a wgpu adapter, or the CPU.\nCUDA is unavailable: {why}."

@@ -4,6 +4,7 @@
 //! cross-checked against transformers' Llama/Qwen2 with the causal mask removed) and are committed
 //! under `tests/fixtures/`.
 
+mod architecture;
 mod checkpoint_io;
 mod cli;
 mod common;

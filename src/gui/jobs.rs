@@ -1,0 +1,36 @@
+//! Work in flight that the window polls: the active run, the Save model as… flow, exports.
+
+use std::path::PathBuf;
+
+use eframe::egui;
+
+use super::actions::Export;
+use super::plots::PlotKind;
+use crate::session::{Pending, RunHandle};
+
+pub struct ActiveRun {
+    pub handle: RunHandle,
+    pub from_queue: bool,
+}
+
+/// The Save model as… flow: the dialog behind Browse…, then the copy.
+#[derive(Default)]
+pub struct SaveState {
+    pub dialog: Option<Pending<Option<PathBuf>>>,
+    pub job: Option<Pending<Result<PathBuf, String>>>,
+}
+
+impl SaveState {
+    pub fn is_busy(&self) -> bool {
+        self.dialog.is_some() || self.job.is_some()
+    }
+}
+
+/// Exports: the file dialog's answer, then (for a plot) the screenshot it is cut from.
+#[derive(Default)]
+pub struct ExportState {
+    pub asked: Option<(Export, Pending<Option<PathBuf>>)>,
+    pub png_pending: Option<(PlotKind, PathBuf)>,
+    /// Where each plot was drawn in the last frame.
+    pub plot_rects: Vec<(PlotKind, egui::Rect)>,
+}
