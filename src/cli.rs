@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
 
 use crate::bench::{BenchPreset, ForwardBench};
@@ -341,10 +341,9 @@ impl BackendTask for ConvertTask {
 }
 
 fn inspect(dir: &std::path::Path) -> Result<()> {
-    let ckpt = Checkpoint::open(dir)?;
+    let files = checkpoint::ModelFiles::open(dir)?;
+    let (ckpt, tokenizer) = (&files.checkpoint, &files.tokenizer);
     let c = &ckpt.config;
-    let tokenizer = crate::tokenizer::TextTokenizer::from_dir(dir, c)
-        .with_context(|| format!("{}: tokenizer", dir.display()))?;
     let info = serde_json::json!({
         "architecture": c.architecture.name(),
         "parameters": c.num_parameters(),

@@ -2,16 +2,14 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::protocol::{
     evaluate, forget_quality, retain_model_truth_ratios, EvalSettings, EvalSplit, Generation,
     SplitRole,
 };
-use crate::checkpoint::Checkpoint;
 use crate::data::read_qa_file;
 use crate::device::{BackendTask, DeviceChoice, EngineBackend};
-use crate::tokenizer::TextTokenizer;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct EvalArgs {
@@ -59,10 +57,9 @@ impl BackendTask for EvalTask {
     type Output = Result<serde_json::Value>;
     fn run<B: EngineBackend>(self, device: &B::Device) -> Self::Output {
         let EvalTask(args, budget) = self;
-        let ckpt = Checkpoint::open(&args.checkpoint)?;
-        let tokenizer = TextTokenizer::from_dir(&args.checkpoint, &ckpt.config)
-            .with_context(|| format!("{}: tokenizer", args.checkpoint.display()))?;
-        let model = ckpt.load::<B>(device, &budget)?;
+        let files = crate::checkpoint::ModelFiles::open(&args.checkpoint)?;
+        let tokenizer = &files.tokenizer;
+        let model = files.checkpoint.load::<B>(device, &budget)?;
         let mut splits = Vec::new();
         for file in &args.data {
             let name = file
@@ -86,7 +83,7 @@ impl BackendTask for EvalTask {
             ..EvalSettings::full(args.mc_samples)
         };
         let never = || false;
-        let mut report = evaluate(&model, &tokenizer, &splits, &settings, device, &never)?;
+        let mut report = evaluate(&model, tokenizer, &splits, &settings, device, &never)?;
         if let (Some(dir), Some(ours)) = (&args.retain_model, report.forget_truth_ratios()) {
             let forget = splits
                 .iter()
