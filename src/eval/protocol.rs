@@ -215,38 +215,10 @@ fn score_chunk<B: Backend>(
 ) -> Result<Vec<SampleDetail>, EvalError> {
     let special = &tokenizer.special;
     let tokens = (special.mask, special.eos);
-    let encode = |text: &str| -> Result<Vec<u32>, TokenizerError> {
-        let mut ids = tokenizer.encode(text)?;
-        ids.push(special.eot.unwrap_or(special.eos));
-        Ok(ids)
-    };
-    let mut out = Vec::with_capacity(chunk.len());
-    let mut prompts = Vec::new();
-    let mut answers: Vec<Vec<Vec<u32>>> = Vec::new();
-    for it in chunk {
-        prompts.push(SftExample::encode_pair(tokenizer, &it.question, "")?.prompt);
-        let mut a = vec![encode(&it.answer)?];
-        for p in it.perturbed_answer.iter() {
-            a.push(encode(p)?);
-        }
-        if let Some(p) = &it.paraphrased_answer {
-            a.push(encode(p)?);
-        }
-        answers.push(a);
-    }
-    // MDU protocol: answer and the first three perturbed answers, Eq. 14.
-    let mut pairs: Vec<(&[u32], &[u32])> = Vec::new();
-    let mut owners = Vec::new();
-    for (k, it) in chunk.iter().enumerate() {
-        let n_pert = it.perturbed_answer.len().min(3);
-        for a in &answers[k][..1 + n_pert] {
-            pairs.push((&prompts[k], a));
-            owners.push(k);
-        }
-    }
+    let encoded = EncodedChunk::new(tokenizer, chunk)?;
     let eq14 = per_token_nll(
         model,
-        &pairs,
+        &encoded.mdu_pairs(chunk),
         Estimator::Eq14,
         settings.mc_samples,
         tokens,
@@ -254,9 +226,70 @@ fn score_chunk<B: Backend>(
         settings.seed ^ (base as u64) << 20,
         device,
     );
-    // TOFU protocol: correct (paraphrase on forget/retain, answer on utility splits), all perturbed.
     let mut mc = Vec::new();
     if settings.tofu {
+        mc = per_token_nll(
+            model,
+            &encoded.tofu_pairs(chunk),
+            Estimator::LladaPerToken,
+            settings.mc_samples,
+            tokens,
+            settings.batch_size,
+            settings.seed ^ 0x70F0 ^ (base as u64) << 20,
+            device,
+        );
+    }
+    Ok(chunk_details(base, chunk, role, settings.tofu, &eq14, &mc))
+}
+
+/// A chunk's token ids: every item's prompt, and its answers each followed by the end of turn
+/// (the answer, the perturbed answers, then the paraphrase if there is one).
+struct EncodedChunk {
+    prompts: Vec<Vec<u32>>,
+    answers: Vec<Vec<Vec<u32>>>,
+}
+
+impl EncodedChunk {
+    fn new(tokenizer: &TextTokenizer, chunk: &[QaItem]) -> Result<Self, TokenizerError> {
+        let special = &tokenizer.special;
+        let encode = |text: &str| -> Result<Vec<u32>, TokenizerError> {
+            let mut ids = tokenizer.encode(text)?;
+            ids.push(special.eot.unwrap_or(special.eos));
+            Ok(ids)
+        };
+        let mut prompts = Vec::new();
+        let mut answers: Vec<Vec<Vec<u32>>> = Vec::new();
+        for it in chunk {
+            prompts.push(SftExample::encode_pair(tokenizer, &it.question, "")?.prompt);
+            let mut a = vec![encode(&it.answer)?];
+            for p in it.perturbed_answer.iter() {
+                a.push(encode(p)?);
+            }
+            if let Some(p) = &it.paraphrased_answer {
+                a.push(encode(p)?);
+            }
+            answers.push(a);
+        }
+        Ok(Self { prompts, answers })
+    }
+
+    /// MDU protocol: answer and the first three perturbed answers, Eq. 14.
+    fn mdu_pairs(&self, chunk: &[QaItem]) -> Vec<(&[u32], &[u32])> {
+        let (prompts, answers) = (&self.prompts, &self.answers);
+        let mut pairs: Vec<(&[u32], &[u32])> = Vec::new();
+        for (k, it) in chunk.iter().enumerate() {
+            let n_pert = it.perturbed_answer.len().min(3);
+            for a in &answers[k][..1 + n_pert] {
+                pairs.push((&prompts[k], a));
+            }
+        }
+        pairs
+    }
+
+    /// TOFU protocol: the answer, all perturbed answers, then the paraphrase (the "correct" one
+    /// on forget/retain; utility splits use the answer).
+    fn tofu_pairs(&self, chunk: &[QaItem]) -> Vec<(&[u32], &[u32])> {
+        let (prompts, answers) = (&self.prompts, &self.answers);
         let mut pairs: Vec<(&[u32], &[u32])> = Vec::new();
         for (k, it) in chunk.iter().enumerate() {
             pairs.push((&prompts[k], &answers[k][0]));
@@ -268,17 +301,22 @@ fn score_chunk<B: Backend>(
                 pairs.push((&prompts[k], para));
             }
         }
-        mc = per_token_nll(
-            model,
-            &pairs,
-            Estimator::LladaPerToken,
-            settings.mc_samples,
-            tokens,
-            settings.batch_size,
-            settings.seed ^ 0x70F0 ^ (base as u64) << 20,
-            device,
-        );
+        pairs
     }
+}
+
+/// The details of the items of a chunk from their NLLs, laid out as
+/// [`EncodedChunk::mdu_pairs`] (`eq14`) and [`EncodedChunk::tofu_pairs`] (`mc`, with `tofu`) list
+/// them.
+fn chunk_details(
+    base: usize,
+    chunk: &[QaItem],
+    role: SplitRole,
+    tofu: bool,
+    eq14: &[f64],
+    mc: &[f64],
+) -> Vec<SampleDetail> {
+    let mut out = Vec::with_capacity(chunk.len());
     let (mut e, mut m) = (0, 0);
     for (k, it) in chunk.iter().enumerate() {
         let n_pert_mdu = it.perturbed_answer.len().min(3);
@@ -299,34 +337,46 @@ fn score_chunk<B: Backend>(
             probability_mc: None,
             truth_ratio_prob: None,
         };
-        if settings.tofu {
+        if tofu {
             let n_pert = it.perturbed_answer.len();
             let answer_nll = mc[m];
             let pert = &mc[m + 1..m + 1 + n_pert];
             let para = it.paraphrased_answer.as_ref().map(|_| mc[m + 1 + n_pert]);
             m += 1 + n_pert + usize::from(para.is_some());
-            let correct = if role.is_utility_option_split() {
-                answer_nll
-            } else {
-                para.unwrap_or(answer_nll)
-            };
-            let p_answer = (-answer_nll).exp();
-            detail.probability_mc = Some(if role.is_utility_option_split() {
-                let others: f64 = pert.iter().map(|l| (-l).exp()).sum();
-                p_answer / (p_answer + others + 1e-10)
-            } else {
-                p_answer
-            });
-            if !pert.is_empty() {
-                detail.truth_ratio_tofu = Some(stats::truth_ratio(correct, pert));
-                let wrong = pert.iter().sum::<f64>() / pert.len() as f64;
-                let (pc, pw) = ((-correct).exp(), (-wrong).exp());
-                detail.truth_ratio_prob = Some(pc / (pc + pw + 1e-10));
-            }
+            tofu_scores(&mut detail, role, answer_nll, pert, para);
         }
         out.push(detail);
     }
-    Ok(out)
+    out
+}
+
+/// TOFU probability and truth ratios of one item from the NLLs of its answer, perturbed answers
+/// and paraphrase.
+fn tofu_scores(
+    detail: &mut SampleDetail,
+    role: SplitRole,
+    answer_nll: f64,
+    pert: &[f64],
+    para: Option<f64>,
+) {
+    let correct = if role.is_utility_option_split() {
+        answer_nll
+    } else {
+        para.unwrap_or(answer_nll)
+    };
+    let p_answer = (-answer_nll).exp();
+    detail.probability_mc = Some(if role.is_utility_option_split() {
+        let others: f64 = pert.iter().map(|l| (-l).exp()).sum();
+        p_answer / (p_answer + others + 1e-10)
+    } else {
+        p_answer
+    });
+    if !pert.is_empty() {
+        detail.truth_ratio_tofu = Some(stats::truth_ratio(correct, pert));
+        let wrong = pert.iter().sum::<f64>() / pert.len() as f64;
+        let (pc, pw) = ((-correct).exp(), (-wrong).exp());
+        detail.truth_ratio_prob = Some(pc / (pc + pw + 1e-10));
+    }
 }
 
 /// Generated answers (decoded, special tokens dropped, stripped), `batch_size` prompts at a time.
