@@ -1,6 +1,6 @@
 // masked_kl.wgsl: forward of the row-wise divergence KL(softmax(x) ‖ softmax(y)).
 //
-// Launched by `launch_forward` in src/kernels/masked_kl.rs (behind `KlBackend::kl_forward` for
+// Launched by `launch_forward` in src/kernels/masked_kl/wgsl.rs (behind `KlBackend::kl_forward` for
 // `CubeBackend<WgpuRuntime, ..>`), once per chunk of rows that fits the adapter's limits.
 // MDU calls it with x = the conditional logits z_c and y = the detached target z_t (forward KL),
 // or swapped (reverse KL). Only the gathered masked answer positions are passed in.

@@ -1,7 +1,7 @@
 // masked_kl_backward.wgsl: gradient of KL_r = KL(softmax(x_r) ‖ softmax(y_r)), scaled by the
 // incoming gradient g_r, with respect to x (wrt = 0) or to y (wrt = 1).
 //
-// Launched by `launch_backward` in src/kernels/masked_kl.rs (behind `KlBackend::kl_backward` for
+// Launched by `launch_backward` in src/kernels/masked_kl/wgsl.rs (behind `KlBackend::kl_backward` for
 // `CubeBackend<WgpuRuntime, ..>`, called from the Autodiff backward of `KlBackend::kl_forward`),
 // once per chunk of rows that fits the adapter's limits.
 //

@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
 use burn::optim::{GradientsParams, Optimizer};
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{self, DiskDtype, WeightLayout};
@@ -98,34 +98,8 @@ impl BackendTask for FinetuneTask {
 
 fn run<B: AutodiffBackend>(args: FinetuneArgs, device: &B::Device) -> Result<()> {
     let (config, tokenizer) = demo_model_config(&args)?;
-    let load = |name: &str| {
-        read_qa_file(&args.data.join(format!("{name}.jsonl"))).map_err(anyhow::Error::from)
-    };
-    let forget = load("forget")?;
-    let retain = load("retain")?;
-    let mut train_items: Vec<QaItem> = retain.clone();
-    if !args.retain_only {
-        train_items.extend(forget.iter().cloned());
-    }
-    for extra in ["world_facts", "real_people"] {
-        train_items.extend(load(extra)?);
-    }
-    let examples = train_items
-        .iter()
-        .map(|it| SftExample::encode(&tokenizer, it))
-        .collect::<Result<Vec<_>, _>>()?;
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("{}: cannot create", args.out.display()))?;
-    let template = args.out.join("tokenizer");
-    std::fs::create_dir_all(&template)?;
-    for f in [
-        "tokenizer.json",
-        "tokenizer_config.json",
-        "special_tokens_map.json",
-    ] {
-        std::fs::copy(args.data.join(f), template.join(f))
-            .with_context(|| format!("{}: missing {f}", args.data.display()))?;
-    }
+    let data = TrainingData::load(&args, &tokenizer)?;
+    let template = copy_tokenizer_template(&args)?;
 
     let mut model: MaskedDiffusionLm<B> = random_init(&config, device, args.seed, 0.02);
     let mut optim = crate::train::adamw(args.weight_decay).init::<B, MaskedDiffusionLm<B>>();
@@ -147,36 +121,20 @@ fn run<B: AutodiffBackend>(args: FinetuneArgs, device: &B::Device) -> Result<()>
         shape: LrShape::Cosine,
     };
     let mask = tokenizer.special.mask;
-    let progress = indicatif::ProgressBar::new(args.steps as u64).with_position(start as u64);
-    progress.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} steps · loss {msg} · {per_sec} · ETA {eta}",
-        )
-        .expect("template"),
-    );
+    let progress = progress_bar(args.steps, start);
     let mut metrics = String::new();
     let started = Instant::now();
     for step in start..args.steps {
         let lr = schedule.at(step);
-        let mut loss_sum = 0.0f64;
-        let mut grads_total: Option<GradientsParams> = None;
-        for micro in 0..args.grad_accum.max(1) {
-            let batch_index = step * args.grad_accum.max(1) + micro;
-            let batch = batch_examples(&examples, args.batch_size, batch_index, args.seed);
-            let sft = SftBatch::new(&batch, tokenizer.special.eos);
-            let mut rng = SplitMix64(
-                args.seed ^ 0x6E01_5E00_0000 ^ (batch_index as u64).wrapping_mul(0x9E37_79B9),
-            );
-            let noised = NoisedBatch::sample(&sft, &mut rng, mask, LossWeighting::InverseTime);
-            let loss = mdlm_loss(&model, &noised, device) / args.grad_accum.max(1) as f32;
-            loss_sum += loss.clone().into_scalar().elem_f64();
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            grads_total = Some(match grads_total {
-                None => grads,
-                Some(acc) => crate::train::accumulate_grads(&model, acc, grads),
-            });
-        }
-        let mut grads = grads_total.expect("at least one micro-batch");
+        let (loss_sum, mut grads) = accumulated_grads(
+            &model,
+            &data.examples,
+            &args,
+            step,
+            mask,
+            &tokenizer,
+            device,
+        );
         let grad_norm = clip_global_norm::<B, _>(&model, &mut grads, args.max_grad_norm);
         model = optim.step(lr, model, grads);
         if !loss_sum.is_finite() {
@@ -189,14 +147,7 @@ fn run<B: AutodiffBackend>(args: FinetuneArgs, device: &B::Device) -> Result<()>
         metrics.push_str(&(line.to_string() + "\n"));
         let eval_now = (args.eval_every > 0 && done % args.eval_every == 0) || done == args.steps;
         if eval_now {
-            let inner = model.valid();
-            let mut scores = serde_json::Map::new();
-            for (name, items) in [("forget", &forget), ("retain", &retain)] {
-                let items = &items[..args.eval_items.min(items.len())];
-                let sampler = demo_sampler_config(&tokenizer, items, 4)?;
-                let s = score_generations(&inner, &tokenizer, items, &sampler, 32, device)?;
-                scores.insert(format!("{name}_rougeL_recall"), mean_recall(&s).into());
-            }
+            let scores = live_scores(&model.valid(), &tokenizer, &data, &args, device)?;
             let line = serde_json::json!({ "step": done, "eval": "live", "scores": scores });
             progress.println(line.to_string());
             println!("{line}");
@@ -219,6 +170,119 @@ fn run<B: AutodiffBackend>(args: FinetuneArgs, device: &B::Device) -> Result<()>
     copy_hf_folder(&last, &final_dir)?;
     eprintln!("final model: {}", final_dir.display());
     Ok(())
+}
+
+/// The splits of a `mdu demo-world` folder: forget and retain (evaluated live), and the encoded
+/// training examples (retain, forget unless `--retain-only`, world facts, real people).
+struct TrainingData {
+    forget: Vec<QaItem>,
+    retain: Vec<QaItem>,
+    examples: Vec<SftExample>,
+}
+
+impl TrainingData {
+    fn load(args: &FinetuneArgs, tokenizer: &TextTokenizer) -> Result<Self> {
+        let load = |name: &str| {
+            read_qa_file(&args.data.join(format!("{name}.jsonl"))).map_err(anyhow::Error::from)
+        };
+        let forget = load("forget")?;
+        let retain = load("retain")?;
+        let mut train_items: Vec<QaItem> = retain.clone();
+        if !args.retain_only {
+            train_items.extend(forget.iter().cloned());
+        }
+        for extra in ["world_facts", "real_people"] {
+            train_items.extend(load(extra)?);
+        }
+        let examples = train_items
+            .iter()
+            .map(|it| SftExample::encode(tokenizer, it))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            forget,
+            retain,
+            examples,
+        })
+    }
+}
+
+/// Creates `--out` and copies the data's tokenizer files into `<out>/tokenizer`, the template
+/// every checkpoint gets; returns that folder.
+fn copy_tokenizer_template(args: &FinetuneArgs) -> Result<PathBuf> {
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("{}: cannot create", args.out.display()))?;
+    let template = args.out.join("tokenizer");
+    std::fs::create_dir_all(&template)?;
+    for f in [
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+    ] {
+        std::fs::copy(args.data.join(f), template.join(f))
+            .with_context(|| format!("{}: missing {f}", args.data.display()))?;
+    }
+    Ok(template)
+}
+
+fn progress_bar(steps: usize, start: usize) -> indicatif::ProgressBar {
+    let progress = indicatif::ProgressBar::new(steps as u64).with_position(start as u64);
+    progress.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} steps · loss {msg} · {per_sec} · ETA {eta}",
+        )
+        .expect("template"),
+    );
+    progress
+}
+
+/// The summed loss and the accumulated gradients of optimiser step `step`'s micro-batches.
+fn accumulated_grads<B: AutodiffBackend>(
+    model: &MaskedDiffusionLm<B>,
+    examples: &[SftExample],
+    args: &FinetuneArgs,
+    step: usize,
+    mask: u32,
+    tokenizer: &TextTokenizer,
+    device: &B::Device,
+) -> (f64, GradientsParams) {
+    let mut loss_sum = 0.0f64;
+    let mut grads_total: Option<GradientsParams> = None;
+    for micro in 0..args.grad_accum.max(1) {
+        let batch_index = step * args.grad_accum.max(1) + micro;
+        let batch = batch_examples(examples, args.batch_size, batch_index, args.seed);
+        let sft = SftBatch::new(&batch, tokenizer.special.eos);
+        let mut rng = SplitMix64(
+            args.seed ^ 0x6E01_5E00_0000 ^ (batch_index as u64).wrapping_mul(0x9E37_79B9),
+        );
+        let noised = NoisedBatch::sample(&sft, &mut rng, mask, LossWeighting::InverseTime);
+        let loss = mdlm_loss(model, &noised, device) / args.grad_accum.max(1) as f32;
+        loss_sum += loss.clone().into_scalar().elem_f64();
+        let grads = GradientsParams::from_grads(loss.backward(), model);
+        grads_total = Some(match grads_total {
+            None => grads,
+            Some(acc) => crate::train::accumulate_grads(model, acc, grads),
+        });
+    }
+    (loss_sum, grads_total.expect("at least one micro-batch"))
+}
+
+/// The live evaluation: ROUGE-L recall of generations on the first `--eval-items` forget and
+/// retain items.
+fn live_scores<B: Backend>(
+    model: &MaskedDiffusionLm<B>,
+    tokenizer: &TextTokenizer,
+    data: &TrainingData,
+    args: &FinetuneArgs,
+    device: &B::Device,
+) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let mut scores = serde_json::Map::new();
+    for (name, items) in [("forget", &data.forget), ("retain", &data.retain)] {
+        let items = &items[..args.eval_items.min(items.len())];
+        let sampler = demo_sampler_config(tokenizer, items, 4)?;
+        let s = score_generations(model, tokenizer, items, &sampler, 32, device)?;
+        scores.insert(format!("{name}_rougeL_recall"), mean_recall(&s).into());
+    }
+    Ok(scores)
 }
 
 /// The LLaDA-architecture config of the demo model, with special ids from the data's tokenizer.

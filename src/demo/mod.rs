@@ -1,5 +1,5 @@
-//! The embedded demo: a generated world of fictitious people (`world.rs`), general knowledge
-//! (`facts.rs`), and the files `mdu demo-world` writes.
+//! The embedded demo: a generated world of fictitious people (`world.rs`, its word lists in
+//! `world/lexicon.rs`), general knowledge (`facts.rs`), and the files `mdu demo-world` writes.
 
 pub mod embedded;
 pub mod facts;

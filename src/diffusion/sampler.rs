@@ -91,22 +91,7 @@ pub fn generate<B: Backend>(
     }
     let gen = cfg.max_new_tokens;
     let width = prompts.iter().map(Vec::len).max().unwrap_or(0) + gen;
-    // Each prompt sits at the start of its row, followed by `gen` masks, then EOS padding (not attended).
-    let mut canvas: Vec<Vec<u32>> = prompts
-        .iter()
-        .map(|p| {
-            let mut row = p.clone();
-            row.extend(std::iter::repeat_n(tokens.mask, gen));
-            row.resize(width, tokens.pad);
-            row
-        })
-        .collect();
-    let padding: Vec<bool> = prompts
-        .iter()
-        .flat_map(|p| (0..width).map(move |i| i >= p.len() + gen))
-        .collect();
-    let pad_tensor =
-        Tensor::<B, 2, Bool>::from_data(TensorData::new(padding, [batch, width]), device);
+    let (mut canvas, pad_tensor) = padded_canvas::<B>(prompts, tokens, gen, width, device);
     let block_size = cfg.block_size.clamp(1, gen);
     let blocks = gen.div_ceil(block_size);
     let steps_per_block = cfg.steps.div_ceil(blocks).max(1);
@@ -132,71 +117,34 @@ pub fn generate<B: Backend>(
             .collect();
         let block_steps = schedules.iter().map(Vec::len).max().unwrap_or(0);
         for step in 0..block_steps {
-            // Masked positions of the current block, per row, as flat canvas indices.
-            let mut rows = Vec::new();
-            for (b, p) in prompts.iter().enumerate() {
-                let (lo, hi) = span(p);
-                for pos in lo..hi {
-                    if canvas[b][pos] == tokens.mask {
-                        rows.push((b, pos));
-                    }
-                }
-            }
+            let rows = masked_in_block(prompts, &canvas, tokens.mask, span);
             if rows.is_empty() {
                 break;
             }
-            let flat_ids: Vec<i64> = canvas.iter().flatten().map(|&t| t as i64).collect();
-            let ids =
-                Tensor::<B, 2, Int>::from_data(TensorData::new(flat_ids, [batch, width]), device);
-            let hidden = model.forward_hidden(ids, Some(pad_tensor.clone()));
-            let index: Vec<i64> = rows
+            let index = rows
                 .iter()
                 .map(|&(b, pos)| (b * width + pos) as i64)
                 .collect();
-            let index =
-                Tensor::<B, 1, Int>::from_data(TensorData::new(index, [rows.len()]), device);
-            let logits = model.logits_for_rows(gather_rows(hidden, index));
-            let vocab = logits.dims()[1];
-            let logits: Vec<f32> = logits
-                .into_data()
-                .convert::<f32>()
-                .into_vec()
-                .expect("f32 logits");
+            let (logits, vocab) = logits_at(
+                model,
+                &canvas,
+                width,
+                Some(pad_tensor.clone()),
+                index,
+                device,
+            );
 
             // Choose a token and its confidence for every candidate position.
             let mut choices: Vec<Vec<(f64, usize, u32)>> = vec![Vec::new(); batch];
             for (r, &(b, pos)) in rows.iter().enumerate() {
-                let mut row: Vec<f64> = logits[r * vocab..(r + 1) * vocab]
-                    .iter()
-                    .map(|&v| v as f64)
-                    .collect();
-                for &s in &cfg.suppress_tokens {
-                    if let Some(v) = row.get_mut(s as usize) {
-                        *v = f64::NEG_INFINITY;
-                    }
-                }
-                let token = if cfg.temperature > 0.0 {
-                    argmax(row.iter().map(|&l| l + cfg.temperature * gumbel(&mut rng)))
-                } else {
-                    argmax(row.iter().copied())
-                };
-                let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let denom: f64 = row.iter().map(|&l| (l - max).exp()).sum();
-                let confidence = (row[token] - max).exp() / denom;
+                let row = candidate_logits(&logits[r * vocab..(r + 1) * vocab], cfg);
+                let (confidence, token) = mdlm_choice(&row, cfg.temperature, &mut rng);
                 choices[b].push((confidence, pos, token as u32));
             }
-            // Commit the most confident `k` of each row (ties: leftmost first, as a stable top-k).
-            for (b, mut cands) in choices.into_iter().enumerate() {
-                let k = schedules[b]
-                    .get(step)
-                    .copied()
-                    .unwrap_or(0)
-                    .min(cands.len());
-                cands.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
-                for &(_, pos, token) in &cands[..k] {
-                    canvas[b][pos] = token;
-                }
-            }
+            // Commit the most confident `k` of each row.
+            commit_best(&mut canvas, choices, |b| {
+                schedules[b].get(step).copied().unwrap_or(0)
+            });
             let answers: Vec<&[u32]> = prompts
                 .iter()
                 .zip(&canvas)
@@ -212,15 +160,131 @@ pub fn generate<B: Backend>(
     prompts
         .iter()
         .zip(&canvas)
-        .map(|(p, row)| {
-            let answer = &row[p.len()..p.len() + gen];
-            let end = answer
-                .iter()
-                .position(|t| tokens.stops.contains(t))
-                .unwrap_or(answer.len());
-            answer[..end].to_vec()
-        })
+        .map(|(p, row)| until_stop(&row[p.len()..p.len() + gen], tokens))
         .collect()
+}
+
+/// Each prompt at the start of its row, followed by `gen` masks, then padding up to `width`; and
+/// the padding mask (`true` on the padding, which is not attended).
+fn padded_canvas<B: Backend>(
+    prompts: &[Vec<u32>],
+    tokens: &SamplerTokens,
+    gen: usize,
+    width: usize,
+    device: &B::Device,
+) -> (Vec<Vec<u32>>, Tensor<B, 2, Bool>) {
+    let canvas: Vec<Vec<u32>> = prompts
+        .iter()
+        .map(|p| {
+            let mut row = p.clone();
+            row.extend(std::iter::repeat_n(tokens.mask, gen));
+            row.resize(width, tokens.pad);
+            row
+        })
+        .collect();
+    let padding: Vec<bool> = prompts
+        .iter()
+        .flat_map(|p| (0..width).map(move |i| i >= p.len() + gen))
+        .collect();
+    let pad_tensor =
+        Tensor::<B, 2, Bool>::from_data(TensorData::new(padding, [prompts.len(), width]), device);
+    (canvas, pad_tensor)
+}
+
+/// Masked positions of the current block (`span` of each row), per row, as `(row, position)`.
+fn masked_in_block(
+    prompts: &[Vec<u32>],
+    canvas: &[Vec<u32>],
+    mask: u32,
+    span: impl Fn(&Vec<u32>) -> (usize, usize),
+) -> Vec<(usize, usize)> {
+    let mut rows = Vec::new();
+    for (b, p) in prompts.iter().enumerate() {
+        let (lo, hi) = span(p);
+        for pos in lo..hi {
+            if canvas[b][pos] == mask {
+                rows.push((b, pos));
+            }
+        }
+    }
+    rows
+}
+
+/// The model's logits on the host (f32, `[index.len(), vocab]` row-major) at the flat positions
+/// `index` of the canvas (`[canvas.len(), width]`), and `vocab`. Only those rows go through the
+/// LM head.
+fn logits_at<B: Backend>(
+    model: &MaskedDiffusionLm<B>,
+    canvas: &[Vec<u32>],
+    width: usize,
+    padding: Option<Tensor<B, 2, Bool>>,
+    index: Vec<i64>,
+    device: &B::Device,
+) -> (Vec<f32>, usize) {
+    let flat_ids: Vec<i64> = canvas.iter().flatten().map(|&t| t as i64).collect();
+    let ids =
+        Tensor::<B, 2, Int>::from_data(TensorData::new(flat_ids, [canvas.len(), width]), device);
+    let hidden = model.forward_hidden(ids, padding);
+    let rows = index.len();
+    let index = Tensor::<B, 1, Int>::from_data(TensorData::new(index, [rows]), device);
+    let logits = model.logits_for_rows(gather_rows(hidden, index));
+    let vocab = logits.dims()[1];
+    let logits: Vec<f32> = logits
+        .into_data()
+        .convert::<f32>()
+        .into_vec()
+        .expect("f32 logits");
+    (logits, vocab)
+}
+
+/// One position's logits in f64, the suppressed tokens at −inf.
+fn candidate_logits(logits: &[f32], cfg: &SamplerConfig) -> Vec<f64> {
+    let mut row: Vec<f64> = logits.iter().map(|&v| v as f64).collect();
+    for &s in &cfg.suppress_tokens {
+        if let Some(v) = row.get_mut(s as usize) {
+            *v = f64::NEG_INFINITY;
+        }
+    }
+    row
+}
+
+/// dllm's choice at one position: the argmax of the logits (Gumbel-max above temperature 0), and
+/// its softmax probability as the confidence.
+fn mdlm_choice(row: &[f64], temperature: f64, rng: &mut SplitMix64) -> (f64, usize) {
+    let token = if temperature > 0.0 {
+        argmax(row.iter().map(|&l| l + temperature * gumbel(rng)))
+    } else {
+        argmax(row.iter().copied())
+    };
+    let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let denom: f64 = row.iter().map(|&l| (l - max).exp()).sum();
+    let confidence = (row[token] - max).exp() / denom;
+    (confidence, token)
+}
+
+/// Commits the best `k(row)` candidates `(score, position, token)` of each row (at most all of
+/// them; ties: leftmost first, as a stable top-k).
+fn commit_best(
+    canvas: &mut [Vec<u32>],
+    choices: Vec<Vec<(f64, usize, u32)>>,
+    k: impl Fn(usize) -> usize,
+) {
+    for (b, mut cands) in choices.into_iter().enumerate() {
+        let k = k(b).min(cands.len());
+        cands.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
+        for &(_, pos, token) in &cands[..k] {
+            canvas[b][pos] = token;
+        }
+    }
+}
+
+/// An answer slot up to its first stop id.
+fn until_stop(answer: &[u32], tokens: &SamplerTokens) -> Vec<u32> {
+    let end = answer
+        .iter()
+        .position(|t| tokens.stops.contains(t))
+        .unwrap_or(answer.len());
+    answer[..end].to_vec()
 }
 
 fn argmax(values: impl Iterator<Item = f64>) -> usize {
@@ -284,26 +348,12 @@ pub fn generate_dream<B: Backend>(
             if masked.is_empty() {
                 break;
             }
-            let flat: Vec<i64> = canvas.iter().flatten().map(|&t| t as i64).collect();
-            let ids = Tensor::<B, 2, Int>::from_data(
-                TensorData::new(flat, [canvas.len(), width]),
-                device,
-            );
-            let hidden = model.forward_hidden(ids, None);
             // Position p is predicted from the hidden state at p − 1.
-            let index: Vec<i64> = masked
+            let index = masked
                 .iter()
                 .map(|&(b, p)| (b * width + p - 1) as i64)
                 .collect();
-            let index =
-                Tensor::<B, 1, Int>::from_data(TensorData::new(index, [masked.len()]), device);
-            let logits = model.logits_for_rows(gather_rows(hidden, index));
-            let vocab = logits.dims()[1];
-            let logits: Vec<f32> = logits
-                .into_data()
-                .convert::<f32>()
-                .into_vec()
-                .expect("f32 logits");
+            let (logits, vocab) = logits_at(model, &canvas, width, None, index, device);
             let per_row = masked.len() / canvas.len();
             let n = if i + 1 < cfg.steps {
                 let (t, s) = (timesteps[i], timesteps[i + 1]);
@@ -313,35 +363,11 @@ pub fn generate_dream<B: Backend>(
             };
             let mut choices: Vec<Vec<(f64, usize, u32)>> = vec![Vec::new(); canvas.len()];
             for (r, &(b, p)) in masked.iter().enumerate() {
-                let mut row: Vec<f64> = logits[r * vocab..(r + 1) * vocab]
-                    .iter()
-                    .map(|&v| v as f64)
-                    .collect();
-                for &s in &cfg.suppress_tokens {
-                    if let Some(v) = row.get_mut(s as usize) {
-                        *v = f64::NEG_INFINITY;
-                    }
-                }
-                if cfg.temperature > 0.0 {
-                    row.iter_mut().for_each(|l| *l /= cfg.temperature);
-                }
-                let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let denom: f64 = row.iter().map(|&l| (l - max).exp()).sum();
-                let probs: Vec<f64> = row.iter().map(|&l| (l - max).exp() / denom).collect();
-                let token = if cfg.temperature > 0.0 {
-                    sample_categorical(&probs, &mut rng)
-                } else {
-                    argmax(probs.iter().copied())
-                };
-                let neg_entropy: f64 = probs.iter().map(|&q| q * (q + 1e-10).ln()).sum();
+                let row = candidate_logits(&logits[r * vocab..(r + 1) * vocab], cfg);
+                let (neg_entropy, token) = dream_choice(row, cfg.temperature, &mut rng);
                 choices[b].push((neg_entropy, p, token as u32));
             }
-            for (b, mut cands) in choices.into_iter().enumerate() {
-                cands.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
-                for &(_, p, token) in &cands[..n.min(cands.len())] {
-                    canvas[b][p] = token;
-                }
-            }
+            commit_best(&mut canvas, choices, |_| n);
             let answers: Vec<&[u32]> = canvas.iter().map(|row| &row[len..]).collect();
             on_step(&StepView {
                 block: 0,
@@ -350,15 +376,28 @@ pub fn generate_dream<B: Backend>(
             });
         }
         for (row, &i) in canvas.iter().zip(&members) {
-            let answer = &row[len..];
-            let end = answer
-                .iter()
-                .position(|t| tokens.stops.contains(t))
-                .unwrap_or(answer.len());
-            results[i] = answer[..end].to_vec();
+            results[i] = until_stop(&row[len..], tokens);
         }
     }
     results
+}
+
+/// Dream's choice at one position: a token sampled from softmax(logits / T) (the argmax at
+/// temperature 0), and the negative entropy of that distribution as the confidence.
+fn dream_choice(mut row: Vec<f64>, temperature: f64, rng: &mut SplitMix64) -> (f64, usize) {
+    if temperature > 0.0 {
+        row.iter_mut().for_each(|l| *l /= temperature);
+    }
+    let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let denom: f64 = row.iter().map(|&l| (l - max).exp()).sum();
+    let probs: Vec<f64> = row.iter().map(|&l| (l - max).exp() / denom).collect();
+    let token = if temperature > 0.0 {
+        sample_categorical(&probs, rng)
+    } else {
+        argmax(probs.iter().copied())
+    };
+    let neg_entropy: f64 = probs.iter().map(|&q| q * (q + 1e-10).ln()).sum();
+    (neg_entropy, token)
 }
 
 fn sample_categorical(probs: &[f64], rng: &mut SplitMix64) -> usize {

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use super::protocol::{
-    evaluate, forget_quality, retain_model_truth_ratios, EvalSettings, EvalSplit, Generation,
-    SplitRole,
+use super::protocol::{evaluate, retain_model_truth_ratios};
+use super::report::{
+    forget_quality, protocol_legend, EvalSettings, EvalSplit, Generation, SplitRole,
 };
 use crate::data::read_qa_file;
 use crate::device::{BackendTask, DeviceChoice, EngineBackend};
@@ -103,10 +103,10 @@ impl BackendTask for EvalTask {
             crate::data::write_atomic(path, report.details_jsonl().as_bytes())?;
         }
         let mut value = serde_json::to_value(&report)?;
-        value.as_object_mut().expect("object").insert(
-            "protocols".into(),
-            crate::unlearn::engine::protocol_legend(),
-        );
+        value
+            .as_object_mut()
+            .expect("object")
+            .insert("protocols".into(), protocol_legend());
         Ok(value)
     }
 }

@@ -94,4 +94,5 @@ pub fn mean_recall(scores: &[SampleScore]) -> f64 {
 pub mod cache;
 pub mod cli;
 pub mod protocol;
+pub mod report;
 pub mod stats;

@@ -8,12 +8,16 @@
 //!   token (`_mc` in the names). Truth ratio with the paraphrased answer as "correct" (forget and
 //!   retain; the answer on utility splits) and all perturbed answers, with TOFU's aggregators;
 //!   forget quality (KS p-value against the retain-only model) and model utility (harmonic mean).
-
-use std::collections::BTreeMap;
+//!
+//! The report types (and what each label means) are plain data in `report.rs`, re-exported here.
 
 use burn::tensor::backend::Backend;
-use serde::{Deserialize, Serialize};
 
+use super::report::aggregate;
+pub use super::report::{
+    forget_quality, EvalReport, EvalSettings, EvalSplit, Generation, RougeL, SampleDetail,
+    SplitRole, SplitScores,
+};
 use super::{rouge_l, stats};
 use crate::data::QaItem;
 use crate::diffusion::batch::SftExample;
@@ -21,207 +25,6 @@ use crate::diffusion::likelihood::{per_token_nll, Estimator};
 use crate::diffusion::sampler::{generate_by_architecture, SamplerConfig, SamplerTokens};
 use crate::model::MaskedDiffusionLm;
 use crate::tokenizer::{TextTokenizer, TokenizerError};
-
-/// What a split is for: TOFU treats forget, retain and the two utility splits differently.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum SplitRole {
-    Forget,
-    Retain,
-    RealPeople,
-    WorldFacts,
-    /// Any other file: scored, not part of utility.
-    Other,
-}
-
-impl SplitRole {
-    /// Utility splits use the answer (not its paraphrase) as "correct" and normalised probabilities.
-    fn is_utility_option_split(self) -> bool {
-        matches!(self, SplitRole::RealPeople | SplitRole::WorldFacts)
-    }
-
-    /// The role a file name suggests (`forget10.json` → forget, `world_facts.jsonl` → world facts).
-    pub fn guess(name: &str) -> Self {
-        let n = name.to_ascii_lowercase();
-        if n.contains("forget") {
-            SplitRole::Forget
-        } else if n.contains("retain") {
-            SplitRole::Retain
-        } else if n.contains("real") {
-            SplitRole::RealPeople
-        } else if n.contains("world") {
-            SplitRole::WorldFacts
-        } else {
-            SplitRole::Other
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct EvalSplit {
-    pub name: String,
-    pub role: SplitRole,
-    pub items: Vec<QaItem>,
-}
-
-/// How answers are generated.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
-pub enum Generation {
-    /// The demo setting: slot = longest gold answer (+ end of turn) + `margin`, one step per token.
-    Demo { margin: usize },
-    /// The MDU paper: 128 new tokens; LLaDA 256 steps in one block, Dream 128 steps.
-    Paper,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct EvalSettings {
-    /// "live" (cheap, during training) or "full".
-    pub label: String,
-    pub generation: Generation,
-    /// Monte-Carlo maskings per answer for every probability.
-    pub mc_samples: usize,
-    /// At most this many items per split (the first ones), `None` = all.
-    pub max_items: Option<usize>,
-    /// Also compute the TOFU-protocol numbers (probability, truth ratios, utility, forget quality).
-    pub tofu: bool,
-    pub batch_size: usize,
-    pub seed: u64,
-}
-
-impl EvalSettings {
-    pub fn live(mc_samples: usize, max_items: usize) -> Self {
-        Self {
-            label: "live".into(),
-            generation: Generation::Demo { margin: 4 },
-            mc_samples,
-            max_items: Some(max_items),
-            tofu: false,
-            batch_size: 64,
-            seed: 42,
-        }
-    }
-
-    pub fn full(mc_samples: usize) -> Self {
-        Self {
-            label: "full".into(),
-            generation: Generation::Demo { margin: 4 },
-            mc_samples,
-            max_items: None,
-            tofu: true,
-            batch_size: 64,
-            seed: 42,
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct RougeL {
-    pub precision: f64,
-    pub recall: f64,
-    pub fmeasure: f64,
-}
-
-/// One evaluated item.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SampleDetail {
-    pub index: usize,
-    pub question: String,
-    pub gold: String,
-    pub generation: String,
-    pub rouge_l: RougeL,
-    /// MDU protocol: Eq. 14 per-token NLL of the gold answer and `exp(−nll)`.
-    pub nll_eq14: f64,
-    pub probability_eq14: f64,
-    /// MDU protocol: `exp(nll(answer) − mean nll(perturbed[..3]))`; `None` without perturbed answers.
-    pub truth_ratio_mdu: Option<f64>,
-    /// TOFU protocol (LLaDA MC per token): `exp(−L_wrong) / (exp(−L_correct) + 1e-10)`.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub truth_ratio_tofu: Option<f64>,
-    /// TOFU protocol: `exp(−nll)` of the gold answer; on utility splits normalised over the options.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub probability_mc: Option<f64>,
-    /// TOFU `prob_mean` term `p_c / (p_c + p_w + 1e-10)`.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub truth_ratio_prob: Option<f64>,
-}
-
-/// Means over one split. Field names carry the protocol.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct SplitScores {
-    pub role: Option<SplitRole>,
-    pub items: usize,
-    #[serde(rename = "rougeL_recall")]
-    pub rouge_l_recall: f64,
-    #[serde(rename = "rougeL_precision")]
-    pub rouge_l_precision: f64,
-    #[serde(rename = "rougeL_f1")]
-    pub rouge_l_f1: f64,
-    pub probability_eq14: f64,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub truth_ratio_mdu: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub probability_mc: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub truth_ratio_closer_to_1: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub truth_ratio_true_better: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub truth_ratio_prob_mean: Option<f64>,
-}
-
-/// A whole evaluation: per split scores, and the cross-split TOFU numbers when computable.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct EvalReport {
-    pub label: String,
-    #[serde(flatten)]
-    pub splits: BTreeMap<String, SplitScores>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub model_utility: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub forget_quality: Option<f64>,
-    /// Per split, per item.
-    #[serde(skip)]
-    pub samples: BTreeMap<String, Vec<SampleDetail>>,
-}
-
-impl EvalReport {
-    /// Raw per-item TOFU truth ratios of the forget split (the sample forget quality compares).
-    pub fn forget_truth_ratios(&self) -> Option<Vec<f64>> {
-        let (name, _) = self
-            .splits
-            .iter()
-            .find(|(_, s)| s.role == Some(SplitRole::Forget))?;
-        self.samples[name]
-            .iter()
-            .map(|s| s.truth_ratio_tofu)
-            .collect()
-    }
-
-    /// TOFU model utility: harmonic mean of {probability, ROUGE-L recall, truth ratio
-    /// (`true_better`)} on retain, real people and world facts. `None` if a split is missing.
-    pub fn compute_model_utility(&mut self) {
-        let mut terms = Vec::new();
-        for role in [
-            SplitRole::Retain,
-            SplitRole::RealPeople,
-            SplitRole::WorldFacts,
-        ] {
-            let Some(s) = self.splits.values().find(|s| s.role == Some(role)) else {
-                self.model_utility = None;
-                return;
-            };
-            match (s.probability_mc, s.truth_ratio_true_better) {
-                (Some(p), Some(tr)) => terms.extend([p, s.rouge_l_recall, tr]),
-                _ => {
-                    self.model_utility = None;
-                    return;
-                }
-            }
-        }
-        self.model_utility = Some(stats::hmean(&terms));
-    }
-}
 
 /// Stops an evaluation between batches.
 pub type StopCheck<'a> = &'a (dyn Fn() -> bool + Sync);
@@ -412,38 +215,10 @@ fn score_chunk<B: Backend>(
 ) -> Result<Vec<SampleDetail>, EvalError> {
     let special = &tokenizer.special;
     let tokens = (special.mask, special.eos);
-    let encode = |text: &str| -> Result<Vec<u32>, TokenizerError> {
-        let mut ids = tokenizer.encode(text)?;
-        ids.push(special.eot.unwrap_or(special.eos));
-        Ok(ids)
-    };
-    let mut out = Vec::with_capacity(chunk.len());
-    let mut prompts = Vec::new();
-    let mut answers: Vec<Vec<Vec<u32>>> = Vec::new();
-    for it in chunk {
-        prompts.push(SftExample::encode_pair(tokenizer, &it.question, "")?.prompt);
-        let mut a = vec![encode(&it.answer)?];
-        for p in it.perturbed_answer.iter() {
-            a.push(encode(p)?);
-        }
-        if let Some(p) = &it.paraphrased_answer {
-            a.push(encode(p)?);
-        }
-        answers.push(a);
-    }
-    // MDU protocol: answer and the first three perturbed answers, Eq. 14.
-    let mut pairs: Vec<(&[u32], &[u32])> = Vec::new();
-    let mut owners = Vec::new();
-    for (k, it) in chunk.iter().enumerate() {
-        let n_pert = it.perturbed_answer.len().min(3);
-        for a in &answers[k][..1 + n_pert] {
-            pairs.push((&prompts[k], a));
-            owners.push(k);
-        }
-    }
+    let encoded = EncodedChunk::new(tokenizer, chunk)?;
     let eq14 = per_token_nll(
         model,
-        &pairs,
+        &encoded.mdu_pairs(chunk),
         Estimator::Eq14,
         settings.mc_samples,
         tokens,
@@ -451,9 +226,70 @@ fn score_chunk<B: Backend>(
         settings.seed ^ (base as u64) << 20,
         device,
     );
-    // TOFU protocol: correct (paraphrase on forget/retain, answer on utility splits), all perturbed.
     let mut mc = Vec::new();
     if settings.tofu {
+        mc = per_token_nll(
+            model,
+            &encoded.tofu_pairs(chunk),
+            Estimator::LladaPerToken,
+            settings.mc_samples,
+            tokens,
+            settings.batch_size,
+            settings.seed ^ 0x70F0 ^ (base as u64) << 20,
+            device,
+        );
+    }
+    Ok(chunk_details(base, chunk, role, settings.tofu, &eq14, &mc))
+}
+
+/// A chunk's token ids: every item's prompt, and its answers each followed by the end of turn
+/// (the answer, the perturbed answers, then the paraphrase if there is one).
+struct EncodedChunk {
+    prompts: Vec<Vec<u32>>,
+    answers: Vec<Vec<Vec<u32>>>,
+}
+
+impl EncodedChunk {
+    fn new(tokenizer: &TextTokenizer, chunk: &[QaItem]) -> Result<Self, TokenizerError> {
+        let special = &tokenizer.special;
+        let encode = |text: &str| -> Result<Vec<u32>, TokenizerError> {
+            let mut ids = tokenizer.encode(text)?;
+            ids.push(special.eot.unwrap_or(special.eos));
+            Ok(ids)
+        };
+        let mut prompts = Vec::new();
+        let mut answers: Vec<Vec<Vec<u32>>> = Vec::new();
+        for it in chunk {
+            prompts.push(SftExample::encode_pair(tokenizer, &it.question, "")?.prompt);
+            let mut a = vec![encode(&it.answer)?];
+            for p in it.perturbed_answer.iter() {
+                a.push(encode(p)?);
+            }
+            if let Some(p) = &it.paraphrased_answer {
+                a.push(encode(p)?);
+            }
+            answers.push(a);
+        }
+        Ok(Self { prompts, answers })
+    }
+
+    /// MDU protocol: answer and the first three perturbed answers, Eq. 14.
+    fn mdu_pairs(&self, chunk: &[QaItem]) -> Vec<(&[u32], &[u32])> {
+        let (prompts, answers) = (&self.prompts, &self.answers);
+        let mut pairs: Vec<(&[u32], &[u32])> = Vec::new();
+        for (k, it) in chunk.iter().enumerate() {
+            let n_pert = it.perturbed_answer.len().min(3);
+            for a in &answers[k][..1 + n_pert] {
+                pairs.push((&prompts[k], a));
+            }
+        }
+        pairs
+    }
+
+    /// TOFU protocol: the answer, all perturbed answers, then the paraphrase (the "correct" one
+    /// on forget/retain; utility splits use the answer).
+    fn tofu_pairs(&self, chunk: &[QaItem]) -> Vec<(&[u32], &[u32])> {
+        let (prompts, answers) = (&self.prompts, &self.answers);
         let mut pairs: Vec<(&[u32], &[u32])> = Vec::new();
         for (k, it) in chunk.iter().enumerate() {
             pairs.push((&prompts[k], &answers[k][0]));
@@ -465,17 +301,22 @@ fn score_chunk<B: Backend>(
                 pairs.push((&prompts[k], para));
             }
         }
-        mc = per_token_nll(
-            model,
-            &pairs,
-            Estimator::LladaPerToken,
-            settings.mc_samples,
-            tokens,
-            settings.batch_size,
-            settings.seed ^ 0x70F0 ^ (base as u64) << 20,
-            device,
-        );
+        pairs
     }
+}
+
+/// The details of the items of a chunk from their NLLs, laid out as
+/// [`EncodedChunk::mdu_pairs`] (`eq14`) and [`EncodedChunk::tofu_pairs`] (`mc`, with `tofu`) list
+/// them.
+fn chunk_details(
+    base: usize,
+    chunk: &[QaItem],
+    role: SplitRole,
+    tofu: bool,
+    eq14: &[f64],
+    mc: &[f64],
+) -> Vec<SampleDetail> {
+    let mut out = Vec::with_capacity(chunk.len());
     let (mut e, mut m) = (0, 0);
     for (k, it) in chunk.iter().enumerate() {
         let n_pert_mdu = it.perturbed_answer.len().min(3);
@@ -496,58 +337,45 @@ fn score_chunk<B: Backend>(
             probability_mc: None,
             truth_ratio_prob: None,
         };
-        if settings.tofu {
+        if tofu {
             let n_pert = it.perturbed_answer.len();
             let answer_nll = mc[m];
             let pert = &mc[m + 1..m + 1 + n_pert];
             let para = it.paraphrased_answer.as_ref().map(|_| mc[m + 1 + n_pert]);
             m += 1 + n_pert + usize::from(para.is_some());
-            let correct = if role.is_utility_option_split() {
-                answer_nll
-            } else {
-                para.unwrap_or(answer_nll)
-            };
-            let p_answer = (-answer_nll).exp();
-            detail.probability_mc = Some(if role.is_utility_option_split() {
-                let others: f64 = pert.iter().map(|l| (-l).exp()).sum();
-                p_answer / (p_answer + others + 1e-10)
-            } else {
-                p_answer
-            });
-            if !pert.is_empty() {
-                detail.truth_ratio_tofu = Some(stats::truth_ratio(correct, pert));
-                let wrong = pert.iter().sum::<f64>() / pert.len() as f64;
-                let (pc, pw) = ((-correct).exp(), (-wrong).exp());
-                detail.truth_ratio_prob = Some(pc / (pc + pw + 1e-10));
-            }
+            tofu_scores(&mut detail, role, answer_nll, pert, para);
         }
         out.push(detail);
     }
-    Ok(out)
+    out
 }
 
-fn aggregate(role: SplitRole, samples: &[SampleDetail]) -> SplitScores {
-    let mean = |f: &dyn Fn(&SampleDetail) -> f64| {
-        stats::np_mean(&samples.iter().map(f).collect::<Vec<_>>())
+/// TOFU probability and truth ratios of one item from the NLLs of its answer, perturbed answers
+/// and paraphrase.
+fn tofu_scores(
+    detail: &mut SampleDetail,
+    role: SplitRole,
+    answer_nll: f64,
+    pert: &[f64],
+    para: Option<f64>,
+) {
+    let correct = if role.is_utility_option_split() {
+        answer_nll
+    } else {
+        para.unwrap_or(answer_nll)
     };
-    let mean_opt = |f: &dyn Fn(&SampleDetail) -> Option<f64>| -> Option<f64> {
-        let v: Option<Vec<f64>> = samples.iter().map(f).collect();
-        v.filter(|v| !v.is_empty()).map(|v| stats::np_mean(&v))
-    };
-    let trs: Option<Vec<f64>> = samples.iter().map(|s| s.truth_ratio_tofu).collect();
-    let trs = trs.filter(|v| !v.is_empty());
-    SplitScores {
-        role: Some(role),
-        items: samples.len(),
-        rouge_l_recall: mean(&|s| s.rouge_l.recall),
-        rouge_l_precision: mean(&|s| s.rouge_l.precision),
-        rouge_l_f1: mean(&|s| s.rouge_l.fmeasure),
-        probability_eq14: mean(&|s| s.probability_eq14),
-        truth_ratio_mdu: mean_opt(&|s| s.truth_ratio_mdu),
-        probability_mc: mean_opt(&|s| s.probability_mc),
-        truth_ratio_closer_to_1: trs.as_ref().map(|v| stats::closer_to_1_better(v)),
-        truth_ratio_true_better: trs.as_ref().map(|v| stats::true_better(v)),
-        truth_ratio_prob_mean: mean_opt(&|s| s.truth_ratio_prob),
+    let p_answer = (-answer_nll).exp();
+    detail.probability_mc = Some(if role.is_utility_option_split() {
+        let others: f64 = pert.iter().map(|l| (-l).exp()).sum();
+        p_answer / (p_answer + others + 1e-10)
+    } else {
+        p_answer
+    });
+    if !pert.is_empty() {
+        detail.truth_ratio_tofu = Some(stats::truth_ratio(correct, pert));
+        let wrong = pert.iter().sum::<f64>() / pert.len() as f64;
+        let (pc, pw) = ((-correct).exp(), (-wrong).exp());
+        detail.truth_ratio_prob = Some(pc / (pc + pw + 1e-10));
     }
 }
 
@@ -614,29 +442,6 @@ pub fn sampler_config<B: Backend>(
             seed: 0,
         },
     })
-}
-
-/// TOFU forget quality: the exact two-sample KS p-value between the forget truth ratios of the
-/// evaluated model and of the retain-only model.
-pub fn forget_quality(model_tr: &[f64], retain_model_tr: &[f64]) -> Option<f64> {
-    stats::ks_2samp_pvalue(model_tr, retain_model_tr)
-}
-
-impl EvalReport {
-    /// Per-item details as JSON lines, each with its split's name.
-    pub fn details_jsonl(&self) -> String {
-        let mut lines = String::new();
-        for (split, samples) in &self.samples {
-            for s in samples {
-                let mut v = serde_json::to_value(s).expect("sample details serialise");
-                v.as_object_mut()
-                    .expect("object")
-                    .insert("split".into(), split.clone().into());
-                lines.push_str(&(v.to_string() + "\n"));
-            }
-        }
-        lines
-    }
 }
 
 /// The retain-only model in `dir`: its raw TOFU truth ratios on the forget items (the first

@@ -4,12 +4,11 @@
 //!
 //! - [`masked_kl`]: row-wise KL(softmax(x) ‖ softmax(y)) over the gathered masked answer positions,
 //!   a WGSL kernel (`shaders/masked_kl.wgsl`, `shaders/masked_kl_backward.wgsl`) on wgpu.
-//! - [`masked_kl_cube`]: the same kernel in CubeCL, for CUDA (which cannot run WGSL); its launches
+//! - [`masked_kl::cube`]: the same kernel in CubeCL, for CUDA (which cannot run WGSL); its launches
 //!   are runtime-generic, so tests run it on wgpu too.
 //! - [`reference`]: the masked KL and its gradients in f64 on the host, what the kernels are held to.
 
 pub mod masked_kl;
-pub mod masked_kl_cube;
 pub mod reference;
 
 pub use masked_kl::{kl_divergence_rows, KlBackend, KlWrt};

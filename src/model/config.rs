@@ -1,11 +1,8 @@
 //! The resolved runtime configuration shared by every architecture, built from a checkpoint's own
-//! HF `config.json` by the architecture files (`llada.rs`, `dream.rs`).
-
-use std::path::Path;
+//! HF `config.json` by the architecture files (`llada.rs`, `dream.rs`; `mod.rs` dispatches on the
+//! architecture).
 
 use serde::Serialize;
-
-use super::{dream, llada};
 
 /// Which HF layout a checkpoint follows. Decides tensor names, config keys and the logit shift.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -109,40 +106,8 @@ impl ModelConfig {
         }
     }
 
-    /// Reads `config.json` in a checkpoint folder and dispatches on `model_type`.
-    pub fn from_dir(dir: &Path) -> Result<Self, ConfigError> {
-        let path = dir.join("config.json");
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Io {
-            file: file.clone(),
-            source,
-        })?;
-        let json: serde_json::Value =
-            serde_json::from_str(&text).map_err(|source| ConfigError::Json {
-                file: file.clone(),
-                source,
-            })?;
-        Self::from_json(&json, &file)
-    }
-
-    pub fn from_json(json: &serde_json::Value, file: &str) -> Result<Self, ConfigError> {
-        let keys = HfKeys { json, file };
-        let model_type = keys.string("model_type")?;
-        let config = match model_type.to_ascii_lowercase().as_str() {
-            "llada" => llada::config_from_hf(&keys)?,
-            "dream" => dream::config_from_hf(&keys)?,
-            _ => {
-                return Err(ConfigError::UnknownModelType {
-                    file: file.to_string(),
-                    found: model_type,
-                })
-            }
-        };
-        config.validate(file)?;
-        Ok(config)
-    }
-
-    fn validate(&self, file: &str) -> Result<(), ConfigError> {
+    /// Rejects shapes and ids the transformer cannot use.
+    pub(super) fn validate(&self, file: &str) -> Result<(), ConfigError> {
         let bad = |key: &str, problem: String| {
             Err(ConfigError::Key {
                 file: file.to_string(),
@@ -193,14 +158,6 @@ impl ModelConfig {
         Ok(())
     }
 
-    /// The config in its architecture's HF `config.json` form (for models created here).
-    pub fn to_hf_json(&self) -> serde_json::Value {
-        match self.architecture {
-            Architecture::Llada => llada::config_to_hf(self),
-            Architecture::Dream => dream::config_to_hf(self),
-        }
-    }
-
     pub fn kv_dim(&self) -> usize {
         self.num_kv_heads * self.head_dim
     }
@@ -226,7 +183,12 @@ pub struct HfKeys<'a> {
     file: &'a str,
 }
 
-impl HfKeys<'_> {
+impl<'a> HfKeys<'a> {
+    /// The keys of `json`, read from `file` (named in every error).
+    pub(super) fn new(json: &'a serde_json::Value, file: &'a str) -> Self {
+        Self { json, file }
+    }
+
     fn err(&self, key: &str, problem: impl Into<String>) -> ConfigError {
         ConfigError::Key {
             file: self.file.to_string(),

@@ -1,5 +1,7 @@
 //! The masked-diffusion language model: one bidirectional transformer (`transformer.rs`) that both
-//! architectures build from their own HF config and tensor names (`llada.rs`, `dream.rs`).
+//! architectures build from their own HF config and tensor names (`llada.rs`, `dream.rs`). The
+//! dispatch on the architecture (config keys, tensor names) is here, so that `config.rs` stays
+//! independent of the architecture files.
 
 pub mod config;
 pub mod dream;
@@ -7,8 +9,54 @@ pub mod init;
 pub mod llada;
 pub mod transformer;
 
+use std::path::Path;
+
 pub use config::{Architecture, ConfigError, ModelConfig};
 pub use transformer::MaskedDiffusionLm;
+
+/// The HF `config.json` of each architecture, read and written by its own file.
+impl ModelConfig {
+    /// Reads `config.json` in a checkpoint folder and dispatches on `model_type`.
+    pub fn from_dir(dir: &Path) -> Result<Self, ConfigError> {
+        let path = dir.join("config.json");
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Io {
+            file: file.clone(),
+            source,
+        })?;
+        let json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|source| ConfigError::Json {
+                file: file.clone(),
+                source,
+            })?;
+        Self::from_json(&json, &file)
+    }
+
+    pub fn from_json(json: &serde_json::Value, file: &str) -> Result<Self, ConfigError> {
+        let keys = config::HfKeys::new(json, file);
+        let model_type = keys.string("model_type")?;
+        let config = match model_type.to_ascii_lowercase().as_str() {
+            "llada" => llada::config_from_hf(&keys)?,
+            "dream" => dream::config_from_hf(&keys)?,
+            _ => {
+                return Err(ConfigError::UnknownModelType {
+                    file: file.to_string(),
+                    found: model_type,
+                })
+            }
+        };
+        config.validate(file)?;
+        Ok(config)
+    }
+
+    /// The config in its architecture's HF `config.json` form (for models created here).
+    pub fn to_hf_json(&self) -> serde_json::Value {
+        match self.architecture {
+            Architecture::Llada => llada::config_to_hf(self),
+            Architecture::Dream => dream::config_to_hf(self),
+        }
+    }
+}
 
 /// Every weight a block or the model can hold, independent of the on-disk naming scheme.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -313,7 +313,7 @@ fn train<B: AutodiffBackend + crate::kernels::KlBackend>(
         before,
         method: config.method,
         params: config.params.clone(),
-        protocols: protocol_legend(),
+        protocols: crate::eval::report::protocol_legend(),
         seed: config.seed,
         steps: step,
         wall_s: started.elapsed().as_secs_f64(),
@@ -325,18 +325,4 @@ fn train<B: AutodiffBackend + crate::kernels::KlBackend>(
         summary,
     });
     Ok(())
-}
-/// What each label in the summary means.
-pub fn protocol_legend() -> serde_json::Value {
-    serde_json::json!({
-        "rougeL_recall": "ROUGE-L recall of generations (rouge-score 0.1.2, use_stemmer=True), both protocols",
-        "probability_eq14": "MDU-paper protocol: exp(-NLL) with NLL from the Eq. 14 estimator (per-token, Monte-Carlo)",
-        "truth_ratio_mdu": "MDU-paper protocol: raw mean of exp(NLL(answer) - mean NLL(perturbed[:3])), Eq. 14",
-        "probability_mc": "TOFU protocol adapted: LLaDA Monte-Carlo likelihood normalised per token (TOFU's teacher-forced probability does not exist for masked diffusion); normalised over the options on real-people and world-facts splits",
-        "truth_ratio_closer_to_1": "TOFU: mean(min(tr, 1/tr)), tr = P(perturbed)/P(paraphrased)",
-        "truth_ratio_true_better": "TOFU: mean(max(0, 1 - tr))",
-        "truth_ratio_prob_mean": "TOFU (open-unlearning prob_mean): mean(p_c / (p_c + p_w))",
-        "model_utility": "TOFU: harmonic mean of probability, ROUGE-L recall and truth ratio (true_better) on retain, real people and world facts",
-        "forget_quality": "TOFU: exact two-sample KS p-value of forget truth ratios against the retain-only model",
-    })
 }

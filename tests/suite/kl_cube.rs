@@ -1,4 +1,4 @@
-//! The CubeCL masked-KL kernels (src/kernels/masked_kl_cube.rs, CUDA's fused kernel) launched on
+//! The CubeCL masked-KL kernels (src/kernels/masked_kl/cube.rs, CUDA's fused kernel) launched on
 //! wgpu (lavapipe in CI) through their runtime-generic entry points, held to kl_kernel.rs's f64
 //! reference, cases and bound |a − b| ≤ 1e-5·(1 + |ref|) for f32 inputs. No GPU runs here, so
 //! the CUDA wiring is only checked without a device (module `cuda`, feature `cuda`); these are the
@@ -8,8 +8,8 @@ use burn::backend::wgpu::{CubeBackend, WgpuRuntime};
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::{DType, Shape, Tensor, TensorData, TensorMetadata, TensorPrimitive};
+use mdu_workbench::kernels::masked_kl::cube::{cube_kl_backward, cube_kl_forward};
 use mdu_workbench::kernels::masked_kl::STATS_COLS;
-use mdu_workbench::kernels::masked_kl_cube::{cube_kl_backward, cube_kl_forward};
 use mdu_workbench::kernels::KlWrt;
 
 use super::kl_kernel::{

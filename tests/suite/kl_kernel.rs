@@ -1,4 +1,4 @@
-//! The masked-KL kernel (src/kernels/masked_kl.rs; shaders/masked_kl.wgsl and
+//! The masked-KL kernel (src/kernels/masked_kl/; shaders/masked_kl.wgsl and
 //! masked_kl_backward.wgsl) on wgpu (lavapipe in CI) against an f64 reference computed here on
 //! the host from the same f32 inputs, with the bound |a − b| ≤ 1e-5·(1 + |ref|) on every
 //! KL value and every gradient entry. Then one MDU step on `Autodiff<WgpuBackend>`: the kernel path

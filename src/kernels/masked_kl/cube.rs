@@ -1,6 +1,6 @@
 //! The masked KL's forward and backward as CubeCL `#[cube]` kernels, for runtimes that cannot run
 //! the WGSL shaders: CUDA has no WGSL, so this is its fused kernel (`KlBackend` for
-//! `CubeBackend<CudaRuntime, ..>` in masked_kl.rs). The launches are generic over the runtime, so
+//! `CubeBackend<CudaRuntime, ..>` in cuda.rs). The launches are generic over the runtime, so
 //! the same kernels also run on wgpu, where the tests hold them to the f64 reference (the WGSL
 //! kernels stay the default there).
 //!
@@ -17,7 +17,7 @@ use burn_cubecl::{
 };
 use cubecl::prelude::*;
 
-use super::masked_kl::{dims2, KlWrt, STATS_COLS};
+use super::{dims2, KlWrt, STATS_COLS};
 
 /// Units per cube: the forward's per-row reduction width, and the backward's block.
 const BLOCK: u32 = 256;
