@@ -33,9 +33,39 @@ pub enum DataError {
     File { file: String, reason: String },
 }
 
-/// Reads a JSON array or JSON-lines file of QA items.
+/// The largest question–answer file read, in bytes (TOFU's largest split is about 1 MB).
+pub const MAX_FILE_BYTES: u64 = 256 << 20;
+/// The largest line of a JSON-lines file, in bytes (an item with all its perturbed answers is a
+/// few kilobytes).
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+/// The largest text field of an item, in bytes.
+pub const MAX_FIELD_BYTES: usize = 64 << 10;
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
+}
+
+/// Reads a JSON array or JSON-lines file of QA items. Files over [`MAX_FILE_BYTES`] and lines
+/// over [`MAX_LINE_BYTES`] are refused before they are parsed; text fields over
+/// [`MAX_FIELD_BYTES`] are refused by name.
 pub fn read_qa_file(path: &Path) -> Result<Vec<QaItem>, DataError> {
     let file = path.display().to_string();
+    let size = std::fs::metadata(path)
+        .map_err(|source| DataError::Io {
+            file: file.clone(),
+            source,
+        })?
+        .len();
+    if size > MAX_FILE_BYTES {
+        return Err(DataError::File {
+            file,
+            reason: format!(
+                "the file is {}; a question–answer file may be at most {} (is this the right file?)",
+                mib(size),
+                mib(MAX_FILE_BYTES)
+            ),
+        });
+    }
     let text = std::fs::read_to_string(path).map_err(|source| DataError::Io {
         file: file.clone(),
         source,
@@ -58,6 +88,17 @@ pub fn read_qa_file(path: &Path) -> Result<Vec<QaItem>, DataError> {
         for (i, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
+            }
+            if line.len() > MAX_LINE_BYTES {
+                return Err(DataError::Line {
+                    file: file.clone(),
+                    line: i + 1,
+                    reason: format!(
+                        "the line is {}; an item may take at most {} (is this a question–answer file?)",
+                        mib(line.len() as u64),
+                        mib(MAX_LINE_BYTES as u64)
+                    ),
+                });
             }
             let value: serde_json::Value =
                 serde_json::from_str(line).map_err(|e| DataError::Line {
@@ -110,7 +151,29 @@ fn parse_item(
             None => return Err(err(format!("missing field `{key}`"))),
         }
     }
-    serde_json::from_value(value).map_err(|e| err(e.to_string()))
+    let item: QaItem = serde_json::from_value(value).map_err(|e| err(e.to_string()))?;
+    let fields = [("question", &item.question), ("answer", &item.answer)]
+        .into_iter()
+        .chain(
+            item.paraphrased_answer
+                .iter()
+                .map(|p| ("paraphrased_answer", p)),
+        )
+        .chain(
+            item.perturbed_answer
+                .iter()
+                .map(|p| ("perturbed_answer", p)),
+        );
+    for (name, text) in fields {
+        if text.len() > MAX_FIELD_BYTES {
+            return Err(err(format!(
+                "field `{name}` holds {} bytes; a field may hold at most {} KiB",
+                text.len(),
+                MAX_FIELD_BYTES >> 10
+            )));
+        }
+    }
+    Ok(item)
 }
 
 /// Writes JSON lines atomically (temporary file, then rename).

@@ -97,3 +97,18 @@ impl StopFlag {
         self.0.load(Ordering::SeqCst)
     }
 }
+
+/// An error and its causes on one line, `outer: cause: cause`, each cause said once: an error
+/// whose message already quotes its source (as `thiserror` messages with `{source}` do) does not
+/// repeat it.
+pub fn error_message(err: &anyhow::Error) -> String {
+    let mut message = err.to_string();
+    for cause in err.chain().skip(1) {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+    }
+    message
+}

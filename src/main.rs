@@ -12,12 +12,22 @@ fn main() {
     let outcome = mdu_workbench::kernel_runtime::catch(|| mdu_workbench::cli::run(cli))
         .unwrap_or_else(|panic| Err(anyhow::anyhow!("unexpected failure: {panic}")));
     if let Err(err) = outcome {
-        // One readable line (with its causes), never a panic trace.
-        let mut message = err.to_string();
-        for cause in err.chain().skip(1) {
-            message.push_str(&format!(": {cause}"));
+        let message = mdu_workbench::events::error_message(&err);
+        // The reader of our output went away (`mdu … | head`): nothing is wrong, as in ripgrep.
+        if closed_stdout(&err, &message) {
+            std::process::exit(0);
         }
+        // One readable line (with its causes), never a panic trace.
         eprintln!("error: {message}");
         std::process::exit(1);
     }
+}
+
+/// Writing to stdout failed because its reader closed the pipe (an error, or `println!`'s panic).
+fn closed_stdout(err: &anyhow::Error, message: &str) -> bool {
+    let broken = err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    });
+    broken || message.contains("failed printing to stdout: Broken pipe")
 }

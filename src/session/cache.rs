@@ -59,7 +59,7 @@ impl Models {
     fn handle(&mut self, command: Command) {
         match command {
             Command::UnpackDemo(reply) => on_thread("demo", reply, || {
-                crate::demo::embedded::unpack().map_err(|e| format!("{e:#}"))
+                crate::demo::embedded::unpack().map_err(|e| crate::events::error_message(&e))
             }),
             Command::ListDevices(reply) => on_thread("devices", reply, DeviceList::probe),
             Command::AvailableMemory(device, reply) => on_thread("memory", reply, move || {
@@ -113,7 +113,7 @@ impl Models {
         if let Some(i) = self.opened.iter().position(|f| f.dir == dir) {
             return Ok(&self.opened[i]);
         }
-        let files = ModelFiles::open(dir).map_err(|e| format!("{e:#}"))?;
+        let files = ModelFiles::open(dir).map_err(|e| crate::events::error_message(&e))?;
         if self.opened.len() >= MAX_OPENED {
             self.opened.remove(0);
         }
@@ -162,7 +162,7 @@ impl BackendTask for TraceTask<'_> {
             self.request.free_tokens,
             device,
         )
-        .map_err(|e| err(&format!("{e:#}")))
+        .map_err(|e| err(&crate::events::error_message(&e)))
     }
 }
 

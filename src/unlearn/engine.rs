@@ -38,7 +38,7 @@ pub fn run(
         Ok(resolved) => run_resolved(resolved, sink, stop),
         Err(e) => {
             sink(Event::Failed {
-                error: format!("{e:#}"),
+                error: crate::events::error_message(&e),
             });
             Err(e)
         }
@@ -59,7 +59,7 @@ pub fn run_resolved(run: ResolvedRun, sink: &mut dyn FnMut(Event), stop: &StopFl
     if let Err(e) = &result {
         if e.downcast_ref::<Stopped>().is_none() {
             sink(Event::Failed {
-                error: format!("{e:#}"),
+                error: crate::events::error_message(&e),
             });
         }
     }
@@ -119,7 +119,7 @@ pub fn run_reporting(
     match ResolvedRun::new(config, run_dir, resume) {
         Ok(run) => run_with_kernel_events(run, &mut sink, stop, events),
         Err(e) => sink(Event::Failed {
-            error: format!("{e:#}"),
+            error: crate::events::error_message(&e),
         }),
     }
 }
@@ -185,7 +185,8 @@ fn load<B: AutodiffBackend>(
     });
     let run_dir = RunDir::prepare(&run.run_dir, inputs, run.resume)?;
     let files = ModelFiles::open(&inputs.checkpoint)?;
-    let data = Data::load(inputs, config, &files.tokenizer)?;
+    let context = files.checkpoint.config.max_position_embeddings;
+    let data = Data::load(inputs, config, &files.tokenizer, context)?;
     if stop.is_set() {
         return Err(stopped(sink));
     }
@@ -291,7 +292,7 @@ fn train<B: AutodiffBackend + crate::kernels::KlBackend>(
         started,
         stop: &stop,
     };
-    let mut metrics = MetricsLog::open(&run_dir)?;
+    let mut metrics = MetricsLog::open(&run_dir, training.state.step)?;
     let (training, step) =
         super::step_loop::run_steps(&loop_inputs, training, &eval, &mut metrics, sink)?;
 

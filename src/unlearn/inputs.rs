@@ -115,10 +115,13 @@ pub struct Data {
 }
 
 impl Data {
+    /// Reads and tokenizes the files; an item longer than `context` tokens (the model's
+    /// positions) is an error naming its file, item and length.
     pub fn load(
         inputs: &Inputs,
         config: &UnlearnConfig,
         tokenizer: &TextTokenizer,
+        context: usize,
     ) -> Result<Self> {
         let forget_items = read_qa_file(&inputs.forget)?;
         if forget_items.is_empty() {
@@ -135,8 +138,8 @@ impl Data {
                 config.method.label()
             );
         }
-        let forget = encode(tokenizer, &forget_items, &inputs.forget)?;
-        let retain = encode(tokenizer, &retain_items, &inputs.retain)?;
+        let forget = encode(tokenizer, &forget_items, &inputs.forget, context)?;
+        let retain = encode(tokenizer, &retain_items, &inputs.retain, context)?;
         let retain_eval = match &inputs.eval_retain {
             Some(p) => read_qa_file(p)?,
             None => evenly_spaced(&retain_items, config.eval_retain_items),
@@ -173,13 +176,27 @@ impl Data {
     }
 }
 
-fn encode(tokenizer: &TextTokenizer, items: &[QaItem], file: &Path) -> Result<Vec<SftExample>> {
+fn encode(
+    tokenizer: &TextTokenizer,
+    items: &[QaItem],
+    file: &Path,
+    context: usize,
+) -> Result<Vec<SftExample>> {
     items
         .iter()
         .enumerate()
         .map(|(i, it)| {
-            SftExample::encode(tokenizer, it)
-                .with_context(|| format!("{}: item {}", file.display(), i + 1))
+            let example = SftExample::encode(tokenizer, it)
+                .with_context(|| format!("{}: item {}", file.display(), i + 1))?;
+            let tokens = example.prompt.len() + example.answer.len();
+            if tokens > context {
+                bail!(
+                    "{}: item {}: question and answer are {tokens} tokens, more than the model's {context} positions",
+                    file.display(),
+                    i + 1
+                );
+            }
+            Ok(example)
         })
         .collect()
 }

@@ -257,8 +257,24 @@ pub struct MetricsLog {
 }
 
 impl MetricsLog {
-    pub fn open(run_dir: &RunDir) -> Result<Self> {
+    /// Opens the logs of a run that continues after step `step` (0 for a new run): lines of
+    /// later steps (written after the checkpoint a resumed run starts from) are cut away, so
+    /// that every step appears once in `metrics.jsonl` and in `metrics.csv`.
+    pub fn open(run_dir: &RunDir, step: usize) -> Result<Self> {
         let path = run_dir.file(RunDir::METRICS_JSONL);
+        let rows = match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let kept = kept_lines(&text, step);
+                let mut body = kept.join("\n");
+                if !body.is_empty() {
+                    body.push('\n');
+                }
+                write_atomic(&path, body.as_bytes())?;
+                rows_of(&kept)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e).with_context(|| format!("{}: cannot read", path.display())),
+        };
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -267,7 +283,7 @@ impl MetricsLog {
         Ok(Self {
             file,
             csv: run_dir.file(RunDir::METRICS_CSV),
-            rows: Vec::new(),
+            rows,
         })
     }
 
@@ -288,6 +304,50 @@ impl MetricsLog {
         write_atomic(&self.csv, metrics_csv(&self.rows).as_bytes())?;
         Ok(())
     }
+}
+
+/// The lines of `metrics.jsonl` up to and including step `step` (unreadable lines are dropped).
+fn kept_lines(text: &str, step: usize) -> Vec<&str> {
+    text.lines()
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v.get("step")?.as_u64())
+                .is_some_and(|s| s as usize <= step)
+        })
+        .collect()
+}
+
+/// The CSV rows of logged lines: each step's event, with its live scores when it had some.
+fn rows_of(lines: &[&str]) -> Vec<serde_json::Value> {
+    let mut rows: Vec<serde_json::Value> = Vec::new();
+    for line in lines {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        match v.get("event").and_then(|e| e.as_str()) {
+            Some("step") => rows.push(v),
+            Some("eval") => {
+                let split =
+                    |name: &str| v.pointer(&format!("/report/{name}/rougeL_recall")).cloned();
+                let step = v.get("step").cloned();
+                let row = rows
+                    .iter_mut()
+                    .rev()
+                    .find(|r| r.get("step") == step.as_ref());
+                if let (Some(obj), Some(f), Some(r)) = (
+                    row.and_then(|r| r.as_object_mut()),
+                    split("forget"),
+                    split("retain"),
+                ) {
+                    obj.insert("live_forget_rougeL_recall".into(), f);
+                    obj.insert("live_retain_rougeL_recall".into(), r);
+                }
+            }
+            _ => {}
+        }
+    }
+    rows
 }
 
 fn metrics_csv(rows: &[serde_json::Value]) -> String {

@@ -189,3 +189,39 @@ fn generate_answers_a_free_prompt_deterministically() {
         assert_eq!(run(), run(), "{name}: temperature 0 must be deterministic");
     }
 }
+
+#[test]
+fn a_closed_stdout_ends_quietly_with_status_0() {
+    // 64 rows of 296 logits: far more than a pipe holds, so the write meets the closed end.
+    let ids: Vec<String> = (0..64).map(|i| (i % 50).to_string()).collect();
+    let mut child = mdu()
+        .args(["logits", "--checkpoint"])
+        .arg(fixture("llada_f32"))
+        .args(["--ids", &ids.join(","), "--device", "cpu"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("error"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_error_says_each_cause_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = mdu()
+        .args(["inspect", "--checkpoint"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The operating system's reason ("No such file or directory (os error 2)"), said once.
+    assert_eq!(stderr.matches("os error 2").count(), 1, "{stderr}");
+}

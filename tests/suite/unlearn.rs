@@ -547,3 +547,118 @@ fn sweep_picks_every_methods_rate_by_one_rule_on_the_first_seed() {
     // Standard deviations over the two seeds: forget 0.4 / 0.2 and retain 0.1 / 0.3 → √0.02 = 0.141.
     assert!(line.ends_with(",0.141,0.141"), "{line}");
 }
+
+#[test]
+fn a_kill_between_checkpoints_then_resume_logs_each_step_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (forget, retain) = data_files(tmp.path());
+    let run = tmp.path().join("run");
+    let config = UnlearnConfig {
+        checkpoint: Some(fixture("llada_f32")),
+        forget: Some(forget),
+        retain: Some(retain),
+        device: "cpu".into(),
+        steps: 4,
+        batch_size: 2,
+        live_every: 1,
+        live_items: 2,
+        live_mc_samples: 1,
+        eval_before: false,
+        eval_after: false,
+        save_every: 2,
+        ..Default::default()
+    };
+    let stop = mdu_workbench::events::StopFlag::new();
+    engine::run(config, run.clone(), false, &mut |_| {}, &stop).unwrap();
+    // As if killed after step 4, before the end: the newest checkpoint is checkpoint-2, and
+    // both logs already hold steps 3 and 4.
+    std::fs::remove_file(run.join("summary.json")).unwrap();
+    let out = mdu()
+        .args(["unlearn", "--quiet", "--resume"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let logged = |event: &str| -> Vec<u64> {
+        std::fs::read_to_string(run.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v["event"] == event)
+            .map(|v| v["step"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(logged("step"), [1, 2, 3, 4], "steps in metrics.jsonl");
+    assert_eq!(
+        logged("eval"),
+        [1, 2, 3, 4],
+        "live evaluations in metrics.jsonl"
+    );
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    let steps: Vec<&str> = rows.iter().map(|r| r[0]).collect();
+    assert_eq!(steps, ["1", "2", "3", "4"], "metrics.csv:\n{csv}");
+    assert!(
+        rows.iter().all(|r| !r[r.len() - 1].is_empty()),
+        "every row keeps its live score:\n{csv}"
+    );
+}
+
+#[test]
+fn oversized_items_are_refused_by_name_before_they_are_parsed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, retain) = data_files(tmp.path());
+    let ckpt = fixture("llada_f32");
+    let run = |name: &str| tmp.path().join(name);
+    // One 5 MiB question on a JSON line: refused from its length, naming file and line.
+    let huge = tmp.path().join("huge.jsonl");
+    let question = "x".repeat(5 << 20);
+    std::fs::write(
+        &huge,
+        format!("{{\"question\": \"{question}\", \"answer\": \"a\"}}\n"),
+    )
+    .unwrap();
+    let err = fails(tiny(&huge, &retain, &ckpt, &run("r1")));
+    assert!(
+        err.contains("huge.jsonl:1") && err.contains("5.0 MiB"),
+        "{err}"
+    );
+    // In a JSON array, an over-long field is named with its item.
+    let long_field = tmp.path().join("long_field.json");
+    let question = "x".repeat(100 << 10);
+    std::fs::write(
+        &long_field,
+        format!("[{{\"question\": \"{question}\", \"answer\": \"a\"}}]"),
+    )
+    .unwrap();
+    let err = fails(tiny(&long_field, &retain, &ckpt, &run("r2")));
+    assert!(
+        err.contains("long_field.json") && err.contains("item 1") && err.contains("`question`"),
+        "{err}"
+    );
+    // An item longer than the model's positions (64 in the fixture's config), with its length.
+    let long_item = tmp.path().join("long_item.jsonl");
+    let answer = "Ana lives in a blue house. ".repeat(30);
+    std::fs::write(
+        &long_item,
+        format!("{{\"question\": \"Where does Ana live?\", \"answer\": \"{answer}\"}}\n"),
+    )
+    .unwrap();
+    let err = fails(tiny(&long_item, &retain, &ckpt, &run("r3")));
+    assert!(
+        err.contains("long_item.jsonl: item 1")
+            && err.contains("tokens")
+            && err.contains("64 positions"),
+        "{err}"
+    );
+    for r in ["r1", "r2", "r3"] {
+        assert!(
+            !run(r).join("metrics.jsonl").exists(),
+            "{r}: nothing trained"
+        );
+    }
+}
