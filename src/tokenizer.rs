@@ -105,12 +105,22 @@ impl TextTokenizer {
             read_json_opt(&dir.join("tokenizer_config.json"))?.unwrap_or(serde_json::json!({}));
         let inner = if dir.join("tokenizer.json").exists() {
             let file = dir.join("tokenizer.json");
-            Tokenizer::from_file(&file).map_err(|e| TokenizerError::Invalid {
+            let invalid = |reason: String| TokenizerError::Invalid {
                 file: file.display().to_string(),
-                reason: e.to_string(),
-            })?
+                reason,
+            };
+            // The tokenizers crate panics on some malformed files (an `expect` in its decoder
+            // parsing): that is a bad file too, not a crash.
+            crate::kernel_runtime::catch(|| Tokenizer::from_file(&file))
+                .map_err(|panic| invalid(format!("not a valid tokenizer file ({panic})")))?
+                .map_err(|e| invalid(e.to_string()))?
         } else if dir.join("vocab.json").exists() && dir.join("merges.txt").exists() {
-            byte_level_bpe(dir, &tokenizer_config)?
+            crate::kernel_runtime::catch(|| byte_level_bpe(dir, &tokenizer_config)).map_err(
+                |panic| TokenizerError::Invalid {
+                    file: dir.join("vocab.json").display().to_string(),
+                    reason: format!("not a valid vocabulary ({panic})"),
+                },
+            )??
         } else {
             return Err(TokenizerError::Missing {
                 dir: dir.display().to_string(),

@@ -162,14 +162,16 @@ impl Shard {
                     "tensor `{name}` needs bytes {start}..{end} but only {data_len} data bytes are present (file truncated?)"
                 )));
             }
-            let numel: usize = raw.shape.iter().product();
+            // Shapes from the file may be anything: a product past usize is an error, not a wrap.
+            let numel = raw.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
             if let Some(dtype) = DiskDtype::parse(&raw.dtype) {
-                if numel * dtype.size() != end - start {
+                let needed = numel.and_then(|n| n.checked_mul(dtype.size()));
+                if needed != Some(end - start) {
                     return Err(corrupt(format!(
                         "tensor `{name}`: shape {:?} in {} needs {} bytes, header gives {}",
                         raw.shape,
                         raw.dtype,
-                        numel * dtype.size(),
+                        needed.map_or("more than 2^64".to_string(), |n| n.to_string()),
                         end - start
                     )));
                 }

@@ -12,6 +12,7 @@ mod data_files;
 mod demo;
 mod demo_world;
 mod diffusion;
+mod fuzz;
 #[cfg(feature = "gui")]
 mod gui;
 #[cfg(feature = "gui")]
