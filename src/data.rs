@@ -125,17 +125,17 @@ fn parse_item(
     n: usize,
     unit: &str,
 ) -> Result<QaItem, DataError> {
-    let err = |reason: String| {
-        let reason = if unit == "item" {
-            format!("item {n}: {reason}")
-        } else {
-            reason
-        };
-        DataError::Line {
+    // Lines name JSON-lines entries; a JSON array's elements are named by position.
+    let err = |reason: String| match unit {
+        "line" => DataError::Line {
             file: file.to_string(),
-            line: if unit == "line" { n } else { 0 },
+            line: n,
             reason,
-        }
+        },
+        _ => DataError::File {
+            file: file.to_string(),
+            reason: format!("item {n}: {reason}"),
+        },
     };
     let obj = value
         .as_object()
