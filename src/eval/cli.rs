@@ -8,7 +8,6 @@ use super::protocol::{evaluate, retain_model_truth_ratios};
 use super::report::{
     forget_quality, protocol_legend, EvalSettings, EvalSplit, Generation, SplitRole,
 };
-use crate::data::read_qa_file;
 use crate::device::{BackendTask, DeviceChoice, EngineBackend};
 
 #[derive(clap::Args, Debug, Clone)]
@@ -60,20 +59,11 @@ impl BackendTask for EvalTask {
         let files = crate::checkpoint::ModelFiles::open(&args.checkpoint)?;
         let tokenizer = &files.tokenizer;
         let model = files.checkpoint.load::<B>(device, &budget)?;
-        let mut splits = Vec::new();
-        for file in &args.data {
-            let name = file
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .unwrap_or("data")
-                .to_string();
-            let items = read_qa_file(file)?;
-            splits.push(EvalSplit {
-                role: SplitRole::guess(&name),
-                name,
-                items,
-            });
-        }
+        let splits = args
+            .data
+            .iter()
+            .map(|file| EvalSplit::from_file(file))
+            .collect::<Result<Vec<_>, _>>()?;
         let settings = EvalSettings {
             generation: match args.protocol {
                 ProtocolArg::Demo => Generation::Demo { margin: 4 },

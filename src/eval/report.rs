@@ -51,6 +51,23 @@ pub struct EvalSplit {
     pub items: Vec<QaItem>,
 }
 
+impl EvalSplit {
+    /// A question–answer file as a split named by its file stem (its role guessed from the name:
+    /// "real…" and "world…" are utility splits).
+    pub fn from_file(file: &std::path::Path) -> Result<Self, crate::data::DataError> {
+        let name = file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("eval")
+            .to_string();
+        Ok(Self {
+            role: SplitRole::guess(&name),
+            items: crate::data::read_qa_file(file)?,
+            name,
+        })
+    }
+}
+
 /// How answers are generated.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]

@@ -157,16 +157,7 @@ impl Data {
             },
         ];
         for file in &inputs.eval_files {
-            let name = file
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .unwrap_or("eval")
-                .to_string();
-            splits.push(EvalSplit {
-                role: SplitRole::guess(&name),
-                name,
-                items: read_qa_file(file)?,
-            });
+            splits.push(EvalSplit::from_file(file)?);
         }
         Ok(Self {
             forget,
