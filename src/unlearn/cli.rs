@@ -121,6 +121,10 @@ pub struct UnlearnArgs {
     /// Print only the final summary, not every event.
     #[arg(long)]
     pub quiet: bool,
+    /// Cut items longer than the model's positions (their answers) instead of refusing them;
+    /// one warning counts them.
+    #[arg(long)]
+    pub truncate: bool,
 }
 
 impl UnlearnArgs {
@@ -133,6 +137,7 @@ impl UnlearnArgs {
         if let Some(t) = self.tau {
             config.params.tau = t;
         }
+        config.truncate |= self.truncate;
         Ok(config)
     }
 }

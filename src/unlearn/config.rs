@@ -60,6 +60,9 @@ pub struct UnlearnConfig {
     pub stop_at_forget_rouge: Option<f64>,
     /// Warn when live retain ROUGE-L falls below this fraction of its starting value.
     pub collapse_fraction: f64,
+    /// Cut training items longer than the model's positions (their answers), with one warning,
+    /// instead of refusing them.
+    pub truncate: bool,
 }
 
 impl Default for UnlearnConfig {
@@ -101,6 +104,7 @@ impl Default for UnlearnConfig {
             save_every: 0,
             stop_at_forget_rouge: None,
             collapse_fraction: 0.5,
+            truncate: false,
         }
     }
 }

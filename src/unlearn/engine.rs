@@ -187,6 +187,14 @@ fn load<B: AutodiffBackend>(
     let files = ModelFiles::open(&inputs.checkpoint)?;
     let context = files.checkpoint.config.max_position_embeddings;
     let data = Data::load(inputs, config, &files.tokenizer, context)?;
+    if data.truncated > 0 {
+        sink(Event::Warning {
+            message: format!(
+                "{} training item(s) longer than the model's {context} positions had their answers cut to fit",
+                data.truncated
+            ),
+        });
+    }
     if stop.is_set() {
         return Err(stopped(sink));
     }

@@ -112,11 +112,14 @@ pub struct Data {
     pub forget: Vec<SftExample>,
     pub retain: Vec<SftExample>,
     pub splits: Vec<EvalSplit>,
+    /// Training items cut to the model's positions (`truncate`).
+    pub truncated: usize,
 }
 
 impl Data {
     /// Reads and tokenizes the files; an item longer than `context` tokens (the model's
-    /// positions) is an error naming its file, item and length.
+    /// positions) is an error naming its file, item and length, or with `config.truncate` has
+    /// its answer cut to fit (counted in `truncated`).
     pub fn load(
         inputs: &Inputs,
         config: &UnlearnConfig,
@@ -138,8 +141,12 @@ impl Data {
                 config.method.label()
             );
         }
-        let forget = encode(tokenizer, &forget_items, &inputs.forget, context)?;
-        let retain = encode(tokenizer, &retain_items, &inputs.retain, context)?;
+        let limit = Limit {
+            context,
+            truncate: config.truncate,
+        };
+        let (forget, cut_forget) = encode(tokenizer, &forget_items, &inputs.forget, limit)?;
+        let (retain, cut_retain) = encode(tokenizer, &retain_items, &inputs.retain, limit)?;
         let retain_eval = match &inputs.eval_retain {
             Some(p) => read_qa_file(p)?,
             None => evenly_spaced(&retain_items, config.eval_retain_items),
@@ -163,33 +170,49 @@ impl Data {
             forget,
             retain,
             splits,
+            truncated: cut_forget + cut_retain,
         })
     }
 }
 
+/// The model's positions, and whether longer items are cut or refused.
+#[derive(Clone, Copy)]
+struct Limit {
+    context: usize,
+    truncate: bool,
+}
+
+/// Tokenizes `items`; returns the examples and how many were cut.
 fn encode(
     tokenizer: &TextTokenizer,
     items: &[QaItem],
     file: &Path,
-    context: usize,
-) -> Result<Vec<SftExample>> {
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, it)| {
-            let example = SftExample::encode(tokenizer, it)
-                .with_context(|| format!("{}: item {}", file.display(), i + 1))?;
-            let tokens = example.prompt.len() + example.answer.len();
-            if tokens > context {
+    limit: Limit,
+) -> Result<(Vec<SftExample>, usize)> {
+    let mut cut = 0;
+    let mut out = Vec::with_capacity(items.len());
+    for (i, it) in items.iter().enumerate() {
+        let mut example = SftExample::encode(tokenizer, it)
+            .with_context(|| format!("{}: item {}", file.display(), i + 1))?;
+        let tokens = example.prompt.len() + example.answer.len();
+        if tokens > limit.context {
+            // The answer keeps at least one token; a question alone too long cannot be cut.
+            let room = limit.context.saturating_sub(example.prompt.len());
+            if !limit.truncate || room == 0 {
                 bail!(
-                    "{}: item {}: question and answer are {tokens} tokens, more than the model's {context} positions",
+                    "{}: item {}: question and answer are {tokens} tokens, more than the model's {} positions{}",
                     file.display(),
-                    i + 1
+                    i + 1,
+                    limit.context,
+                    if limit.truncate { " (the question alone does not fit)" } else { " (--truncate cuts answers to fit)" }
                 );
             }
-            Ok(example)
-        })
-        .collect()
+            example.answer.truncate(room);
+            cut += 1;
+        }
+        out.push(example);
+    }
+    Ok((out, cut))
 }
 
 /// `n` items spread evenly over `items` (TOFU evaluates a retain subset of the forget set's size).

@@ -661,4 +661,31 @@ fn oversized_items_are_refused_by_name_before_they_are_parsed() {
             "{r}: nothing trained"
         );
     }
+    // With --truncate the answer is cut to fit, and one warning says so.
+    let mut args = tiny(&long_item, &retain, &ckpt, &run("r4"));
+    args.extend(
+        [
+            "--truncate",
+            "--set",
+            "eval_before=false",
+            "--set",
+            "eval_after=false",
+            "--set",
+            "live_every=0",
+        ]
+        .map(String::from),
+    );
+    let out = mdu().arg("unlearn").args(&args).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let warnings: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("\"event\":\"warning\""))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stdout}");
+    assert!(
+        warnings[0].contains("1 training item(s)") && warnings[0].contains("cut to fit"),
+        "{}",
+        warnings[0]
+    );
 }
