@@ -8,13 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(
-  mesa-vulkan-drivers libvulkan1                       # lavapipe, the Vulkan loader
-  xvfb xauth xdotool x11-utils                         # the window check under Xvfb
-  libx11-6 libx11-xcb1 libxcursor1 libxi6 libxrandr2 libxkbcommon-x11-0
-  libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri libwayland-client0 libfontconfig1
-  dpkg-dev desktop-file-utils                          # the package's install test
-)
+# Mesa's lavapipe and the Vulkan loader (wgpu tests), X/EGL libraries and Xvfb (the window
+# check), dpkg-dev and desktop-file-utils (the package's install test).
+read -r -a packages <<< "$(grep -v '^#' scripts/system-packages.txt | tr '\n' ' ')"
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then

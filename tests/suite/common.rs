@@ -50,20 +50,14 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 
 pub const FIXTURES: [&str; 4] = ["llada_f32", "llada_bf16", "llada_sharded", "dream_gqa"];
 
-/// Runs the `#[ignore]`d test `name` of this binary alone in a fresh process, with `envs` and
-/// `MDU_TEST_CHILD=1` (the child tests return at once without it). For what is process-wide: the
+/// Runs test `name` of this binary alone in a fresh process, with `envs` and `MDU_TEST_CHILD=1`:
+/// a test that calls this for itself does its child's work when [`is_child_test`] holds. For what is process-wide: the
 /// panic hook, CubeCL's configuration (fixed at the first use of a device), stderr.
 pub fn run_child_test(name: &str, envs: &[(&str, &std::ffi::OsStr)]) -> std::process::Output {
     let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
-    cmd.args([
-        name,
-        "--exact",
-        "--ignored",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env("MDU_TEST_CHILD", "1")
-    .env_remove("MDU_KERNEL_CACHE");
+    cmd.args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env("MDU_TEST_CHILD", "1")
+        .env_remove("MDU_KERNEL_CACHE");
     for (k, v) in envs {
         cmd.env(k, v);
     }

@@ -274,12 +274,7 @@ fn the_device_picker_says_why_cuda_is_missing() {
 
 /// In a child process (the app's runtime set-up comes first, as in `mdu`): a demo run on lavapipe
 /// shows kernel preparation in the status line.
-#[test]
-#[ignore = "a child of the_status_line_says_when_gpu_kernels_are_prepared"]
 fn gpu_kernel_status_child() {
-    if !crate::common::is_child_test() {
-        return;
-    }
     mdu_workbench::kernel_runtime::init();
     let tmp = tempfile::tempdir().unwrap();
     let mut settings = quick_settings(tmp.path().join("runs"), 1);
@@ -308,9 +303,13 @@ fn gpu_kernel_status_child() {
 
 #[test]
 fn the_status_line_says_when_gpu_kernels_are_prepared() {
+    if crate::common::is_child_test() {
+        gpu_kernel_status_child();
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let out = crate::common::run_child_test(
-        "gui::gpu_kernel_status_child",
+        "gui::the_status_line_says_when_gpu_kernels_are_prepared",
         &[("XDG_CACHE_HOME", tmp.path().as_os_str())],
     );
     let stdout = String::from_utf8_lossy(&out.stdout);

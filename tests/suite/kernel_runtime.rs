@@ -154,15 +154,10 @@ const PLANTED: &str = "planted autotune candidate failure";
 /// In a child process: the app's runtime set-up, then a CubeCL autotune on lavapipe whose first
 /// candidate panics (as burn-cubecl-fusion's failing candidates did on CUDA) and whose second
 /// works; then one whose candidates all fail, inside `kernel_runtime::catch` as engine runs are.
-#[test]
-#[ignore = "a child of a_failing_autotune_candidate_is_one_line_and_a_real_failure_an_error"]
 fn planted_autotune_candidate_child() {
     use burn::backend::wgpu::{WgpuDevice, WgpuRuntime};
     use cubecl::tune::{LocalTuner, Tunable, TunableSet};
     use cubecl::Runtime;
-    if !is_child_test() {
-        return;
-    }
     mdu_workbench::kernel_runtime::init();
     let client = WgpuRuntime::client(&WgpuDevice::Cpu);
 
@@ -205,9 +200,13 @@ fn planted_autotune_candidate_child() {
 
 #[test]
 fn a_failing_autotune_candidate_is_one_line_and_a_real_failure_an_error() {
+    if is_child_test() {
+        planted_autotune_candidate_child();
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let out = run_child_test(
-        "kernel_runtime::planted_autotune_candidate_child",
+        "kernel_runtime::a_failing_autotune_candidate_is_one_line_and_a_real_failure_an_error",
         &[
             ("XDG_CACHE_HOME", tmp.path().as_os_str()),
             // A backtrace would be printed with it, were any panic left to the default hook.
