@@ -1,13 +1,13 @@
 //! The session's worker: it serves commands one after another and keeps what it opened and
 //! loaded. Opened model folders (config, headers, tokenizer) are kept by folder; loaded models by
 //! folder and device, at most [`MAX_LOADED`] and, where the device's free memory is known, no more
-//! than fits in it by the load estimate. Commands that need no model run on their own threads.
+//! than fits in it by the load estimate.
 
 use std::any::Any;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::Receiver;
 
-use super::info::{DeviceList, ModelInfo};
+use super::info::ModelInfo;
 use super::trace::{trace, Trace};
 use super::{Command, TraceRequest};
 use crate::checkpoint::{estimate_bytes, MemoryBudget, ModelFiles};
@@ -43,30 +43,9 @@ struct Models {
     loaded: Vec<Loaded>,
 }
 
-fn on_thread<T: Send + 'static>(
-    name: &str,
-    reply: Sender<T>,
-    work: impl FnOnce() -> T + Send + 'static,
-) {
-    let _ = std::thread::Builder::new()
-        .name(format!("mdu-{name}"))
-        .spawn(move || {
-            let _ = reply.send(work());
-        });
-}
-
 impl Models {
     fn handle(&mut self, command: Command) {
         match command {
-            Command::UnpackDemo(reply) => on_thread("demo", reply, || {
-                crate::demo::embedded::unpack().map_err(|e| crate::events::error_message(&e))
-            }),
-            Command::ListDevices(reply) => on_thread("devices", reply, DeviceList::probe),
-            Command::AvailableMemory(device, reply) => on_thread("memory", reply, move || {
-                DeviceChoice::parse(&device)
-                    .ok()
-                    .and_then(|c| c.memory_budget().available)
-            }),
             Command::OpenModel(dir, reply) => {
                 // Asked for explicitly: read again (the folder may have changed on disk).
                 self.forget(&dir);
@@ -87,13 +66,7 @@ impl Models {
                 self.loaded.clear();
                 let failed = events.clone();
                 let spawned =
-                    std::thread::Builder::new()
-                        .name("mdu-engine".into())
-                        .spawn(move || {
-                            crate::unlearn::engine::run_reporting(
-                                config, run_dir, resume, events, &stop,
-                            )
-                        });
+                    crate::unlearn::engine::spawn_reporting(config, run_dir, resume, events, &stop);
                 if let Err(e) = spawned {
                     let _ = failed.send(crate::events::Event::Failed {
                         error: format!("cannot start the engine thread: {e}"),

@@ -90,12 +90,6 @@ pub struct RunHandle {
 
 /// What the session is asked to do. Each command carries where its reply goes.
 pub enum Command {
-    /// Unpack the embedded demo (model, retain-only model, data files) into the user's data folder.
-    UnpackDemo(Sender<Result<DemoPaths, String>>),
-    /// The devices a run can use, and why CUDA is not among them.
-    ListDevices(Sender<DeviceList>),
-    /// Free memory of a device (`--device` syntax), when known.
-    AvailableMemory(String, Sender<Option<u64>>),
     /// Read a model folder's config, headers and tokenizer (kept for later commands).
     OpenModel(PathBuf, Sender<Result<ModelInfo, String>>),
     /// Generate an answer step by step with the model in a folder on a device.
@@ -147,17 +141,28 @@ impl Session {
         pending
     }
 
+    // What needs no model runs on a short-lived thread of its own, beside the worker.
+
+    /// Unpacks the embedded demo (model, retain-only model, data files) into the user's data folder.
     pub fn unpack_demo(&self) -> Pending<Result<DemoPaths, String>> {
-        self.ask(Command::UnpackDemo)
+        Pending::spawn("demo", || {
+            crate::demo::embedded::unpack().map_err(|e| crate::events::error_message(&e))
+        })
     }
 
+    /// The devices a run can use, and why CUDA is not among them.
     pub fn list_devices(&self) -> Pending<DeviceList> {
-        self.ask(Command::ListDevices)
+        Pending::spawn("devices", DeviceList::probe)
     }
 
+    /// Free memory of a device (`--device` syntax), when known.
     pub fn available_memory(&self, device: &str) -> Pending<Option<u64>> {
         let device = device.to_string();
-        self.ask(|tx| Command::AvailableMemory(device, tx))
+        Pending::spawn("memory", move || {
+            crate::device::DeviceChoice::parse(&device)
+                .ok()
+                .and_then(|c| c.memory_budget().available)
+        })
     }
 
     pub fn open_model(&self, dir: PathBuf) -> Pending<Result<ModelInfo, String>> {

@@ -173,10 +173,7 @@ pub fn run_printing(
 ) -> Result<serde_json::Value> {
     let mut printer = Printer::new(config.steps, quiet);
     let (tx, rx) = std::sync::mpsc::channel();
-    let flag = stop.clone();
-    let worker = std::thread::Builder::new()
-        .name("mdu-engine".into())
-        .spawn(move || engine::run_reporting(config, run_dir, resume, tx, &flag))
+    let worker = engine::spawn_reporting(config, run_dir, resume, tx, stop)
         .context("cannot start the engine thread")?;
     let mut outcome = None;
     for event in rx {

@@ -95,12 +95,24 @@ pub fn spawn(
 ) {
     let (tx, rx) = std::sync::mpsc::channel();
     let stop = StopFlag::new();
-    let flag = stop.clone();
-    let handle = std::thread::Builder::new()
-        .name("mdu-engine".into())
-        .spawn(move || run_reporting(config, run_dir, resume, tx, &flag))
-        .expect("spawn the engine thread");
+    let handle =
+        spawn_reporting(config, run_dir, resume, tx, &stop).expect("spawn the engine thread");
     (rx, stop, handle)
+}
+
+/// [`run_reporting`] on a new thread named `mdu-engine` (the CLI, the engine session and
+/// [`spawn`] all start runs here).
+pub fn spawn_reporting(
+    config: UnlearnConfig,
+    run_dir: PathBuf,
+    resume: bool,
+    events: std::sync::mpsc::Sender<Event>,
+    stop: &StopFlag,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let stop = stop.clone();
+    std::thread::Builder::new()
+        .name("mdu-engine".into())
+        .spawn(move || run_reporting(config, run_dir, resume, events, &stop))
 }
 
 /// Resolves and runs an unlearning, every event (kernel preparation among them, a failure as
@@ -290,6 +302,7 @@ fn train<B: AutodiffBackend + crate::kernels::KlBackend>(
         data: &data,
         reference: &reference,
         special: &tokenizer.special,
+        special_ids: tokenizer.special.all(),
         weighting: LossWeighting::for_architecture(ckpt.config.architecture),
         device,
         run_dir: &run_dir,

@@ -387,3 +387,14 @@ fn metrics_csv(rows: &[serde_json::Value]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn civil_dates() {
+        assert_eq!(super::civil_from_days(0), (1970, 1, 1));
+        // Checked with `date -u -d @$((20415 * 86400)) +%F`.
+        assert_eq!(super::civil_from_days(20_415), (2025, 11, 23));
+        assert_eq!(super::civil_from_days(11_016), (2000, 2, 29));
+    }
+}

@@ -42,6 +42,8 @@ pub struct LoopInputs<'a, B: AutodiffBackend> {
     /// The frozen starting model (MDU's anchor, NPO's reference).
     pub reference: &'a MaskedDiffusionLm<B::InnerBackend>,
     pub special: &'a SpecialTokens,
+    /// `special.all()`: ids MDU's KL leaves out when `exclude_special` is set.
+    pub special_ids: Vec<u32>,
     pub weighting: LossWeighting,
     pub device: &'a B::Device,
     pub run_dir: &'a RunDir,
@@ -271,7 +273,6 @@ where
     let config = inputs.config;
     let data = inputs.data;
     let (mask, pad) = (inputs.special.mask, inputs.special.eos);
-    let special_ids = inputs.special.all();
     let uses_reference = config.method.uses_reference(&config.params);
     let mut rng = SplitMix64(
         config.seed ^ 0x0F0E_0000_0000 ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
@@ -306,7 +307,7 @@ where
         reference: uses_reference.then_some(inputs.reference),
         device: inputs.device,
         mask_id: mask,
-        special_ids: &special_ids,
+        special_ids: &inputs.special_ids,
     };
     let batches = StepBatches {
         forget: &forget,
