@@ -124,6 +124,24 @@ impl WorkbenchApp {
         self.run.is_some()
     }
 
+    /// No background work is pending (demo, device list, free memory, file checks, history,
+    /// traces, a run, a save): the next frame lays out as this one did.
+    pub fn is_settled(&self) -> bool {
+        self.demo_job.is_none()
+            && self.devices_job.is_none()
+            && self
+                .memory_job
+                .as_ref()
+                .is_none_or(|(_, j)| !j.is_pending())
+            && !self.checkpoint.is_pending()
+            && !self.forget.is_pending()
+            && !self.retain.is_pending()
+            && self.history_job.is_none()
+            && self.prompt_job.is_none()
+            && self.run.is_none()
+            && !self.save.is_busy()
+    }
+
     pub(super) fn rescan_history(&mut self) {
         let root = self.settings.runs_root.clone();
         self.history_job = Some(Pending::spawn("history", move || history::scan(&root)));

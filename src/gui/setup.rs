@@ -93,6 +93,11 @@ impl<T: Send + 'static> PathField<T> {
                 self.reading = None;
             }
         }
+        self.is_pending()
+    }
+
+    /// A dialog or a read has not answered yet.
+    pub fn is_pending(&self) -> bool {
         self.dialog.is_some() || self.reading.is_some()
     }
 

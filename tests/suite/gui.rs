@@ -252,6 +252,14 @@ fn with_devices_listed(tmp: &tempfile::TempDir) -> Harness<'static, WorkbenchApp
     step_until(&mut h, "the device list", Duration::from_secs(60), |a| {
         a.cuda_unavailable.is_some() || a.devices.iter().any(|(d, _)| d.starts_with("cuda"))
     });
+    // A click lands where the widget was last drawn: wait until the demo's files and every other
+    // background answer are in, so that nothing moves the picker between the query and the click.
+    step_until(
+        &mut h,
+        "the window to settle",
+        Duration::from_secs(60),
+        |a| a.is_settled(),
+    );
     h
 }
 
