@@ -38,9 +38,17 @@ pub enum Command {
         device: String,
     },
     /// Load a checkpoint and save it again in the same layout and dtypes into a new folder.
+    /// With a LoRA adapter (an adapter folder as --checkpoint, or --adapter) and --merge: the
+    /// merged model, in the base's layout.
     Convert {
         #[arg(long)]
         checkpoint: PathBuf,
+        /// A LoRA adapter folder (PEFT format) on top of --checkpoint.
+        #[arg(long)]
+        adapter: Option<PathBuf>,
+        /// Fold the LoRA adapter into the weights (required when there is an adapter).
+        #[arg(long)]
+        merge: bool,
         /// Output folder (must not exist or be empty; never the input).
         #[arg(long)]
         out: PathBuf,
@@ -74,6 +82,9 @@ pub enum Command {
     Generate {
         #[arg(long)]
         checkpoint: PathBuf,
+        /// A LoRA adapter folder (PEFT format) merged into --checkpoint first.
+        #[arg(long)]
+        adapter: Option<PathBuf>,
         #[arg(long)]
         prompt: String,
         #[arg(long, default_value_t = 64)]
@@ -163,6 +174,8 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Some(Command::Convert {
             checkpoint,
+            adapter,
+            merge,
             out,
             device,
         }) => {
@@ -170,6 +183,8 @@ pub fn run(cli: Cli) -> Result<()> {
             let budget = device.memory_budget();
             device.run(ConvertTask {
                 dir: checkpoint.clone(),
+                adapter,
+                merge,
                 out: out.clone(),
                 budget,
             })?;
@@ -179,6 +194,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Inspect { checkpoint }) => inspect(&checkpoint),
         Some(Command::Generate {
             checkpoint,
+            adapter,
             prompt,
             max_new_tokens,
             steps,
@@ -195,7 +211,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 suppress_tokens: vec![],
                 seed,
             };
-            generate(checkpoint, prompt, sampler, &device)
+            generate(checkpoint, adapter, prompt, sampler, &device)
         }
         Some(Command::Finetune { args, device }) => {
             let device = DeviceChoice::parse(&device).map_err(anyhow::Error::msg)?;
@@ -264,6 +280,7 @@ fn print_devices() {
 /// `mdu generate`: one answer to a chat prompt.
 fn generate(
     dir: PathBuf,
+    adapter: Option<PathBuf>,
     prompt: String,
     sampler: crate::diffusion::sampler::SamplerConfig,
     device: &str,
@@ -272,6 +289,7 @@ fn generate(
     let budget = device.memory_budget();
     let answer = device.run(GenerateTask {
         dir,
+        adapter,
         prompt,
         sampler,
         budget,
@@ -302,6 +320,7 @@ impl BackendTask for LogitsTask {
 
 struct GenerateTask {
     dir: PathBuf,
+    adapter: Option<PathBuf>,
     prompt: String,
     sampler: crate::diffusion::sampler::SamplerConfig,
     budget: checkpoint::MemoryBudget,
@@ -311,9 +330,9 @@ impl BackendTask for GenerateTask {
     type Output = Result<String>;
     fn run<B: EngineBackend>(self, device: &B::Device) -> Self::Output {
         use crate::diffusion::sampler::{generate_by_architecture, SamplerTokens};
-        let files = checkpoint::ModelFiles::open(&self.dir)?;
+        let files = checkpoint::ModelFiles::open_with(&self.dir, self.adapter.as_deref())?;
         let tokenizer = &files.tokenizer;
-        let model = files.checkpoint.load::<B>(device, &self.budget)?;
+        let model = files.load::<B>(device, &self.budget)?;
         let text = tokenizer
             .apply_chat_template(&[crate::tokenizer::ChatMessage::user(&self.prompt)], true)?;
         let prompt = tokenizer.encode(&text)?;
@@ -326,6 +345,8 @@ impl BackendTask for GenerateTask {
 
 struct ConvertTask {
     dir: PathBuf,
+    adapter: Option<PathBuf>,
+    merge: bool,
     out: PathBuf,
     budget: checkpoint::MemoryBudget,
 }
@@ -333,9 +354,22 @@ struct ConvertTask {
 impl BackendTask for ConvertTask {
     type Output = Result<()>;
     fn run<B: EngineBackend>(self, device: &B::Device) -> Self::Output {
-        let ckpt = Checkpoint::open(&self.dir)?;
-        let model = ckpt.load::<B>(device, &self.budget)?;
-        checkpoint::save(&model, &ckpt.layout, Some(&self.dir), &self.out)?;
+        let files = checkpoint::ModelFiles::open_with(&self.dir, self.adapter.as_deref())?;
+        match (&files.adapter, self.merge) {
+            (Some(adapter), false) => bail!(
+                "{}: this is a LoRA adapter; pass --merge to write the model with it folded in",
+                adapter.dir.display()
+            ),
+            (None, true) => bail!(
+                "--merge: {} is a full model and no --adapter was given; there is nothing to merge",
+                self.dir.display()
+            ),
+            _ => {}
+        }
+        let model = files.load::<B>(device, &self.budget)?;
+        // Side files (config, tokenizer) come from the full model, never from an adapter folder.
+        let base = &files.checkpoint;
+        checkpoint::save(&model, &base.layout, Some(&base.dir), &self.out)?;
         Ok(())
     }
 }

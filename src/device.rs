@@ -203,7 +203,7 @@ impl DeviceChoice {
 
 /// How weights and activations are stored. Whatever it is, softmax, log-softmax, the KL, the
 /// losses, RMSNorm, RoPE, gradient norms and the optimizer's moments are computed in f32
-/// (`model::transformer::at_least_f32`, `train::F32Moments`); matrix products accumulate in f32 on
+/// (`model::precision::at_least_f32`, `train::F32Moments`); matrix products accumulate in f32 on
 /// every backend we run.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,

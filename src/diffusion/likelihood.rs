@@ -10,7 +10,7 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
-use crate::model::transformer::at_least_f32;
+use crate::model::precision::at_least_f32;
 use crate::model::transformer::gather_rows;
 use crate::model::MaskedDiffusionLm;
 use crate::rng::SplitMix64;

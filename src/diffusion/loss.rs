@@ -6,7 +6,7 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
-use crate::model::transformer::accumulation_dtype;
+use crate::model::precision::accumulation_dtype;
 
 /// How a masked position is weighted.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -74,7 +74,7 @@ pub fn weighted_ce_terms<B: Backend>(
     let device = logits.device();
     let n = targets.len();
     assert_eq!(n, weights.len(), "one weight per masked row");
-    let logp = log_softmax(crate::model::transformer::at_least_f32(logits), 1);
+    let logp = log_softmax(crate::model::precision::at_least_f32(logits), 1);
     let idx = Tensor::<B, 2, Int>::from_data(
         TensorData::new(
             targets.iter().map(|&t| t as i64).collect::<Vec<_>>(),
@@ -136,7 +136,7 @@ impl NoisedBatch {
         let ids: Vec<i64> = self.ids.iter().map(|&t| t as i64).collect();
         let ids =
             Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [self.rows, self.width]), device);
-        crate::model::transformer::at_least_f32(model.forward_hidden(ids, None).sum()) * 0.0
+        crate::model::precision::at_least_f32(model.forward_hidden(ids, None).sum()) * 0.0
     }
 
     /// Samples t per row and masks answer positions (mdlm.md §2.3).

@@ -15,6 +15,9 @@ pub struct EvalArgs {
     /// Model folder (HF layout).
     #[arg(long)]
     pub checkpoint: PathBuf,
+    /// A LoRA adapter folder (PEFT format) to merge into the checkpoint before evaluating.
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
     /// TOFU-format files; the split's role comes from its name (forget…, retain…, real…, world…).
     #[arg(long, num_args = 1.., required = true)]
     pub data: Vec<PathBuf>,
@@ -56,9 +59,10 @@ impl BackendTask for EvalTask {
     type Output = Result<serde_json::Value>;
     fn run<B: EngineBackend>(self, device: &B::Device) -> Self::Output {
         let EvalTask(args, budget) = self;
-        let files = crate::checkpoint::ModelFiles::open(&args.checkpoint)?;
+        let files =
+            crate::checkpoint::ModelFiles::open_with(&args.checkpoint, args.adapter.as_deref())?;
         let tokenizer = &files.tokenizer;
-        let model = files.checkpoint.load::<B>(device, &budget)?;
+        let model = files.load::<B>(device, &budget)?;
         let splits = args
             .data
             .iter()

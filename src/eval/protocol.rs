@@ -455,12 +455,9 @@ pub fn retain_model_truth_ratios<B: Backend>(
     device: &B::Device,
     stop: StopCheck,
 ) -> anyhow::Result<Option<Vec<f64>>> {
-    let crate::checkpoint::ModelFiles {
-        checkpoint: ckpt,
-        tokenizer,
-        ..
-    } = crate::checkpoint::ModelFiles::open(dir)?;
-    let model = match ckpt.load_until::<B>(device, budget, stop) {
+    let files = crate::checkpoint::ModelFiles::open(dir)?;
+    let tokenizer = &files.tokenizer;
+    let model = match files.load_until::<B>(device, budget, stop) {
         Err(crate::checkpoint::CheckpointError::Stopped) => return Err(EvalError::Stopped.into()),
         loaded => loaded?,
     };

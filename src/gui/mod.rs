@@ -30,7 +30,6 @@ pub mod tradeoff;
 use eframe::egui;
 
 pub use app::{WorkbenchApp, DIALOG_UNAVAILABLE};
-pub use run_control::copy_model;
 pub use settings::Settings;
 
 pub const APP_TITLE: &str = "MDU Workbench";

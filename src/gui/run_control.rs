@@ -14,7 +14,7 @@ use super::series::{RunRecord, RunState};
 use super::Tab;
 use crate::data::QaItem;
 use crate::events::{Event, KERNELS_STATUS};
-use crate::session::{Pending, TraceRequest};
+use crate::session::TraceRequest;
 use crate::unlearn::config::UnlearnConfig;
 use crate::unlearn::inputs::Inputs;
 use crate::unlearn::run_dir::new_run_dir;
@@ -250,7 +250,7 @@ impl WorkbenchApp {
         }
         let dest = PathBuf::from(dest.trim());
         if let Some(src) = self.record.model_dir.clone() {
-            self.save.job = Some(Pending::spawn("save", move || copy_model(&src, &dest)));
+            self.save.job = Some(self.session.save_model(src, dest));
             self.status = "Saving the model…".into();
         }
     }
@@ -360,48 +360,4 @@ impl WorkbenchApp {
         });
         let _ = std::fs::write(path, stats.to_string());
     }
-}
-
-/// Copies a saved model folder to `dest` (which must not exist yet), through a temporary sibling
-/// renamed into place, so `dest` is either complete or absent.
-pub fn copy_model(src: &Path, dest: &Path) -> Result<PathBuf, String> {
-    let fail = |e: &dyn std::fmt::Display| format!("{}: {e}", dest.display());
-    if dest.exists()
-        && std::fs::read_dir(dest)
-            .map_err(|e| fail(&e))?
-            .next()
-            .is_some()
-    {
-        return Err(fail(
-            &"the folder exists and is not empty; choose a new one",
-        ));
-    }
-    let parent = dest
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = parent.join(format!(
-        ".{}.partial-{}",
-        dest.file_name()
-            .map_or("model".into(), |n| n.to_string_lossy()),
-        std::process::id()
-    ));
-    let copy = || -> std::io::Result<()> {
-        std::fs::create_dir_all(&tmp)?;
-        for entry in std::fs::read_dir(src)? {
-            let entry = entry?;
-            if entry.file_type()?.is_file() {
-                std::fs::copy(entry.path(), tmp.join(entry.file_name()))?;
-            }
-        }
-        if dest.exists() {
-            std::fs::remove_dir(dest)?;
-        }
-        std::fs::rename(&tmp, dest)
-    };
-    copy().map_err(|e| {
-        let _ = std::fs::remove_dir_all(&tmp);
-        fail(&e)
-    })?;
-    Ok(dest.to_path_buf())
 }

@@ -8,7 +8,7 @@ use eframe::egui;
 use super::dialogs::{Dialogs, PickKind, PickRequest};
 use crate::data::{read_qa_file, QaItem};
 use crate::session::{ModelInfo, Pending};
-use crate::unlearn::config::UnlearnConfig;
+use crate::unlearn::config::{LoraSettings, LoraTarget, UnlearnConfig};
 use crate::unlearn::{KlDirection, Method};
 
 /// What the panel shows about a data file.
@@ -361,6 +361,58 @@ pub fn show_method(ui: &mut egui::Ui, config: &mut UnlearnConfig) {
     ui.add(egui::DragValue::new(&mut config.seed))
         .labelled_by(seed_label.id)
         .on_hover_text("Same seed, same masks and batches: runs repeat exactly.");
+}
+
+/// Full fine-tuning or LoRA adapters on a frozen base, with the adapters' rank, α and targets.
+pub fn show_lora(ui: &mut egui::Ui, config: &mut UnlearnConfig) {
+    let mut on = config.lora.is_some();
+    ui.checkbox(&mut on, "LoRA adapters (base frozen)")
+        .on_hover_text(
+        "Train small low-rank adapters instead of every weight: a fraction of the memory, and the \
+         frozen base serves as MDU's anchor without a second copy. The run saves a PEFT adapter; \
+         Save model as… writes the merged model.",
+    );
+    match (on, config.lora.is_some()) {
+        (true, false) => config.lora = Some(LoraSettings::default()),
+        (false, true) => config.lora = None,
+        _ => {}
+    }
+    let Some(lora) = &mut config.lora else {
+        return;
+    };
+    ui.horizontal(|ui| {
+        drag_usize(
+            ui,
+            "Rank",
+            &mut lora.rank,
+            1..=512,
+            "r: the adapters' inner size. Higher fits more, costs more memory.",
+        );
+        let alpha_label = ui.label("α");
+        ui.add(
+            egui::DragValue::new(&mut lora.alpha)
+                .range(0.01..=4096.0)
+                .speed(0.5),
+        )
+        .labelled_by(alpha_label.id)
+        .on_hover_text("The adapters' output is scaled by α / r.");
+    });
+    ui.horizontal_wrapped(|ui| {
+        ui.label("On:");
+        for target in LoraTarget::ALL {
+            let mut chosen = lora.targets.contains(&target);
+            if ui.checkbox(&mut chosen, target.name()).changed() {
+                lora.targets.retain(|t| *t != target);
+                if chosen {
+                    lora.targets.push(target);
+                    lora.targets.sort();
+                }
+            }
+        }
+    });
+    if let Err(problem) = lora.validate() {
+        ui.colored_label(ui.visuals().warn_fg_color, problem);
+    }
 }
 
 pub fn method_title(m: Method) -> &'static str {

@@ -51,6 +51,7 @@ pub fn show(ui: &mut egui::Ui, app: SetupInput) -> Vec<Action> {
         inputs(ui, &mut app);
         ui.separator();
         setup::show_method(ui, &mut app.settings.config);
+        setup::show_lora(ui, &mut app.settings.config);
         ui.separator();
         device_picker(ui, &mut app);
         let runs_label = ui.label("Runs folder");

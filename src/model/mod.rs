@@ -7,11 +7,14 @@ pub mod config;
 pub mod dream;
 pub mod init;
 pub mod llada;
+pub mod lora;
+pub mod precision;
 pub mod transformer;
 
 use std::path::Path;
 
 pub use config::{Architecture, ConfigError, ModelConfig};
+pub use lora::{Adapters, LoraSettings, LoraTarget};
 pub use transformer::MaskedDiffusionLm;
 
 /// The HF `config.json` of each architecture, read and written by its own file.

@@ -12,6 +12,8 @@ use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, DType, Int, Tensor, TensorData};
 
 use super::config::ModelConfig;
+use super::lora::{Adapters, BlockAdapters, LoraPair, LoraTarget};
+use super::precision::{accumulation_dtype, at_least_f32};
 use super::Weight;
 
 /// One pre-norm block: attention then SwiGLU MLP, each with a residual.
@@ -38,6 +40,8 @@ pub struct MaskedDiffusionLm<B: Backend> {
     pub blocks: Vec<Block<B>>,
     pub final_norm: Param<Tensor<B, 1>>,
     pub lm_head: Param<Tensor<B, 2>>,
+    /// LoRA adapters on the block projections (`None`: the plain model).
+    pub adapters: Option<Adapters<B>>,
     #[module(skip)]
     pub config: ModelConfig,
 }
@@ -87,8 +91,51 @@ impl<B: Backend> MaskedDiffusionLm<B> {
             blocks,
             final_norm: p1(source(Weight::FinalNorm, 0)?),
             lm_head: p2(source(Weight::LmHead, 0)?),
+            adapters: None,
             config: config.clone(),
         })
+    }
+
+    /// The model with `adapters` on its projections and every base weight frozen (no gradient,
+    /// no optimiser state): only the adapters train.
+    pub fn with_adapters(self, adapters: Adapters<B>) -> Self {
+        let mut model = self.no_grad();
+        model.adapters = Some(adapters);
+        model
+    }
+
+    /// The same weights without the adapters (the base as its own anchor): the tensors are
+    /// shared, not copied.
+    pub fn without_adapters(&self) -> Self {
+        Self {
+            embed: self.embed.clone(),
+            blocks: self.blocks.clone(),
+            final_norm: self.final_norm.clone(),
+            lm_head: self.lm_head.clone(),
+            adapters: None,
+            config: self.config.clone(),
+        }
+    }
+
+    /// The adapters folded into the base weights (`W + s·B·A`), as one plain model; each merged
+    /// weight trains if its base weight did.
+    pub fn merged(mut self) -> Self {
+        let Some(adapters) = self.adapters.take() else {
+            return self;
+        };
+        let scale = adapters.scale();
+        for (block, lora) in self.blocks.iter_mut().zip(&adapters.blocks) {
+            for target in LoraTarget::ALL {
+                if let Some(pair) = lora.get(target) {
+                    let slot = block.projection_mut(target);
+                    let weight = slot.val();
+                    let trainable = weight.is_require_grad();
+                    let merged = pair.merge_into(weight, scale);
+                    *slot = Param::from_tensor(merged).set_require_grad(trainable);
+                }
+            }
+        }
+        self
     }
 
     /// Every weight with its HF name, in checkpoint order, as host data (for saving).
@@ -152,8 +199,14 @@ impl<B: Backend> MaskedDiffusionLm<B> {
             pad.reshape([batch, 1, 1, len])
                 .expand([batch, c.num_heads, len, len])
         });
-        for block in &self.blocks {
-            x = block.forward(x, c, &rope, mask.clone());
+        let lora = self.adapters.as_ref();
+        for (layer, block) in self.blocks.iter().enumerate() {
+            let adapters = lora.map(|a| Lora {
+                block: &a.blocks[layer],
+                scale: a.settings.scale(),
+                dropout: a.settings.dropout,
+            });
+            x = block.forward(x, c, &rope, mask.clone(), adapters);
         }
         rms_norm(x, &self.final_norm, c.rms_norm_eps)
     }
@@ -205,27 +258,65 @@ pub fn gather_rows<B: Backend>(
     hidden.reshape([batch * len, dim]).select(0, flat_positions)
 }
 
+/// One block's adapters as its forward pass applies them.
+struct Lora<'a, B: Backend> {
+    block: &'a BlockAdapters<B>,
+    scale: f64,
+    dropout: f64,
+}
+
+impl<B: Backend> Clone for Lora<'_, B> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<B: Backend> Copy for Lora<'_, B> {}
+
 impl<B: Backend> Block<B> {
+    fn projection_mut(&mut self, target: LoraTarget) -> &mut Param<Tensor<B, 2>> {
+        match target {
+            LoraTarget::Q => &mut self.q,
+            LoraTarget::K => &mut self.k,
+            LoraTarget::V => &mut self.v,
+            LoraTarget::O => &mut self.o,
+            LoraTarget::Gate => &mut self.gate,
+            LoraTarget::Up => &mut self.up,
+            LoraTarget::Down => &mut self.down,
+        }
+    }
+
     fn forward(
         &self,
         x: Tensor<B, 3>,
         c: &ModelConfig,
         rope: &Rope<B>,
         mask: Option<Tensor<B, 4, Bool>>,
+        lora: Option<Lora<'_, B>>,
     ) -> Tensor<B, 3> {
+        let linear = |x: Tensor<B, 3>, w, bias, target: LoraTarget| {
+            linear(
+                x,
+                w,
+                bias,
+                lora.and_then(|l| l.block.get(target).map(|p| (p, l))),
+            )
+        };
         let [batch, len, _] = x.dims();
         let heads =
             |t: Tensor<B, 3>, n: usize| t.reshape([batch, len, n, c.head_dim]).swap_dims(1, 2);
         let h = rms_norm(x.clone(), &self.attn_norm, c.rms_norm_eps);
         let q = heads(
-            linear(h.clone(), &self.q, self.q_bias.as_ref()),
+            linear(h.clone(), &self.q, self.q_bias.as_ref(), LoraTarget::Q),
             c.num_heads,
         );
         let k = heads(
-            linear(h.clone(), &self.k, self.k_bias.as_ref()),
+            linear(h.clone(), &self.k, self.k_bias.as_ref(), LoraTarget::K),
             c.num_kv_heads,
         );
-        let v = heads(linear(h, &self.v, self.v_bias.as_ref()), c.num_kv_heads);
+        let v = heads(
+            linear(h, &self.v, self.v_bias.as_ref(), LoraTarget::V),
+            c.num_kv_heads,
+        );
         let (q, k) = (rope.apply(q), rope.apply(k));
         let repeat = c.num_heads / c.num_kv_heads;
         let (k, v) = (repeat_kv(k, repeat), repeat_kv(v, repeat));
@@ -234,10 +325,11 @@ impl<B: Backend> Block<B> {
         let a = a
             .swap_dims(1, 2)
             .reshape([batch, len, c.num_heads * c.head_dim]);
-        let x = x + linear(a, &self.o, None);
+        let x = x + linear(a, &self.o, None, LoraTarget::O);
         let h = rms_norm(x.clone(), &self.mlp_norm, c.rms_norm_eps);
-        let mlp = swish(linear(h.clone(), &self.gate, None)) * linear(h, &self.up, None);
-        x + linear(mlp, &self.down, None)
+        let mlp = swish(linear(h.clone(), &self.gate, None, LoraTarget::Gate))
+            * linear(h, &self.up, None, LoraTarget::Up);
+        x + linear(mlp, &self.down, None, LoraTarget::Down)
     }
 }
 
@@ -255,18 +347,25 @@ fn swish<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
 }
 
 /// `x @ W^T + b` with `W` in the HF `[out, in]` layout, as one `[B·L, in] × [in, out]` product
-/// (a single large GEMM is faster than a batch of small ones on every backend we run).
+/// (a single large GEMM is faster than a batch of small ones on every backend we run), plus the
+/// LoRA term when the projection has an adapter.
 fn linear<B: Backend>(
     x: Tensor<B, 3>,
     weight: &Param<Tensor<B, 2>>,
     bias: Option<&Param<Tensor<B, 1>>>,
+    lora: Option<(&LoraPair<B>, Lora<'_, B>)>,
 ) -> Tensor<B, 3> {
     let [batch, len, d_in] = x.dims();
     let w = weight.val();
     let d_out = w.dims()[0];
-    let y = x.reshape([batch * len, d_in]).matmul(w.transpose());
+    let rows = x.reshape([batch * len, d_in]);
+    let y = rows.clone().matmul(w.transpose());
     let y = match bias {
         Some(b) => y + b.val().unsqueeze::<2>(),
+        None => y,
+    };
+    let y = match lora {
+        Some((pair, l)) => y + pair.delta(rows, l.scale, l.dropout),
         None => y,
     };
     y.reshape([batch, len, d_out])
@@ -356,21 +455,4 @@ pub fn rope_tables(head_dim: usize, theta: f64, len: usize) -> (Vec<f32>, Vec<f3
         }
     }
     (cos, sin)
-}
-
-/// The type losses, softmax and RoPE run in on `device`: f64 on an f64 device, else f32 (also
-/// when the device stores bf16/f16).
-pub fn accumulation_dtype<B: Backend>(device: &B::Device) -> DType {
-    match burn::tensor::get_device_settings::<B>(device).float_dtype {
-        burn::tensor::FloatDType::F64 => DType::F64,
-        _ => DType::F32,
-    }
-}
-
-/// `x` in f32 when it is stored in a half type; f32 and f64 stay as they are.
-pub fn at_least_f32<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    match x.dtype() {
-        DType::F16 | DType::BF16 => x.cast(DType::F32),
-        _ => x,
-    }
 }

@@ -167,10 +167,7 @@ fn load_kept<'a, B: EngineBackend>(
                 available: budget.available.map(|a| a.saturating_sub(used)),
                 ..budget.clone()
             };
-            let model = files
-                .checkpoint
-                .load::<B>(device, &room)
-                .map_err(|e| e.to_string())?;
+            let model = files.load::<B>(device, &room).map_err(|e| e.to_string())?;
             Loaded {
                 dir: files.dir.clone(),
                 device: device_name.to_string(),

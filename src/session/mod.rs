@@ -9,6 +9,7 @@
 
 mod cache;
 mod info;
+mod save;
 mod trace;
 
 use std::path::PathBuf;
@@ -163,6 +164,12 @@ impl Session {
                 .ok()
                 .and_then(|c| c.memory_budget().available)
         })
+    }
+
+    /// Writes the model in `src` (a run's `model/`) as a full model folder `dest`: a copy, or a
+    /// LoRA adapter merged into its base.
+    pub fn save_model(&self, src: PathBuf, dest: PathBuf) -> Pending<Result<PathBuf, String>> {
+        Pending::spawn("save", move || save::save_model(&src, &dest))
     }
 
     pub fn open_model(&self, dir: PathBuf) -> Pending<Result<ModelInfo, String>> {

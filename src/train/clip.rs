@@ -14,7 +14,7 @@ struct SquaredNorm<'a, B: AutodiffBackend> {
 impl<B: AutodiffBackend> ModuleVisitor<B> for SquaredNorm<'_, B> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         if let Some(g) = self.grads.get::<B::InnerBackend, D>(param.id) {
-            let s = crate::model::transformer::at_least_f32(g)
+            let s = crate::model::precision::at_least_f32(g)
                 .powi_scalar(2)
                 .sum();
             self.total = Some(match self.total.take() {

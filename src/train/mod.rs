@@ -58,8 +58,8 @@ impl<B: Backend, O: SimpleOptimizer<B>> SimpleOptimizer<B> for F32Moments<O> {
         let storage = tensor.dtype();
         let (updated, state) = self.0.step(
             lr,
-            crate::model::transformer::at_least_f32(tensor),
-            crate::model::transformer::at_least_f32(grad),
+            crate::model::precision::at_least_f32(tensor),
+            crate::model::precision::at_least_f32(grad),
             state,
         );
         // Burn's cast returns the tensor untouched when it already has the type.

@@ -26,10 +26,17 @@ pub fn save<B: AutodiffBackend, O: Optimizer<MaskedDiffusionLm<B>, B>>(
 ) -> Result<()> {
     let trainer = checkpoint_dir.join("trainer");
     std::fs::create_dir_all(&trainer)?;
-    model
-        .clone()
-        .save_file(trainer.join("model"), &Rec::new())
-        .context("saving the model record")?;
+    match &model.adapters {
+        // LoRA: the frozen base is the input checkpoint; only the adapters change.
+        Some(adapters) => adapters
+            .clone()
+            .save_file(trainer.join("adapters"), &Rec::new())
+            .context("saving the adapters record")?,
+        None => model
+            .clone()
+            .save_file(trainer.join("model"), &Rec::new())
+            .context("saving the model record")?,
+    }
     Rec::new()
         .record(optim.to_record(), trainer.join("optim"))
         .context("saving the optimiser record")?;
@@ -47,9 +54,19 @@ pub fn load<B: AutodiffBackend, O: Optimizer<MaskedDiffusionLm<B>, B>>(
     optim: O,
     device: &B::Device,
 ) -> Result<(MaskedDiffusionLm<B>, O)> {
-    let model = model
-        .load_file(checkpoint_dir.join("trainer/model"), &Rec::new(), device)
-        .with_context(|| format!("{}: model record", checkpoint_dir.display()))?;
+    let mut model = model;
+    let model = match model.adapters.take() {
+        Some(adapters) => {
+            let adapters = adapters
+                .load_file(checkpoint_dir.join("trainer/adapters"), &Rec::new(), device)
+                .with_context(|| format!("{}: adapters record", checkpoint_dir.display()))?;
+            model.adapters = Some(adapters);
+            model
+        }
+        None => model
+            .load_file(checkpoint_dir.join("trainer/model"), &Rec::new(), device)
+            .with_context(|| format!("{}: model record", checkpoint_dir.display()))?,
+    };
     let record = Rec::new()
         .load(checkpoint_dir.join("trainer/optim").into(), device)
         .with_context(|| format!("{}: optimiser record", checkpoint_dir.display()))?;

@@ -51,6 +51,55 @@ pub struct RunOptions {
     pub kl: Option<KlDirection>,
     #[arg(long, help = format!("Compute device: {}", crate::device::device_help()))]
     pub device: Option<String>,
+    #[command(flatten)]
+    pub lora: LoraOptions,
+}
+
+/// LoRA instead of full fine-tuning: any of these flags turns it on (`[lora]` in a config too).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct LoraOptions {
+    /// Train LoRA adapters (rank 16, α 32, all seven projections unless set below); the base
+    /// weights stay frozen and serve as the anchor.
+    #[arg(long)]
+    pub lora: bool,
+    #[arg(long, value_name = "R")]
+    pub lora_rank: Option<usize>,
+    #[arg(long, value_name = "ALPHA")]
+    pub lora_alpha: Option<f64>,
+    #[arg(long, value_name = "P")]
+    pub lora_dropout: Option<f64>,
+    /// Comma-separated projections: q, k, v, o, gate, up, down.
+    #[arg(long, value_name = "LIST")]
+    pub lora_targets: Option<String>,
+}
+
+impl LoraOptions {
+    /// The flags over the config's `[lora]` (or the defaults when a flag turns LoRA on).
+    fn apply(&self, config: &mut UnlearnConfig) -> Result<()> {
+        let any = self.lora
+            || self.lora_rank.is_some()
+            || self.lora_alpha.is_some()
+            || self.lora_dropout.is_some()
+            || self.lora_targets.is_some();
+        if !any {
+            return Ok(());
+        }
+        let lora = config.lora.get_or_insert_with(Default::default);
+        if let Some(r) = self.lora_rank {
+            lora.rank = r;
+        }
+        if let Some(a) = self.lora_alpha {
+            lora.alpha = a;
+        }
+        if let Some(p) = self.lora_dropout {
+            lora.dropout = p;
+        }
+        if let Some(list) = &self.lora_targets {
+            lora.targets = crate::model::LoraTarget::parse_list(list)
+                .map_err(|e| anyhow::anyhow!("--lora-targets: {e}"))?;
+        }
+        Ok(())
+    }
 }
 
 impl RunOptions {
@@ -95,6 +144,10 @@ impl RunOptions {
         }
         if let Some(v) = &self.device {
             c.device = v.clone();
+        }
+        self.lora.apply(&mut c)?;
+        if let Some(lora) = &c.lora {
+            lora.validate().map_err(anyhow::Error::msg)?;
         }
         if c.checkpoint.is_none() && !c.demo {
             bail!("no model: pass --checkpoint DIR, or --demo for the embedded demo");

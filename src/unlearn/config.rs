@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::methods::{Method, MethodParams};
 use crate::eval::protocol::Generation;
+pub use crate::model::{LoraSettings, LoraTarget};
 use crate::train::schedule::LrSchedule;
 pub use crate::train::schedule::LrShape;
 
@@ -63,6 +64,8 @@ pub struct UnlearnConfig {
     /// Cut training items longer than the model's positions (their answers), with one warning,
     /// instead of refusing them.
     pub truncate: bool,
+    /// Train LoRA adapters on a frozen base instead of every weight (`[lora]`).
+    pub lora: Option<LoraSettings>,
 }
 
 impl Default for UnlearnConfig {
@@ -105,6 +108,7 @@ impl Default for UnlearnConfig {
             stop_at_forget_rouge: None,
             collapse_fraction: 0.5,
             truncate: false,
+            lora: None,
         }
     }
 }
@@ -215,6 +219,7 @@ fn optional_key(key: &str) -> bool {
             | "retain_model"
             | "stop_at_forget_rouge"
             | "eval_max_items"
+            | "lora"
     )
 }
 

@@ -212,9 +212,25 @@ fn load<B: AutodiffBackend>(
     }
     let budget = run.device.memory_budget();
     let ckpt = &files.checkpoint;
-    let model = match ckpt.load_until::<B>(device, &budget, &|| stop.is_set()) {
+    let model = match files.load_until::<B>(device, &budget, &|| stop.is_set()) {
         Err(CheckpointError::Stopped) => return Err(stopped(sink)),
         loaded => loaded?,
+    };
+    // LoRA: the base freezes (no gradients, no optimiser state) and only the adapters train.
+    if let (Some(_), Some(adapter)) = (&config.lora, &files.adapter) {
+        anyhow::bail!(
+            "{}: LoRA training on top of a LoRA adapter is not supported; merge it first with `mdu convert --adapter … --merge`",
+            adapter.dir.display()
+        );
+    }
+    let model = match &config.lora {
+        Some(lora) => model.with_adapters(crate::model::Adapters::init(
+            lora,
+            &ckpt.config,
+            config.seed,
+            device,
+        )),
+        None => model,
     };
     let device_name = run.device.to_string();
     let storage = crate::device::storage_precision::<B>(device);
@@ -261,9 +277,24 @@ fn train<B: AutodiffBackend + crate::kernels::KlBackend>(
         data,
         model,
         budget,
-    } = load::<B>(&run, device, sink, &stop)?;
+    } = {
+        let created = !run.run_dir.exists();
+        let loaded = load::<B>(&run, device, sink, &stop);
+        if let Err(e) = &loaded {
+            // Refused input leaves no empty run folder behind (`remove_dir` keeps a non-empty one).
+            if created && !e.is::<Stopped>() {
+                let _ = std::fs::remove_dir(&run.run_dir);
+            }
+        }
+        loaded?
+    };
     let (ckpt, tokenizer) = (&files.checkpoint, &files.tokenizer);
-    let reference = model.valid();
+    // The starting model (the "before" evaluation; MDU's anchor, NPO's reference). With LoRA it is
+    // the same frozen weights with the adapters off, so it costs no memory.
+    let reference = match model.adapters {
+        Some(_) => model.valid().without_adapters(),
+        None => model.valid(),
+    };
     let mut eval =
         Evaluation::<B::InnerBackend>::new(config, &data, tokenizer, device, &device_name, &stop);
     eval.score_retain_model(inputs, config, &budget, sink)?;
@@ -293,6 +324,12 @@ fn train<B: AutodiffBackend + crate::kernels::KlBackend>(
     if config.eval_before && before.is_none() {
         before = Some(eval.before(&reference, &inputs.checkpoint, &run_dir, sink)?);
     }
+    // Kept only for the methods that read it (not GA or GradDiff): in full fine-tuning it holds
+    // the starting weights alive beside the trained ones.
+    let reference = config
+        .method
+        .uses_reference(&config.params)
+        .then_some(reference);
 
     sink(Event::Phase {
         phase: "training".into(),
@@ -300,7 +337,7 @@ fn train<B: AutodiffBackend + crate::kernels::KlBackend>(
     let loop_inputs = LoopInputs {
         config,
         data: &data,
-        reference: &reference,
+        reference: reference.as_ref(),
         special: &tokenizer.special,
         special_ids: tokenizer.special.all(),
         weighting: LossWeighting::for_architecture(ckpt.config.architecture),
@@ -308,7 +345,7 @@ fn train<B: AutodiffBackend + crate::kernels::KlBackend>(
         run_dir: &run_dir,
         saver: CheckpointSaver {
             layout: &ckpt.layout,
-            source: &inputs.checkpoint,
+            source: &ckpt.dir,
         },
         started,
         stop: &stop,
@@ -326,10 +363,25 @@ fn train<B: AutodiffBackend + crate::kernels::KlBackend>(
         phase: "saving".into(),
     });
     let model_dir = run_dir.model_dir();
-    if model_dir.exists() {
-        std::fs::remove_dir_all(&model_dir)?;
+    let staged = run_dir.file(".model.partial");
+    let _ = std::fs::remove_dir_all(&staged);
+    let written = loop_inputs
+        .saver
+        .save_model(&inner, &staged)
+        .and_then(|()| {
+            // A model from an earlier attempt is replaced only by a complete one.
+            if model_dir.exists() {
+                std::fs::remove_dir_all(&model_dir)?;
+            }
+            Ok(std::fs::rename(&staged, &model_dir)?)
+        });
+    if let Err(e) = written {
+        let _ = std::fs::remove_dir_all(&staged);
+        return Err(e.context(format!(
+            "{}: saving the final model failed; the checkpoints are intact and --resume saves it again",
+            model_dir.display()
+        )));
     }
-    crate::checkpoint::save(&inner, &ckpt.layout, Some(&inputs.checkpoint), &model_dir)?;
     let summary = serde_json::to_value(RunSummary {
         after,
         before,

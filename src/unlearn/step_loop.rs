@@ -39,8 +39,8 @@ pub struct TrainerState {
 pub struct LoopInputs<'a, B: AutodiffBackend> {
     pub config: &'a UnlearnConfig,
     pub data: &'a Data,
-    /// The frozen starting model (MDU's anchor, NPO's reference).
-    pub reference: &'a MaskedDiffusionLm<B::InnerBackend>,
+    /// The frozen starting model (MDU's anchor, NPO's reference), for the methods that read it.
+    pub reference: Option<&'a MaskedDiffusionLm<B::InnerBackend>>,
     pub special: &'a SpecialTokens,
     /// `special.all()`: ids MDU's KL leaves out when `exclude_special` is set.
     pub special_ids: Vec<u32>,
@@ -52,10 +52,12 @@ pub struct LoopInputs<'a, B: AutodiffBackend> {
     pub stop: &'a StopFlag,
 }
 
-/// Writes `checkpoint-N/` (a loadable model in the input's layout, plus the trainer records).
+/// Writes `checkpoint-N/`: a loadable model in the input's layout, or with LoRA the adapter as a
+/// PEFT folder on top of the input; plus the trainer records.
 pub struct CheckpointSaver<'a> {
     pub layout: &'a WeightLayout,
-    /// The input checkpoint (its tokenizer and config files are copied).
+    /// The full input model (its tokenizer and config files are copied; an adapter names it as
+    /// its base).
     pub source: &'a Path,
 }
 
@@ -70,15 +72,49 @@ impl CheckpointSaver<'_> {
         best: bool,
     ) -> Result<PathBuf> {
         let dir = run_dir.checkpoint_dir(step);
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir)?;
+        // Model and trainer records go into a staging folder renamed into place when complete:
+        // a failed write (a full disk) leaves the earlier checkpoints as they were.
+        let staged = run_dir.file(&format!(".checkpoint-{step}.partial"));
+        let _ = std::fs::remove_dir_all(&staged);
+        let written = self
+            .save_model(&model.valid(), &staged)
+            .and_then(|()| crate::train::resume::save(&staged, model, optim, state))
+            .and_then(|()| {
+                if dir.exists() {
+                    std::fs::remove_dir_all(&dir)?;
+                }
+                Ok(std::fs::rename(&staged, &dir)?)
+            });
+        if let Err(e) = written {
+            let _ = std::fs::remove_dir_all(&staged);
+            return Err(e.context(format!(
+                "{}: saving the checkpoint failed; the earlier checkpoints are intact and --resume continues from the newest",
+                dir.display()
+            )));
         }
-        checkpoint::save(&model.valid(), self.layout, Some(self.source), &dir)?;
-        crate::train::resume::save(&dir, model, optim, state)?;
         if best {
             run_dir.write_best(step, &dir)?;
         }
         Ok(dir)
+    }
+
+    /// The model as a loadable folder `dir`: the whole model, or only its adapters.
+    pub fn save_model<B: burn::tensor::backend::Backend>(
+        &self,
+        model: &MaskedDiffusionLm<B>,
+        dir: &Path,
+    ) -> Result<()> {
+        match &model.adapters {
+            Some(adapters) => {
+                let base = self
+                    .source
+                    .canonicalize()
+                    .unwrap_or(self.source.to_path_buf());
+                checkpoint::save_adapter(adapters, &model.config, &base, dir)?
+            }
+            None => checkpoint::save(model, self.layout, Some(self.source), dir)?,
+        }
+        Ok(())
     }
 }
 
@@ -304,7 +340,7 @@ where
         + retain.as_ref().map_or(0, |r| r.ids.len());
     let ctx = StepContext {
         model,
-        reference: uses_reference.then_some(inputs.reference),
+        reference: inputs.reference.filter(|_| uses_reference),
         device: inputs.device,
         mask_id: mask,
         special_ids: &inputs.special_ids,

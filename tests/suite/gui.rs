@@ -268,6 +268,9 @@ fn the_device_picker_says_why_cuda_is_missing() {
     let tmp = tempfile::tempdir().unwrap();
     let mut h = with_devices_listed(&tmp);
     // The picker is labelled by its "Device" label (which the query then leaves out); open it.
+    // The setup panel scrolls; bring the picker into view first, as a person would.
+    h.get_by_label("Device").scroll_to_me();
+    h.run_ok();
     h.get_by_label("Device").click();
     h.run_ok();
     match mdu_workbench::device::cuda_devices() {

@@ -15,7 +15,7 @@ fn mdu() -> Command {
 }
 
 /// Forget and retain files whose text the fixture tokenizer can encode.
-fn data_files(dir: &Path) -> (PathBuf, PathBuf) {
+pub fn data_files(dir: &Path) -> (PathBuf, PathBuf) {
     let item = |q: &str, a: &str| {
         serde_json::json!({"question": q, "answer": a, "paraphrased_answer": format!("{a} indeed"),
             "perturbed_answer": [format!("not {a}"), format!("{a} maybe"), "something else entirely"]})
@@ -61,7 +61,7 @@ fn tree_digest(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-fn unlearn(args: &[&str], extra: &[&Path]) -> Output {
+pub fn unlearn(args: &[&str], extra: &[&Path]) -> Output {
     let mut cmd = mdu();
     cmd.arg("unlearn").args(args);
     for p in extra {
@@ -70,12 +70,12 @@ fn unlearn(args: &[&str], extra: &[&Path]) -> Output {
     cmd.output().unwrap()
 }
 
-fn stderr(out: &Output) -> String {
+pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// The common flags of a tiny, fast run on the fixture.
-fn tiny(forget: &Path, retain: &Path, ckpt: &Path, out: &Path) -> Vec<String> {
+pub fn tiny(forget: &Path, retain: &Path, ckpt: &Path, out: &Path) -> Vec<String> {
     [
         "--checkpoint",
         &ckpt.display().to_string(),
@@ -253,6 +253,10 @@ fn bad_inputs_name_the_file_and_problem() {
     .unwrap();
     let err = fails(tiny(&bad, &retain, &ckpt, &run("r1")));
     assert!(err.contains("bad.jsonl:2"), "{err}");
+    assert!(
+        !run("r1").exists(),
+        "a refused run leaves no empty run folder"
+    );
 
     // Missing field.
     let missing = tmp.path().join("missing.jsonl");
@@ -440,7 +444,18 @@ fn shipped_configs_parse_with_the_paper_settings() {
             c.forget.unwrap().ends_with("data/tofu/forget10.json"),
             "{file}: paths are relative to the file"
         );
+        assert!(
+            c.lora.is_none(),
+            "{file}: the paper fine-tunes every weight"
+        );
     }
+    let lora = UnlearnConfig::from_toml_file(&dir.join("llada8b_tofu_forget10_lora.toml")).unwrap();
+    let settings = lora.lora.expect("[lora]");
+    assert_eq!(
+        (settings.rank, settings.alpha, settings.targets.len()),
+        (16, 32.0, 7)
+    );
+    assert_eq!((lora.steps, lora.batch_size * lora.grad_accum), (225, 16));
 }
 
 #[test]

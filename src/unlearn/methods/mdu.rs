@@ -13,7 +13,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use super::{retain_nll, KlDirection, KlImpl, LossParts, MethodParams, StepBatches, StepContext};
 use crate::diffusion::loss::{logits_at, NoisedBatch};
 use crate::kernels::{kl_divergence_rows, KlBackend};
-use crate::model::transformer::at_least_f32;
+use crate::model::precision::at_least_f32;
 
 pub fn loss<B: AutodiffBackend + KlBackend>(
     ctx: &StepContext<B>,

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::diffusion::loss::{mdlm_loss, weighted_ce_terms, NoisedBatch};
 use crate::kernels::KlBackend;
-use crate::model::transformer::accumulation_dtype;
+use crate::model::precision::accumulation_dtype;
 use crate::model::MaskedDiffusionLm;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
