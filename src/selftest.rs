@@ -160,6 +160,10 @@ pub fn selftest(args: SelftestArgs) -> Result<()> {
                 device: device.to_string(),
                 warmup: args.warmup,
                 iters: args.iters,
+                lora_rank: None,
+                shape: None,
+                rows: crate::bench::step::STEP_ROWS,
+                width: crate::bench::step::STEP_WIDTH,
             };
             let report = match crate::kernel_runtime::catch(|| run_step_bench(args)) {
                 Ok(report) => report?,

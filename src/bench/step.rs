@@ -26,7 +26,7 @@ use crate::diffusion::loss::NoisedBatch;
 use crate::kernel_runtime::{self, KernelActivity};
 use crate::kernels::KlBackend;
 use crate::model::init::random_init;
-use crate::model::{MaskedDiffusionLm, ModelConfig};
+use crate::model::{LoraSettings, MaskedDiffusionLm, ModelConfig};
 use crate::train::clip::clip_global_norm;
 use crate::unlearn::methods::{LossParts, Method, MethodParams, StepBatches, StepContext};
 
@@ -87,6 +87,39 @@ pub struct BenchStepArgs {
     pub warmup: usize,
     #[arg(long, default_value_t = 5)]
     pub iters: usize,
+    /// Train LoRA adapters of this rank (all seven projections, α = 2·rank) instead of every weight.
+    #[arg(long)]
+    pub lora_rank: Option<usize>,
+    /// A model shape instead of the preset's: d layers heads mlp vocab.
+    #[arg(long, num_args = 5, value_names = ["D", "LAYERS", "HEADS", "MLP", "VOCAB"])]
+    pub shape: Option<Vec<usize>>,
+    /// Rows of each of the forget and retain batches.
+    #[arg(long, default_value_t = STEP_ROWS)]
+    pub rows: usize,
+    /// Tokens per row (the first quarter is the question).
+    #[arg(long, default_value_t = STEP_WIDTH)]
+    pub width: usize,
+}
+
+impl BenchStepArgs {
+    pub fn config(&self) -> ModelConfig {
+        match &self.shape {
+            Some(s) => {
+                let mut c = ModelConfig::llada_shape(s[0], s[1], s[2], s[3], s[4]);
+                c.rope_theta = 500_000.0;
+                c
+            }
+            None => self.preset.config(),
+        }
+    }
+
+    pub fn lora(&self) -> Option<LoraSettings> {
+        self.lora_rank.map(|rank| LoraSettings {
+            rank,
+            alpha: 2.0 * rank as f64,
+            ..LoraSettings::default()
+        })
+    }
 }
 
 #[derive(Serialize)]
@@ -120,11 +153,27 @@ pub struct StepReport {
     pub timed_steps_kernels: KernelActivity,
     /// The process's peak resident host memory (Linux `VmHWM`), MiB.
     pub peak_host_rss_mib: Option<f64>,
+    /// LoRA rank (0: every weight trains).
+    pub lora_rank: usize,
+    pub rows: usize,
+    pub width: usize,
+    /// The memory plan's estimate of the step's peak (`unlearn::memory_plan`), MiB, and its parts.
+    pub plan_mib: f64,
+    pub plan: String,
 }
 
 /// Two fixed synthetic batches (forget from ids seed 1 and noise seed 2, retain from 3 and 4).
 pub fn step_batches(config: &ModelConfig) -> (NoisedBatch, NoisedBatch) {
-    let shape = [STEP_ROWS, STEP_WIDTH, STEP_PROMPT];
+    sized_step_batches(config, STEP_ROWS, STEP_WIDTH)
+}
+
+/// [`step_batches`] with `rows × width` tokens each, the first quarter of every row the question.
+pub fn sized_step_batches(
+    config: &ModelConfig,
+    rows: usize,
+    width: usize,
+) -> (NoisedBatch, NoisedBatch) {
+    let shape = [rows, width, width / 4];
     (
         synthetic_noised_batch(config, shape, 1, 2),
         synthetic_noised_batch(config, shape, 3, 4),
@@ -174,13 +223,35 @@ impl BackendTask for StepBench {
 
 fn step_bench<B: AutodiffBackend + KlBackend>(bench: StepBench, device: &B::Device) -> StepReport {
     let args = &bench.args;
-    let config = args.preset.config();
+    let config = args.config();
     let mask_id = config.mask_token_id.expect("llada_shape sets the mask id");
-    let (forget, retain) = step_batches(&config);
+    let (forget, retain) = sized_step_batches(&config, args.rows, args.width);
     let mut model: MaskedDiffusionLm<B> = random_init(&config, device, 0, 0.02);
+    let lora = args.lora();
+    if let Some(lora) = &lora {
+        model = model.with_adapters(crate::model::Adapters::init(lora, &config, 0, device));
+    }
     // The frozen starting model θ₀: the same tensors, outside the autodiff graph; the optimizer's
-    // updates give `model` new tensors, so this stays the starting point.
-    let reference = model.valid();
+    // updates give `model` new tensors, so this stays the starting point (with LoRA the base
+    // itself, adapters off).
+    let reference = match lora {
+        Some(_) => model.valid().without_adapters(),
+        None => model.valid(),
+    };
+    let plan =
+        crate::unlearn::memory_plan::MemoryPlan::of(&crate::unlearn::memory_plan::PlanInputs {
+            config: &config,
+            storage_bytes: burn::tensor::DType::from(
+                burn::tensor::get_device_settings::<B>(device).float_dtype,
+            )
+            .size() as u64,
+            lora: lora.as_ref(),
+            uses_reference: true,
+            rows: 2 * args.rows,
+            width: args.width,
+            masked: forget.masked.len() + retain.masked.len(),
+            on_cpu: bench.device_name == "cpu",
+        });
     let mut optim = crate::train::adamw(STEP_WEIGHT_DECAY).init::<B, MaskedDiffusionLm<B>>();
     let loss = MduStepLoss {
         reference: &reference,
@@ -238,11 +309,14 @@ fn step_bench<B: AutodiffBackend + KlBackend>(bench: StepBench, device: &B::Devi
     }
     let timed_steps_kernels = kernel_runtime::snapshot().since(timed_start);
     let median = upper_median(&times);
-    let tokens = 2 * STEP_ROWS * STEP_WIDTH;
+    let tokens = 2 * args.rows * args.width;
     StepReport {
         implementation: "burn".into(),
         bench: "mdu_step".into(),
-        preset: args.preset.name().into(),
+        preset: match &args.shape {
+            Some(s) => format!("{s:?}"),
+            None => args.preset.name().into(),
+        },
         device: bench.device_name,
         precision: bench.precision,
         params: config.num_parameters(),
@@ -260,6 +334,11 @@ fn step_bench<B: AutodiffBackend + KlBackend>(bench: StepBench, device: &B::Devi
         first_step_kernels,
         timed_steps_kernels,
         peak_host_rss_mib: peak_rss_mib(),
+        lora_rank: args.lora_rank.unwrap_or(0),
+        rows: args.rows,
+        width: args.width,
+        plan_mib: plan.total() as f64 / (1u64 << 20) as f64,
+        plan: plan.describe(),
     }
 }
 

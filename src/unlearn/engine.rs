@@ -15,6 +15,7 @@ use burn::tensor::backend::AutodiffBackend;
 use super::config::UnlearnConfig;
 use super::evaluation::Evaluation;
 use super::inputs::{Data, ResolvedRun};
+use super::memory_plan::{MemoryPlan, PlanInputs};
 use super::run_dir::{MetricsLog, RunDir, RunInfo, RunSummary};
 use super::step_loop::{CheckpointSaver, LoopInputs, TrainerState, Training};
 pub use super::Stopped;
@@ -212,6 +213,16 @@ fn load<B: AutodiffBackend>(
     }
     let budget = run.device.memory_budget();
     let ckpt = &files.checkpoint;
+    let plan = step_plan::<B>(run, &ckpt.config, &data, device);
+    if let Some(available) = budget.available {
+        if plan.total() > available {
+            anyhow::bail!(
+                "{}: {}",
+                inputs.checkpoint.display(),
+                plan.refusal(&budget.device, available, config.lora.is_some())
+            );
+        }
+    }
     let model = match files.load_until::<B>(device, &budget, &|| stop.is_set()) {
         Err(CheckpointError::Stopped) => return Err(stopped(sink)),
         loaded => loaded?,
@@ -259,6 +270,38 @@ fn load<B: AutodiffBackend>(
         data,
         model,
         budget,
+    })
+}
+
+/// The memory plan of this run's steps: its longest item sets the width, half of a batch's
+/// tokens are taken as masked (the noise level averages ½).
+fn step_plan<B: AutodiffBackend>(
+    run: &ResolvedRun,
+    model: &crate::model::ModelConfig,
+    data: &Data,
+    device: &B::Device,
+) -> MemoryPlan {
+    let width = data
+        .forget
+        .iter()
+        .chain(&data.retain)
+        .map(|e| e.prompt.len() + e.answer.len())
+        .max()
+        .unwrap_or(0);
+    let config = &run.config;
+    let rows = config.batch_size * if config.method.uses_retain() { 2 } else { 1 };
+    MemoryPlan::of(&PlanInputs {
+        config: model,
+        storage_bytes: burn::tensor::DType::from(
+            burn::tensor::get_device_settings::<B>(device).float_dtype,
+        )
+        .size() as u64,
+        lora: config.lora.as_ref(),
+        uses_reference: config.method.uses_reference(&config.params),
+        rows,
+        width,
+        masked: rows * width / 2,
+        on_cpu: matches!(run.device, DeviceChoice::Cpu),
     })
 }
 

@@ -6,6 +6,7 @@ pub mod config;
 pub mod engine;
 pub mod evaluation;
 pub mod inputs;
+pub mod memory_plan;
 pub mod methods;
 pub mod run_dir;
 pub mod step_loop;

@@ -419,3 +419,55 @@ fn a_lora_mdu_run_saves_a_peft_adapter_checkpoints_adapters_only_and_merges() {
         stderr(&refused)
     );
 }
+
+#[test]
+fn the_memory_plan_shows_what_lora_saves_on_an_8b_shape() {
+    use mdu_workbench::unlearn::memory_plan::{MemoryPlan, PlanInputs};
+    let config = mdu_workbench::bench::step::StepPreset::EightB.config();
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    let plan = |lora: Option<&LoraSettings>| {
+        MemoryPlan::of(&PlanInputs {
+            config: &config,
+            storage_bytes: 2,
+            lora,
+            uses_reference: true,
+            rows: 8,
+            width: 512,
+            masked: 2048,
+            on_cpu: false,
+        })
+    };
+    let full = plan(None);
+    let part =
+        |p: &MemoryPlan, name: &str| gib(p.parts.iter().find(|(n, _)| *n == name).unwrap().1);
+    // bf16 weights, the frozen copy and the gradients are 2 bytes per parameter each; AdamW's two
+    // f32 moments 8: the ~112 GB of full fine-tuning before activations.
+    let params = config.num_parameters() as f64 / (1u64 << 30) as f64;
+    for (name, bytes) in [
+        ("weights", 2.0),
+        ("starting model (anchor)", 2.0),
+        ("gradients", 2.0),
+        ("AdamW moments", 8.0),
+    ] {
+        assert!((part(&full, name) - params * bytes).abs() < 1e-6, "{name}");
+    }
+    let lora = LoraSettings::default();
+    let small = plan(Some(&lora));
+    assert!(!small
+        .parts
+        .iter()
+        .any(|(n, _)| *n == "starting model (anchor)"));
+    // Rank 16 on all seven projections of LLaDA-8B: 41,943,040 adapter parameters.
+    assert_eq!(lora.num_parameters(&config), 41_943_040);
+    let saved = gib(full.total()) - gib(small.total());
+    assert!(
+        saved > 3.0 * params * 2.0,
+        "LoRA saves the copy, the gradients and the moments ({saved:.1} GiB)"
+    );
+    let why = small.refusal("cuda:0", 24 << 30, true);
+    assert!(
+        why.contains("24") && why.contains("batch-size") && !why.contains("--lora"),
+        "{why}"
+    );
+    assert!(full.refusal("cuda:0", 80 << 30, false).contains("--lora"));
+}

@@ -1,0 +1,158 @@
+//! The memory one unlearning step needs, part by part, before anything is loaded: the same plan
+//! for `mdu plan`, the pre-load check of `mdu unlearn` and the window's "fits / does not fit".
+//!
+//! Parts (S = bytes per stored value: 4 in f32, 2 in bf16/f16; P = model parameters, Pa = LoRA
+//! parameters; moments and adapters are always f32):
+//! - weights `P·S`;
+//! - the starting model kept for the anchor / reference: `P·S` in full fine-tuning for the methods
+//!   that read it (the optimiser gives every weight a new tensor, the old ones stay alive), nothing
+//!   with LoRA (the base is the anchor) or for GA / GradDiff;
+//! - gradients `P·S` (LoRA: `Pa·4`), AdamW moments `2·P·4` (LoRA: `2·Pa·4`), the adapters `Pa·4`;
+//! - activations kept for the backward pass: per trained token and layer
+//!   `ACT_PER_D·d + ACT_PER_F·f + ACT_PER_SCORE·heads·width` values, in f32 where the model
+//!   computes in f32 (norms, RoPE, softmax) and in S elsewhere: counted at 4 bytes;
+//! - the logits of the masked answer rows, `LOGIT_COPIES` f32 copies of `rows × vocab` (model
+//!   logits, log-softmax, the anchor's target distribution, their gradients);
+//! - on the CPU, the process itself (`CPU_RUNTIME_BYTES`, measured with a model of 8 dimensions).
+//!
+//! The peak is not their sum: the logits rows are freed early in the backward pass, before most
+//! gradients exist, so it is everything else plus the larger of the logits rows and the gradients.
+//!
+//! The coefficients count the tensors Burn's autodiff keeps in `transformer.rs`'s block (norm
+//! input and output, q/k/v, both RoPE products, attention scores and probabilities, the MLP's
+//! gate/up/SiLU/product) and were then checked against the peak resident memory of
+//! `mdu bench-step` on the CPU (results/memory_plan/).
+
+use crate::model::{LoraSettings, ModelConfig};
+
+/// Values kept per trained token, layer and model dimension `d`.
+pub const ACT_PER_D: u64 = 16;
+/// … per MLP dimension `f`.
+pub const ACT_PER_F: u64 = 6;
+/// … per attention score (`heads × width` of them per token).
+pub const ACT_PER_SCORE: u64 = 3;
+/// f32 copies of the masked rows' logits alive at the peak.
+pub const LOGIT_COPIES: u64 = 5;
+/// The `mdu` process on the CPU before any model (peak resident memory of a d = 8 step).
+pub const CPU_RUNTIME_BYTES: u64 = 32 << 20;
+
+/// What the plan is asked about.
+#[derive(Clone, Debug)]
+pub struct PlanInputs<'a> {
+    pub config: &'a ModelConfig,
+    /// Bytes per stored weight on the device (4 for f32, 2 for bf16/f16).
+    pub storage_bytes: u64,
+    pub lora: Option<&'a LoraSettings>,
+    /// The method reads the frozen starting model (MDU's anchor, NPO's reference).
+    pub uses_reference: bool,
+    /// Rows per micro-batch that carry gradients (forget + retain).
+    pub rows: usize,
+    /// Tokens per row.
+    pub width: usize,
+    /// Masked answer positions per micro-batch (the rows the LM head is applied to).
+    pub masked: usize,
+    /// The device is the CPU: the process's own memory counts too.
+    pub on_cpu: bool,
+}
+
+/// The parts of the peak, in bytes, in the order they are shown.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemoryPlan {
+    pub parts: Vec<(&'static str, u64)>,
+}
+
+impl MemoryPlan {
+    pub fn of(i: &PlanInputs) -> Self {
+        let c = i.config;
+        let params = c.num_parameters();
+        let s = i.storage_bytes;
+        let mut parts = vec![("weights", params * s)];
+        match i.lora {
+            Some(lora) => {
+                let pa = lora.num_parameters(c);
+                parts.push(("adapters", pa * 4));
+                parts.push(("gradients", pa * 4));
+                parts.push(("AdamW moments", 2 * pa * 4));
+            }
+            None => {
+                if i.uses_reference {
+                    parts.push(("starting model (anchor)", params * s));
+                }
+                parts.push(("gradients", params * s));
+                parts.push(("AdamW moments", 2 * params * 4));
+            }
+        }
+        let tokens = (i.rows * i.width) as u64;
+        let per_token_layer = ACT_PER_D * c.hidden_size as u64
+            + ACT_PER_F * c.intermediate_size as u64
+            + ACT_PER_SCORE * (c.num_heads * i.width) as u64;
+        parts.push((
+            "activations",
+            tokens * c.num_layers as u64 * per_token_layer * 4,
+        ));
+        parts.push((
+            "logits rows",
+            i.masked as u64 * c.vocab_size as u64 * 4 * LOGIT_COPIES,
+        ));
+        if i.on_cpu {
+            parts.push(("process", CPU_RUNTIME_BYTES));
+        }
+        Self { parts }
+    }
+
+    fn part(&self, name: &str) -> u64 {
+        self.parts
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(0, |(_, b)| *b)
+    }
+
+    /// The peak: every part, but only the larger of the logits rows and the gradients.
+    pub fn total(&self) -> u64 {
+        let all: u64 = self.parts.iter().map(|(_, b)| b).sum();
+        let (logits, grads) = (self.part("logits rows"), self.part("gradients"));
+        all - logits.min(grads)
+    }
+
+    /// `weights 16 GiB + … (the larger of logits rows and gradients) = 31 GiB`.
+    pub fn describe(&self) -> String {
+        let parts: Vec<String> = self
+            .parts
+            .iter()
+            .filter(|(_, b)| *b > 0)
+            .map(|(name, b)| format!("{name} {}", gib(*b)))
+            .collect();
+        format!(
+            "{}, with only the larger of logits rows and gradients at the peak = {}",
+            parts.join(" + "),
+            gib(self.total())
+        )
+    }
+
+    /// One line for a plan that does not fit in `available` bytes: the numbers and what to try.
+    pub fn refusal(&self, device: &str, available: u64, lora: bool) -> String {
+        let mut advice = Vec::new();
+        if !lora {
+            advice.push("LoRA (--lora) trains a few adapters on a frozen base");
+        }
+        advice.push("a smaller --batch-size (with grad_accum to keep the effective batch)");
+        format!(
+            "one step needs about {} on {device} but {} is free ({}); try {}",
+            gib(self.total()),
+            gib(available),
+            self.describe(),
+            advice.join(", or ")
+        )
+    }
+}
+
+fn gib(bytes: u64) -> String {
+    let g = bytes as f64 / (1u64 << 30) as f64;
+    if g >= 10.0 {
+        format!("{g:.0} GiB")
+    } else if g >= 0.1 {
+        format!("{g:.1} GiB")
+    } else {
+        format!("{:.0} MiB", bytes as f64 / (1u64 << 20) as f64)
+    }
+}
