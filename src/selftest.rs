@@ -164,6 +164,7 @@ pub fn selftest(args: SelftestArgs) -> Result<()> {
                 shape: None,
                 rows: crate::bench::step::STEP_ROWS,
                 width: crate::bench::step::STEP_WIDTH,
+                checkpointing: false,
             };
             let report = match crate::kernel_runtime::catch(|| run_step_bench(args)) {
                 Ok(report) => report?,

@@ -99,6 +99,10 @@ pub struct BenchStepArgs {
     /// Tokens per row (the first quarter is the question).
     #[arg(long, default_value_t = STEP_WIDTH)]
     pub width: usize,
+    /// Burn's balanced activation checkpointing: memory-bound operations are recomputed in the
+    /// backward pass instead of kept.
+    #[arg(long)]
+    pub checkpointing: bool,
 }
 
 impl BenchStepArgs {
@@ -217,7 +221,13 @@ struct StepBench {
 impl BackendTask for StepBench {
     type Output = StepReport;
     fn run<B: EngineBackend>(self, device: &B::Device) -> StepReport {
-        step_bench::<Autodiff<B>>(self, device)
+        if self.args.checkpointing {
+            step_bench::<
+                Autodiff<B, burn::backend::autodiff::checkpoint::strategy::BalancedCheckpointing>,
+            >(self, device)
+        } else {
+            step_bench::<Autodiff<B>>(self, device)
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! draw the panels, then apply the actions they returned.
 
 use std::collections::VecDeque;
+use std::path::PathBuf;
 
 use eframe::egui;
 
@@ -14,7 +15,7 @@ use super::settings::Settings;
 use super::setup::{file_reader, FileInfo, PathField};
 use super::{curves, denoise, modals, run_bar, samples, setup_panel, tradeoff, Tab};
 use crate::demo::embedded::DemoPaths;
-use crate::session::{DeviceList, ModelInfo, Pending, Session, Trace};
+use crate::session::{DeviceList, DeviceMemory, ModelInfo, Pending, Session, Trace};
 use crate::unlearn::config::UnlearnConfig;
 
 /// Said once when the system file dialog cannot open.
@@ -34,8 +35,11 @@ pub struct WorkbenchApp {
     /// Why CUDA is not in the device list (shown in the picker), once the probe has answered.
     pub cuda_unavailable: Option<String>,
     devices_job: Option<Pending<DeviceList>>,
-    available_memory: Option<u64>,
-    memory_job: Option<(String, Pending<Option<u64>>)>,
+    device_memory: Option<DeviceMemory>,
+    memory_job: Option<(String, Pending<Option<DeviceMemory>>)>,
+    /// The longest training item in tokens, for the memory plan; keyed by (model, forget, retain).
+    longest_item: Option<usize>,
+    longest_job: Option<([PathBuf; 3], Pending<Result<usize, String>>)>,
     /// The run on screen: the active one, or one opened from history.
     pub record: RunRecord,
     pub(super) run: Option<ActiveRun>,
@@ -89,8 +93,10 @@ impl WorkbenchApp {
             cuda_unavailable: None,
             devices_job: Some(session.list_devices()),
             session,
-            available_memory: None,
+            device_memory: None,
             memory_job: None,
+            longest_item: None,
+            longest_job: None,
             record: RunRecord::default(),
             run: None,
             queue: VecDeque::new(),
@@ -131,6 +137,10 @@ impl WorkbenchApp {
             && self.devices_job.is_none()
             && self
                 .memory_job
+                .as_ref()
+                .is_none_or(|(_, j)| !j.is_pending())
+            && self
+                .longest_job
                 .as_ref()
                 .is_none_or(|(_, j)| !j.is_pending())
             && !self.checkpoint.is_pending()
@@ -234,15 +244,38 @@ impl WorkbenchApp {
         }
         let device = self.settings.config.device.clone();
         if self.memory_job.as_ref().is_none_or(|(d, _)| *d != device) {
-            let job = self.session.available_memory(&device);
+            let job = self.session.device_memory(&device);
             self.memory_job = Some((device, job));
         }
         if let Some((_, job)) = &mut self.memory_job {
             if let Some(m) = job.poll() {
-                self.available_memory = m;
+                self.device_memory = m;
             }
         }
+        self.poll_longest_item();
         busy
+    }
+
+    /// Asks the engine for the longest training item whenever the three inputs change (and read).
+    fn poll_longest_item(&mut self) {
+        let ready = self.checkpoint.is_ok() && self.forget.is_ok() && self.retain.is_ok();
+        let key = [
+            self.checkpoint.path_buf(),
+            self.forget.path_buf(),
+            self.retain.path_buf(),
+        ];
+        if ready && self.longest_job.as_ref().is_none_or(|(k, _)| *k != key) {
+            let job = self
+                .session
+                .longest_item(key[0].clone(), vec![key[1].clone(), key[2].clone()]);
+            self.longest_item = None;
+            self.longest_job = Some((key, job));
+        }
+        if let Some((_, job)) = &mut self.longest_job {
+            if let Some(result) = job.poll() {
+                self.longest_item = result.ok();
+            }
+        }
     }
 
     /// The whole window; also what the headless UI tests drive.
@@ -302,7 +335,8 @@ impl WorkbenchApp {
             devices: &self.devices,
             cuda_unavailable: self.cuda_unavailable.as_deref(),
             devices_listed: self.devices_job.is_none(),
-            available_memory: self.available_memory,
+            device_memory: self.device_memory,
+            longest_item: self.longest_item,
         }
     }
 

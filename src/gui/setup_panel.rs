@@ -9,7 +9,8 @@ use super::actions::Action;
 use super::dialogs::Dialogs;
 use super::settings::Settings;
 use super::setup::{self, FileInfo, PathField};
-use crate::session::ModelInfo;
+use crate::session::{DeviceMemory, ModelInfo};
+use crate::unlearn::memory_plan::{MemoryPlan, PlanInputs};
 
 /// What the panel edits and shows.
 pub struct SetupInput<'a> {
@@ -28,8 +29,10 @@ pub struct SetupInput<'a> {
     pub cuda_unavailable: Option<&'a str>,
     /// The device probe has answered.
     pub devices_listed: bool,
-    /// Free memory of the chosen device, when known.
-    pub available_memory: Option<u64>,
+    /// Free memory and storage type of the chosen device, when known.
+    pub device_memory: Option<DeviceMemory>,
+    /// The longest training item in tokens (the widest batch), once the engine has read the files.
+    pub longest_item: Option<usize>,
 }
 
 pub fn show(ui: &mut egui::Ui, app: SetupInput) -> Vec<Action> {
@@ -54,6 +57,7 @@ pub fn show(ui: &mut egui::Ui, app: SetupInput) -> Vec<Action> {
         setup::show_lora(ui, &mut app.settings.config);
         ui.separator();
         device_picker(ui, &mut app);
+        memory_plan(ui, &mut app);
         let runs_label = ui.label("Runs folder");
         let mut root = app.settings.runs_root.display().to_string();
         if ui
@@ -81,7 +85,7 @@ fn inputs(ui: &mut egui::Ui, app: &mut SetupInput) {
         ui,
         &app.checkpoint.info,
         &app.settings.config.device,
-        app.available_memory,
+        app.device_memory.and_then(|m| m.available),
     );
     app.forget.show_row(
         ui,
@@ -131,4 +135,55 @@ fn device_picker(ui: &mut egui::Ui, app: &mut SetupInput) {
                 "Where training runs: CUDA, a wgpu adapter, or the CPU.\nCUDA is unavailable: {why}."
             ),
         });
+}
+
+/// "Fits / does not fit": the memory plan of one step of the run as set up, against the chosen
+/// device's free memory, each part on hover; when it does not fit, LoRA is offered.
+fn memory_plan(ui: &mut egui::Ui, app: &mut SetupInput) {
+    let (Some(Ok(info)), Some(width), Some(device)) =
+        (&app.checkpoint.info, app.longest_item, app.device_memory)
+    else {
+        return;
+    };
+    let config = &app.settings.config;
+    let plan = MemoryPlan::of(&PlanInputs::for_run(
+        config,
+        &info.shape,
+        width,
+        device.storage_bytes,
+        device.on_cpu,
+    ));
+    let need = setup::human_bytes(plan.total());
+    let fits = device.available.map(|a| plan.total() <= a);
+    let text = match (fits, device.available) {
+        (Some(true), Some(a)) => format!(
+            "One training step needs ≈ {need}; {} free: fits",
+            setup::human_bytes(a)
+        ),
+        (Some(false), Some(a)) => format!(
+            "One training step needs ≈ {need}; only {} free: does not fit",
+            setup::human_bytes(a)
+        ),
+        _ => format!("One training step needs ≈ {need}"),
+    };
+    let response = if fits == Some(false) {
+        ui.colored_label(ui.visuals().error_fg_color, text)
+    } else {
+        ui.label(text)
+    };
+    response.on_hover_text(format!(
+        "{} ({} tokens per row, batch {}).",
+        plan.describe(),
+        width,
+        config.batch_size
+    ));
+    if fits == Some(false)
+        && config.lora.is_none()
+        && ui
+            .button("Use LoRA")
+            .on_hover_text("Train rank-16 adapters on the frozen model instead of every weight.")
+            .clicked()
+    {
+        app.settings.config.lora = Some(Default::default());
+    }
 }

@@ -15,7 +15,7 @@ mod trace;
 use std::path::PathBuf;
 use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
 
-pub use info::{DeviceList, ModelInfo, AUTO_DEVICE};
+pub use info::{DeviceList, DeviceMemory, ModelInfo, AUTO_DEVICE};
 pub use trace::{Trace, MASKED};
 
 use crate::data::QaItem;
@@ -156,14 +156,19 @@ impl Session {
         Pending::spawn("devices", DeviceList::probe)
     }
 
-    /// Free memory of a device (`--device` syntax), when known.
-    pub fn available_memory(&self, device: &str) -> Pending<Option<u64>> {
+    /// Free memory and storage type of a device (`--device` syntax), when known.
+    pub fn device_memory(&self, device: &str) -> Pending<Option<DeviceMemory>> {
         let device = device.to_string();
-        Pending::spawn("memory", move || {
-            crate::device::DeviceChoice::parse(&device)
-                .ok()
-                .and_then(|c| c.memory_budget().available)
-        })
+        Pending::spawn("memory", move || DeviceMemory::probe(&device))
+    }
+
+    /// The longest training item of the forget and retain files for `model`'s tokenizer.
+    pub fn longest_item(
+        &self,
+        model: PathBuf,
+        files: Vec<PathBuf>,
+    ) -> Pending<Result<usize, String>> {
+        Pending::spawn("lengths", move || info::longest_item(&model, &files))
     }
 
     /// Writes the model in `src` (a run's `model/`) as a full model folder `dest`: a copy, or a

@@ -273,8 +273,51 @@ fn load<B: AutodiffBackend>(
     })
 }
 
-/// The memory plan of this run's steps: its longest item sets the width, half of a batch's
-/// tokens are taken as masked (the noise level averages ½).
+/// [`load`]; a refused input leaves no empty run folder behind (`remove_dir` keeps a non-empty one).
+fn load_or_tidy<B: AutodiffBackend>(
+    run: &ResolvedRun,
+    device: &B::Device,
+    sink: &mut dyn FnMut(Event),
+    stop: &StopFlag,
+) -> Result<Loaded<B>> {
+    let created = !run.run_dir.exists();
+    let loaded = load::<B>(run, device, sink, stop);
+    if let Err(e) = &loaded {
+        if created && !e.is::<Stopped>() {
+            let _ = std::fs::remove_dir(&run.run_dir);
+        }
+    }
+    loaded
+}
+
+/// Writes the final model into `model/` through a staging folder: a model from an earlier
+/// attempt is replaced only by a complete one.
+fn save_final<B: burn::tensor::backend::Backend>(
+    saver: &CheckpointSaver,
+    inner: &MaskedDiffusionLm<B>,
+    run_dir: &RunDir,
+) -> Result<PathBuf> {
+    let model_dir = run_dir.model_dir();
+    let staged = run_dir.file(".model.partial");
+    let _ = std::fs::remove_dir_all(&staged);
+    let written = saver.save_model(inner, &staged).and_then(|()| {
+        // A model from an earlier attempt is replaced only by a complete one.
+        if model_dir.exists() {
+            std::fs::remove_dir_all(&model_dir)?;
+        }
+        Ok(std::fs::rename(&staged, &model_dir)?)
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_dir_all(&staged);
+        return Err(e.context(format!(
+            "{}: saving the final model failed; the checkpoints are intact and --resume saves it again",
+            model_dir.display()
+        )));
+    }
+    Ok(model_dir)
+}
+
+/// The memory plan of this run's steps; its longest item sets the width.
 fn step_plan<B: AutodiffBackend>(
     run: &ResolvedRun,
     model: &crate::model::ModelConfig,
@@ -288,21 +331,14 @@ fn step_plan<B: AutodiffBackend>(
         .map(|e| e.prompt.len() + e.answer.len())
         .max()
         .unwrap_or(0);
-    let config = &run.config;
-    let rows = config.batch_size * if config.method.uses_retain() { 2 } else { 1 };
-    MemoryPlan::of(&PlanInputs {
-        config: model,
-        storage_bytes: burn::tensor::DType::from(
-            burn::tensor::get_device_settings::<B>(device).float_dtype,
-        )
-        .size() as u64,
-        lora: config.lora.as_ref(),
-        uses_reference: config.method.uses_reference(&config.params),
-        rows,
+    MemoryPlan::of(&PlanInputs::for_run(
+        &run.config,
+        model,
         width,
-        masked: rows * width / 2,
-        on_cpu: matches!(run.device, DeviceChoice::Cpu),
-    })
+        burn::tensor::DType::from(burn::tensor::get_device_settings::<B>(device).float_dtype).size()
+            as u64,
+        matches!(run.device, DeviceChoice::Cpu),
+    ))
 }
 
 /// Loads, evaluates before, trains, evaluates after and saves; see the module's parts.
@@ -320,17 +356,7 @@ fn train<B: AutodiffBackend + crate::kernels::KlBackend>(
         data,
         model,
         budget,
-    } = {
-        let created = !run.run_dir.exists();
-        let loaded = load::<B>(&run, device, sink, &stop);
-        if let Err(e) = &loaded {
-            // Refused input leaves no empty run folder behind (`remove_dir` keeps a non-empty one).
-            if created && !e.is::<Stopped>() {
-                let _ = std::fs::remove_dir(&run.run_dir);
-            }
-        }
-        loaded?
-    };
+    } = load_or_tidy::<B>(&run, device, sink, &stop)?;
     let (ckpt, tokenizer) = (&files.checkpoint, &files.tokenizer);
     // The starting model (the "before" evaluation; MDU's anchor, NPO's reference). With LoRA it is
     // the same frozen weights with the adapters off, so it costs no memory.
@@ -405,26 +431,7 @@ fn train<B: AutodiffBackend + crate::kernels::KlBackend>(
     sink(Event::Phase {
         phase: "saving".into(),
     });
-    let model_dir = run_dir.model_dir();
-    let staged = run_dir.file(".model.partial");
-    let _ = std::fs::remove_dir_all(&staged);
-    let written = loop_inputs
-        .saver
-        .save_model(&inner, &staged)
-        .and_then(|()| {
-            // A model from an earlier attempt is replaced only by a complete one.
-            if model_dir.exists() {
-                std::fs::remove_dir_all(&model_dir)?;
-            }
-            Ok(std::fs::rename(&staged, &model_dir)?)
-        });
-    if let Err(e) = written {
-        let _ = std::fs::remove_dir_all(&staged);
-        return Err(e.context(format!(
-            "{}: saving the final model failed; the checkpoints are intact and --resume saves it again",
-            model_dir.display()
-        )));
-    }
+    let model_dir = save_final(&loop_inputs.saver, &inner, &run_dir)?;
     let summary = serde_json::to_value(RunSummary {
         after,
         before,

@@ -23,6 +23,7 @@
 //! gate/up/SiLU/product) and were then checked against the peak resident memory of
 //! `mdu bench-step` on the CPU (results/memory_plan/).
 
+use super::config::UnlearnConfig;
 use crate::model::{LoraSettings, ModelConfig};
 
 /// Values kept per trained token, layer and model dimension `d`.
@@ -53,6 +54,31 @@ pub struct PlanInputs<'a> {
     pub masked: usize,
     /// The device is the CPU: the process's own memory counts too.
     pub on_cpu: bool,
+}
+
+impl<'a> PlanInputs<'a> {
+    /// A step of `run`: `batch_size` forget rows (and as many retain rows for the methods that
+    /// train on retain), `width` tokens each (the longest item), half of them masked (the noise
+    /// level averages ½).
+    pub fn for_run(
+        run: &'a UnlearnConfig,
+        model: &'a ModelConfig,
+        width: usize,
+        storage_bytes: u64,
+        on_cpu: bool,
+    ) -> Self {
+        let rows = run.batch_size * if run.method.uses_retain() { 2 } else { 1 };
+        Self {
+            config: model,
+            storage_bytes,
+            lora: run.lora.as_ref(),
+            uses_reference: run.method.uses_reference(&run.params),
+            rows,
+            width,
+            masked: rows * width / 2,
+            on_cpu,
+        }
+    }
 }
 
 /// The parts of the peak, in bytes, in the order they are shown.
