@@ -386,3 +386,25 @@ fn without_a_gpu_the_window_says_what_is_missing_and_that_the_cpu_is_used() {
         .query_by_label_contains("No graphics card found")
         .is_none());
 }
+
+#[test]
+fn the_setup_says_whether_a_training_step_fits_and_lora_shrinks_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = with_devices_listed(&tmp);
+    let plan_line = |h: &Harness<'static, WorkbenchApp>| {
+        h.query_all_by_label_contains("One training step needs")
+            .next()
+            .and_then(|n| n.value())
+    };
+    step_until(&mut h, "the memory plan", Duration::from_secs(60), |a| {
+        a.is_settled()
+    });
+    h.run_steps(2);
+    let full = plan_line(&h).expect("the plan line next to the device picker");
+    assert!(full.contains("fits"), "{full}");
+    h.state_mut().settings.config.lora = Some(Default::default());
+    h.run_steps(2);
+    let lora = plan_line(&h).unwrap();
+    eprintln!("plan: {full} / with LoRA: {lora}");
+    assert_ne!(full, lora, "LoRA changes the plan");
+}
