@@ -298,17 +298,8 @@ fn save_final<B: burn::tensor::backend::Backend>(
     run_dir: &RunDir,
 ) -> Result<PathBuf> {
     let model_dir = run_dir.model_dir();
-    let staged = run_dir.file(".model.partial");
-    let _ = std::fs::remove_dir_all(&staged);
-    let written = saver.save_model(inner, &staged).and_then(|()| {
-        // A model from an earlier attempt is replaced only by a complete one.
-        if model_dir.exists() {
-            std::fs::remove_dir_all(&model_dir)?;
-        }
-        Ok(std::fs::rename(&staged, &model_dir)?)
-    });
+    let written = run_dir.replace_folder(&model_dir, |staged| saver.save_model(inner, staged));
     if let Err(e) = written {
-        let _ = std::fs::remove_dir_all(&staged);
         return Err(e.context(format!(
             "{}: saving the final model failed; the checkpoints are intact and --resume saves it again",
             model_dir.display()

@@ -182,6 +182,31 @@ impl RunDir {
         self.path.join(Self::MODEL)
     }
 
+    /// Writes the folder `dir` of this run through a staging folder beside it, renamed into place
+    /// once `write` has filled it: a failed write (a full disk) leaves an earlier `dir` and every
+    /// other folder as they were, and no partial folder behind.
+    pub fn replace_folder(
+        &self,
+        dir: &Path,
+        write: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<()> {
+        let name = dir
+            .file_name()
+            .map_or("folder".into(), |n| n.to_string_lossy());
+        let staged = self.path.join(format!(".{name}.partial"));
+        let _ = std::fs::remove_dir_all(&staged);
+        let written = write(&staged).and_then(|()| {
+            if dir.exists() {
+                std::fs::remove_dir_all(dir)?;
+            }
+            Ok(std::fs::rename(&staged, dir)?)
+        });
+        if written.is_err() {
+            let _ = std::fs::remove_dir_all(&staged);
+        }
+        written
+    }
+
     /// `config.toml` (loadable with `--config`, used by `--resume`) and `run_info.json` (what the
     /// config resolved to on this machine: inputs, device, dtype, versions).
     pub fn write_resolved_config(&self, config: &UnlearnConfig, info: &RunInfo) -> Result<()> {

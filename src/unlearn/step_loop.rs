@@ -72,21 +72,11 @@ impl CheckpointSaver<'_> {
         best: bool,
     ) -> Result<PathBuf> {
         let dir = run_dir.checkpoint_dir(step);
-        // Model and trainer records go into a staging folder renamed into place when complete:
-        // a failed write (a full disk) leaves the earlier checkpoints as they were.
-        let staged = run_dir.file(&format!(".checkpoint-{step}.partial"));
-        let _ = std::fs::remove_dir_all(&staged);
-        let written = self
-            .save_model(&model.valid(), &staged)
-            .and_then(|()| crate::train::resume::save(&staged, model, optim, state))
-            .and_then(|()| {
-                if dir.exists() {
-                    std::fs::remove_dir_all(&dir)?;
-                }
-                Ok(std::fs::rename(&staged, &dir)?)
-            });
+        let written = run_dir.replace_folder(&dir, |staged| {
+            self.save_model(&model.valid(), staged)?;
+            crate::train::resume::save(staged, model, optim, state)
+        });
         if let Err(e) = written {
-            let _ = std::fs::remove_dir_all(&staged);
             return Err(e.context(format!(
                 "{}: saving the checkpoint failed; the earlier checkpoints are intact and --resume continues from the newest",
                 dir.display()
