@@ -57,6 +57,8 @@ pub struct UnlearnConfig {
     pub generation: Generation,
     /// Steps between checkpoints (0: only the final model).
     pub save_every: usize,
+    /// Checkpoints kept: the newest this many, plus the best one (0: every one).
+    pub keep_checkpoints: usize,
     /// Stop early once the live forget ROUGE-L recall is at or below this value.
     pub stop_at_forget_rouge: Option<f64>,
     /// Warn when live retain ROUGE-L falls below this fraction of its starting value.
@@ -105,6 +107,7 @@ impl Default for UnlearnConfig {
             eval_tofu: true,
             generation: Generation::Demo { margin: 4 },
             save_every: 0,
+            keep_checkpoints: 2,
             stop_at_forget_rouge: None,
             collapse_fraction: 0.5,
             truncate: false,

@@ -253,6 +253,43 @@ impl RunDir {
     }
 
     /// Points `best_checkpoint.json` at checkpoint `step`.
+    /// The step of the best checkpoint so far (`best_checkpoint.json`), if any.
+    pub fn best_step(&self) -> Option<usize> {
+        let text = std::fs::read_to_string(self.file(Self::BEST_CHECKPOINT)).ok()?;
+        let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+        json["step"].as_u64().map(|s| s as usize)
+    }
+
+    /// Removes the `checkpoint-N/` folders beyond the newest `keep` (0 keeps every one), never the
+    /// best one; returns the folders removed.
+    pub fn prune_checkpoints(&self, keep: usize) -> Result<Vec<PathBuf>> {
+        if keep == 0 {
+            return Ok(Vec::new());
+        }
+        let mut steps: Vec<usize> = std::fs::read_dir(&self.path)?
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.strip_prefix("checkpoint-")?.parse().ok()
+            })
+            .collect();
+        steps.sort_unstable();
+        let best = self.best_step();
+        let newest = &steps[steps.len().saturating_sub(keep)..];
+        let mut removed = Vec::new();
+        for &step in &steps {
+            if !newest.contains(&step) && Some(step) != best {
+                let dir = self.checkpoint_dir(step);
+                std::fs::remove_dir_all(&dir).with_context(|| {
+                    format!("{}: cannot remove an old checkpoint", dir.display())
+                })?;
+                removed.push(dir);
+            }
+        }
+        Ok(removed)
+    }
+
     pub fn write_best(&self, step: usize, dir: &Path) -> Result<()> {
         write_atomic(&self.file(Self::BEST_CHECKPOINT), serde_json::json!({"step": step, "path": dir, "criterion": "highest live retain minus forget ROUGE-L recall"}).to_string().as_bytes())?;
         Ok(())

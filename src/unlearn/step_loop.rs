@@ -205,6 +205,7 @@ where
                 inputs
                     .saver
                     .save(inputs.run_dir, &t.model, &t.optim, &t.state, step, is_best)?;
+            inputs.run_dir.prune_checkpoints(config.keep_checkpoints)?;
             sink(Event::Checkpoint {
                 step,
                 path,

@@ -704,3 +704,69 @@ fn oversized_items_are_refused_by_name_before_they_are_parsed() {
         warnings[0]
     );
 }
+
+#[test]
+fn checkpoints_are_pruned_to_the_newest_k_plus_the_best() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (forget, retain) = data_files(tmp.path());
+    let run = tmp.path().join("run");
+    let config = UnlearnConfig {
+        checkpoint: Some(fixture("llada_f32")),
+        forget: Some(forget),
+        retain: Some(retain),
+        device: "cpu".into(),
+        steps: 7,
+        batch_size: 2,
+        live_every: 1,
+        live_items: 2,
+        live_mc_samples: 1,
+        eval_before: false,
+        eval_after: false,
+        save_every: 1,
+        keep_checkpoints: 2,
+        ..Default::default()
+    };
+    let stop = mdu_workbench::events::StopFlag::new();
+    let mut saved = Vec::new();
+    engine::run(
+        config,
+        run.clone(),
+        false,
+        &mut |e| {
+            if let Event::Checkpoint { step, .. } = e {
+                saved.push(step);
+            }
+        },
+        &stop,
+    )
+    .unwrap();
+    assert_eq!(
+        saved,
+        [1, 2, 3, 4, 5, 6],
+        "a checkpoint every step but the last"
+    );
+    let best: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("best_checkpoint.json")).unwrap())
+            .unwrap();
+    let best = best["step"].as_u64().unwrap() as usize;
+    let mut kept: Vec<usize> = std::fs::read_dir(&run)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .strip_prefix("checkpoint-")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    kept.sort_unstable();
+    let mut want = vec![5, 6];
+    if !want.contains(&best) {
+        want.insert(0, best);
+    }
+    assert_eq!(kept, want, "the newest two and the best (step {best})");
+    assert!(run
+        .join(format!("checkpoint-{best}/trainer/state.json"))
+        .is_file());
+}
