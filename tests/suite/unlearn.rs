@@ -563,26 +563,36 @@ fn sweep_picks_every_methods_rate_by_one_rule_on_the_first_seed() {
     assert!(line.ends_with(",0.141,0.141"), "{line}");
 }
 
-#[test]
-fn a_kill_between_checkpoints_then_resume_logs_each_step_once() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (forget, retain) = data_files(tmp.path());
-    let run = tmp.path().join("run");
-    let config = UnlearnConfig {
+/// A run on the fixture that only trains (live evaluation every step, no full evaluations).
+fn training_only(
+    forget: PathBuf,
+    retain: PathBuf,
+    steps: usize,
+    save_every: usize,
+) -> UnlearnConfig {
+    UnlearnConfig {
         checkpoint: Some(fixture("llada_f32")),
         forget: Some(forget),
         retain: Some(retain),
         device: "cpu".into(),
-        steps: 4,
+        steps,
         batch_size: 2,
         live_every: 1,
         live_items: 2,
         live_mc_samples: 1,
         eval_before: false,
         eval_after: false,
-        save_every: 2,
+        save_every,
         ..Default::default()
-    };
+    }
+}
+
+#[test]
+fn a_kill_between_checkpoints_then_resume_logs_each_step_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (forget, retain) = data_files(tmp.path());
+    let run = tmp.path().join("run");
+    let config = training_only(forget, retain, 4, 2);
     let stop = mdu_workbench::events::StopFlag::new();
     engine::run(config, run.clone(), false, &mut |_| {}, &stop).unwrap();
     // As if killed after step 4, before the end: the newest checkpoint is checkpoint-2, and
@@ -711,20 +721,8 @@ fn checkpoints_are_pruned_to_the_newest_k_plus_the_best() {
     let (forget, retain) = data_files(tmp.path());
     let run = tmp.path().join("run");
     let config = UnlearnConfig {
-        checkpoint: Some(fixture("llada_f32")),
-        forget: Some(forget),
-        retain: Some(retain),
-        device: "cpu".into(),
-        steps: 7,
-        batch_size: 2,
-        live_every: 1,
-        live_items: 2,
-        live_mc_samples: 1,
-        eval_before: false,
-        eval_after: false,
-        save_every: 1,
         keep_checkpoints: 2,
-        ..Default::default()
+        ..training_only(forget, retain, 7, 1)
     };
     let stop = mdu_workbench::events::StopFlag::new();
     let mut saved = Vec::new();
