@@ -166,17 +166,9 @@ pub struct StepReport {
     pub plan: String,
 }
 
-/// Two fixed synthetic batches (forget from ids seed 1 and noise seed 2, retain from 3 and 4).
-pub fn step_batches(config: &ModelConfig) -> (NoisedBatch, NoisedBatch) {
-    sized_step_batches(config, STEP_ROWS, STEP_WIDTH)
-}
-
-/// [`step_batches`] with `rows × width` tokens each, the first quarter of every row the question.
-pub fn sized_step_batches(
-    config: &ModelConfig,
-    rows: usize,
-    width: usize,
-) -> (NoisedBatch, NoisedBatch) {
+/// Two fixed synthetic batches of `rows × width` tokens, the first quarter of every row the
+/// question (forget from ids seed 1 and noise seed 2, retain from 3 and 4).
+pub fn step_batches(config: &ModelConfig, rows: usize, width: usize) -> (NoisedBatch, NoisedBatch) {
     let shape = [rows, width, width / 4];
     (
         synthetic_noised_batch(config, shape, 1, 2),
@@ -235,7 +227,7 @@ fn step_bench<B: AutodiffBackend + KlBackend>(bench: StepBench, device: &B::Devi
     let args = &bench.args;
     let config = args.config();
     let mask_id = config.mask_token_id.expect("llada_shape sets the mask id");
-    let (forget, retain) = sized_step_batches(&config, args.rows, args.width);
+    let (forget, retain) = step_batches(&config, args.rows, args.width);
     let mut model: MaskedDiffusionLm<B> = random_init(&config, device, 0, 0.02);
     let lora = args.lora();
     if let Some(lora) = &lora {
@@ -244,17 +236,11 @@ fn step_bench<B: AutodiffBackend + KlBackend>(bench: StepBench, device: &B::Devi
     // The frozen starting model θ₀: the same tensors, outside the autodiff graph; the optimizer's
     // updates give `model` new tensors, so this stays the starting point (with LoRA the base
     // itself, adapters off).
-    let reference = match lora {
-        Some(_) => model.valid().without_adapters(),
-        None => model.valid(),
-    };
+    let reference = model.valid().without_adapters();
     let plan =
         crate::unlearn::memory_plan::MemoryPlan::of(&crate::unlearn::memory_plan::PlanInputs {
             config: &config,
-            storage_bytes: burn::tensor::DType::from(
-                burn::tensor::get_device_settings::<B>(device).float_dtype,
-            )
-            .size() as u64,
+            storage_bytes: crate::model::precision::storage_bytes::<B>(device),
             lora: lora.as_ref(),
             uses_reference: true,
             rows: 2 * args.rows,

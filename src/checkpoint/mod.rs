@@ -300,9 +300,7 @@ impl Checkpoint {
         stop: &dyn Fn() -> bool,
     ) -> Result<MaskedDiffusionLm<B>, CheckpointError> {
         // The weights are stored in the device's float type (bf16 on CUDA by default).
-        let bytes_per_param =
-            burn::tensor::DType::from(burn::tensor::get_device_settings::<B>(device).float_dtype)
-                .size() as u64;
+        let bytes_per_param = crate::model::precision::storage_bytes::<B>(device);
         budget.check(&self.dir, &self.config, bytes_per_param)?;
         MaskedDiffusionLm::build(&self.config, device, |w: Weight, layer| {
             if stop() {

@@ -334,8 +334,4 @@ impl<B: Backend> Adapters<B> {
             b: param(b),
         }
     }
-
-    pub fn scale(&self) -> f64 {
-        self.settings.scale()
-    }
 }

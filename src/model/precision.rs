@@ -19,3 +19,8 @@ pub fn at_least_f32<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D>
         _ => x,
     }
 }
+
+/// Bytes per stored value on `device` (its float type: 4 for f32, 2 for bf16/f16).
+pub fn storage_bytes<B: Backend>(device: &B::Device) -> u64 {
+    DType::from(burn::tensor::get_device_settings::<B>(device).float_dtype).size() as u64
+}

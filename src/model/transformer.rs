@@ -107,14 +107,9 @@ impl<B: Backend> MaskedDiffusionLm<B> {
     /// The same weights without the adapters (the base as its own anchor): the tensors are
     /// shared, not copied.
     pub fn without_adapters(&self) -> Self {
-        Self {
-            embed: self.embed.clone(),
-            blocks: self.blocks.clone(),
-            final_norm: self.final_norm.clone(),
-            lm_head: self.lm_head.clone(),
-            adapters: None,
-            config: self.config.clone(),
-        }
+        let mut model = self.clone();
+        model.adapters = None;
+        model
     }
 
     /// The adapters folded into the base weights (`W + s·B·A`), as one plain model; each merged
@@ -123,7 +118,7 @@ impl<B: Backend> MaskedDiffusionLm<B> {
         let Some(adapters) = self.adapters.take() else {
             return self;
         };
-        let scale = adapters.scale();
+        let scale = adapters.settings.scale();
         for (block, lora) in self.blocks.iter_mut().zip(&adapters.blocks) {
             for target in LoraTarget::ALL {
                 if let Some(pair) = lora.get(target) {

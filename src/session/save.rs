@@ -31,7 +31,7 @@ fn merge_adapter(src: &Path, dest: &Path) -> anyhow::Result<()> {
 
 /// Copies a saved model folder to `dest` (which must not exist yet), through a temporary sibling
 /// renamed into place, so `dest` is either complete or absent.
-pub fn copy_model(src: &Path, dest: &Path) -> Result<PathBuf, String> {
+fn copy_model(src: &Path, dest: &Path) -> Result<PathBuf, String> {
     let fail = |e: &dyn std::fmt::Display| format!("{}: {e}", dest.display());
     if dest.exists()
         && std::fs::read_dir(dest)

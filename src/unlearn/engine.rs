@@ -326,8 +326,7 @@ fn step_plan<B: AutodiffBackend>(
         &run.config,
         model,
         width,
-        burn::tensor::DType::from(burn::tensor::get_device_settings::<B>(device).float_dtype).size()
-            as u64,
+        crate::model::precision::storage_bytes::<B>(device),
         matches!(run.device, DeviceChoice::Cpu),
     ))
 }
@@ -351,10 +350,7 @@ fn train<B: AutodiffBackend + crate::kernels::KlBackend>(
     let (ckpt, tokenizer) = (&files.checkpoint, &files.tokenizer);
     // The starting model (the "before" evaluation; MDU's anchor, NPO's reference). With LoRA it is
     // the same frozen weights with the adapters off, so it costs no memory.
-    let reference = match model.adapters {
-        Some(_) => model.valid().without_adapters(),
-        None => model.valid(),
-    };
+    let reference = model.valid().without_adapters();
     let mut eval =
         Evaluation::<B::InnerBackend>::new(config, &data, tokenizer, device, &device_name, &stop);
     eval.score_retain_model(inputs, config, &budget, sink)?;

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Output;
 
 use crate::common::fixture;
-use crate::unlearn::{data_files, stderr, tiny};
+use crate::unlearn::{data_files, logged_steps, stderr, tiny, tree_digest};
 
 fn run_with_fault(args: &[String], fault: Option<&str>) -> Output {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mdu"));
@@ -38,31 +38,6 @@ fn entries(dir: &Path) -> Vec<String> {
     names
 }
 
-fn digest(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| {
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                std::fs::read(e.path()).unwrap(),
-            )
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-fn logged_steps(run: &Path) -> Vec<u64> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["event"] == "step")
-        .map(|v| v["step"].as_u64().unwrap())
-        .collect()
-}
-
 fn args(tmp: &Path, run: &Path, steps: usize) -> Vec<String> {
     let (forget, retain) = data_files(tmp);
     let mut args = tiny(&forget, &retain, &fixture("llada_f32"), run);
@@ -76,7 +51,7 @@ fn args(tmp: &Path, run: &Path, steps: usize) -> Vec<String> {
 fn a_full_disk_during_a_checkpoint_keeps_the_earlier_one_and_resume_finishes() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
-    let input = digest(&fixture("llada_f32"));
+    let input = tree_digest(&fixture("llada_f32"));
     // Saves: checkpoint-1, then checkpoint-2 runs out of space 3,000 bytes in.
     let out = run_with_fault(&args(tmp.path(), &run, 4), Some("2:3000"));
     assert!(!out.status.success());
@@ -96,14 +71,14 @@ fn a_full_disk_during_a_checkpoint_keeps_the_earlier_one_and_resume_finishes() {
     assert!(run.join("checkpoint-1/trainer/state.json").is_file());
     mdu_workbench::checkpoint::ModelFiles::open(&run.join("checkpoint-1")).unwrap();
     assert_eq!(
-        digest(&fixture("llada_f32")),
+        tree_digest(&fixture("llada_f32")),
         input,
         "the input is untouched"
     );
 
     let out = resume(&run);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(logged_steps(&run), [1, 2, 3, 4]);
+    assert_eq!(logged_steps(&run, "step"), [1, 2, 3, 4]);
     mdu_workbench::checkpoint::ModelFiles::open(&run.join("model")).unwrap();
 }
 
@@ -131,7 +106,7 @@ fn a_full_disk_while_saving_the_final_model_leaves_no_half_model() {
 
     let out = resume(&run);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(logged_steps(&run), [1, 2, 3]);
+    assert_eq!(logged_steps(&run, "step"), [1, 2, 3]);
     mdu_workbench::checkpoint::ModelFiles::open(&run.join("model")).unwrap();
     assert!(run.join("summary.json").is_file());
 }

@@ -45,7 +45,7 @@ pub fn data_files(dir: &Path) -> (PathBuf, PathBuf) {
     (forget, retain)
 }
 
-fn tree_digest(dir: &Path) -> Vec<(String, Vec<u8>)> {
+pub fn tree_digest(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
         .unwrap()
         .flatten()
@@ -563,6 +563,17 @@ fn sweep_picks_every_methods_rate_by_one_rule_on_the_first_seed() {
     assert!(line.ends_with(",0.141,0.141"), "{line}");
 }
 
+/// The steps of the `event` lines ("step", "eval") in a run's `metrics.jsonl`, in order.
+pub fn logged_steps(run: &Path, event: &str) -> Vec<u64> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["event"] == event)
+        .map(|v| v["step"].as_u64().unwrap())
+        .collect()
+}
+
 /// A run on the fixture that only trains (live evaluation every step, no full evaluations).
 fn training_only(
     forget: PathBuf,
@@ -604,15 +615,7 @@ fn a_kill_between_checkpoints_then_resume_logs_each_step_once() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let logged = |event: &str| -> Vec<u64> {
-        std::fs::read_to_string(run.join("metrics.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-            .filter(|v| v["event"] == event)
-            .map(|v| v["step"].as_u64().unwrap())
-            .collect()
-    };
+    let logged = |event: &str| logged_steps(&run, event);
     assert_eq!(logged("step"), [1, 2, 3, 4], "steps in metrics.jsonl");
     assert_eq!(
         logged("eval"),
