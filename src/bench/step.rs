@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
-use burn::optim::{GradientsParams, Optimizer};
+use burn::optim::Optimizer;
 use burn::tensor::backend::AutodiffBackend;
 use serde::Serialize;
 
@@ -26,7 +26,7 @@ use crate::diffusion::loss::NoisedBatch;
 use crate::kernel_runtime::{self, KernelActivity};
 use crate::kernels::KlBackend;
 use crate::model::init::random_init;
-use crate::model::{LoraSettings, MaskedDiffusionLm, ModelConfig};
+use crate::model::{loss_and_gradients, LoraSettings, MaskedDiffusionLm, ModelConfig};
 use crate::train::clip::clip_global_norm;
 use crate::unlearn::methods::{LossParts, Method, MethodParams, StepBatches, StepContext};
 
@@ -99,8 +99,8 @@ pub struct BenchStepArgs {
     /// Tokens per row (the first quarter is the question).
     #[arg(long, default_value_t = STEP_WIDTH)]
     pub width: usize,
-    /// Burn's balanced activation checkpointing: memory-bound operations are recomputed in the
-    /// backward pass instead of kept.
+    /// Per-block activation checkpointing (`model::checkpointing`): only each block's input is
+    /// kept, and the block is recomputed in the backward pass.
     #[arg(long)]
     pub checkpointing: bool,
 }
@@ -213,13 +213,7 @@ struct StepBench {
 impl BackendTask for StepBench {
     type Output = StepReport;
     fn run<B: EngineBackend>(self, device: &B::Device) -> StepReport {
-        if self.args.checkpointing {
-            step_bench::<
-                Autodiff<B, burn::backend::autodiff::checkpoint::strategy::BalancedCheckpointing>,
-            >(self, device)
-        } else {
-            step_bench::<Autodiff<B>>(self, device)
-        }
+        step_bench::<Autodiff<B>>(self, device)
     }
 }
 
@@ -244,6 +238,8 @@ fn step_bench<B: AutodiffBackend + KlBackend>(bench: StepBench, device: &B::Devi
             lora: lora.as_ref(),
             uses_reference: true,
             rows: 2 * args.rows,
+            pass_rows: args.rows,
+            checkpointing: args.checkpointing,
             width: args.width,
             masked: forget.masked.len() + retain.masked.len(),
             on_cpu: bench.device_name == "cpu",
@@ -278,11 +274,13 @@ fn step_bench<B: AutodiffBackend + KlBackend>(bench: StepBench, device: &B::Devi
         }
         let before = kernel_runtime::snapshot();
         let start = Instant::now();
-        let parts = loss.of(&model);
+        let (_, parts, mut grads) = loss_and_gradients(&model, args.checkpointing, |m| {
+            let parts = loss.of(m);
+            (parts.total.clone(), parts)
+        });
         if i == 0 {
             (forget_first, retain_first) = (parts.value("forget"), parts.value("retain"));
         }
-        let mut grads = GradientsParams::from_grads(parts.total.backward(), &model);
         clip_global_norm::<B, _>(&model, &mut grads, 1.0);
         model = optim.step(STEP_LR, model, grads);
         sync();

@@ -3,6 +3,7 @@
 //! dispatch on the architecture (config keys, tensor names) is here, so that `config.rs` stays
 //! independent of the architecture files.
 
+pub mod checkpointing;
 pub mod config;
 pub mod dream;
 pub mod init;
@@ -13,6 +14,7 @@ pub mod transformer;
 
 use std::path::Path;
 
+pub use checkpointing::{loss_and_gradients, BlockTape};
 pub use config::{Architecture, ConfigError, ModelConfig};
 pub use lora::{Adapters, LoraSettings, LoraTarget};
 pub use transformer::MaskedDiffusionLm;

@@ -11,6 +11,7 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, DType, Int, Tensor, TensorData};
 
+use super::checkpointing::TapeHandle;
 use super::config::ModelConfig;
 use super::lora::{Adapters, BlockAdapters, LoraPair, LoraTarget};
 use super::precision::{accumulation_dtype, at_least_f32};
@@ -44,6 +45,10 @@ pub struct MaskedDiffusionLm<B: Backend> {
     pub adapters: Option<Adapters<B>>,
     #[module(skip)]
     pub config: ModelConfig,
+    /// Per-block activation checkpointing while training (`checkpointing.rs`); `None` keeps
+    /// every activation for the backward pass.
+    #[module(skip)]
+    pub block_tape: Option<TapeHandle>,
 }
 
 impl<B: Backend> MaskedDiffusionLm<B> {
@@ -93,6 +98,7 @@ impl<B: Backend> MaskedDiffusionLm<B> {
             lm_head: p2(source(Weight::LmHead, 0)?),
             adapters: None,
             config: config.clone(),
+            block_tape: None,
         })
     }
 
@@ -188,22 +194,39 @@ impl<B: Backend> MaskedDiffusionLm<B> {
         let c = &self.config;
         let [batch, len] = ids.dims();
         let device = ids.device();
-        let mut x = burn::tensor::module::embedding(self.embed.val(), ids);
+        let x = burn::tensor::module::embedding(self.embed.val(), ids);
         let rope = Rope::new(c, len, &device);
         let mask = key_padding.map(|pad| {
             pad.reshape([batch, 1, 1, len])
                 .expand([batch, c.num_heads, len, len])
         });
-        let lora = self.adapters.as_ref();
-        for (layer, block) in self.blocks.iter().enumerate() {
-            let adapters = lora.map(|a| Lora {
-                block: &a.blocks[layer],
-                scale: a.settings.scale(),
-                dropout: a.settings.dropout,
-            });
-            x = block.forward(x, c, &rope, mask.clone(), adapters);
-        }
+        let x = match &self.block_tape {
+            Some(tape) => tape.run(self, x, mask.clone()),
+            None => Err(x),
+        };
+        let x = x.unwrap_or_else(|mut x| {
+            for layer in 0..self.blocks.len() {
+                x = self.block_forward(layer, x, &rope, mask.clone());
+            }
+            x
+        });
         rms_norm(x, &self.final_norm, c.rms_norm_eps)
+    }
+
+    /// Block `layer` (with its adapters) on `x` `[B, L, D]`.
+    pub(super) fn block_forward(
+        &self,
+        layer: usize,
+        x: Tensor<B, 3>,
+        rope: &Rope<B>,
+        mask: Option<Tensor<B, 4, Bool>>,
+    ) -> Tensor<B, 3> {
+        let adapters = self.adapters.as_ref().map(|a| Lora {
+            block: &a.blocks[layer],
+            scale: a.settings.scale(),
+            dropout: a.settings.dropout,
+        });
+        self.blocks[layer].forward(x, &self.config, rope, mask, adapters)
     }
 
     /// LM head on selected hidden rows `[N, D]` → logits `[N, V]` (never the full `[B·L, V]` unless asked).
@@ -331,10 +354,11 @@ impl<B: Backend> Block<B> {
 /// SiLU. Without a gradient to track (evaluation, generation, frozen passes) it is
 /// `x / (1 + exp(−x))`: one exponential and four passes, where Burn's generic sigmoid takes two
 /// exponentials, a logarithm and six (ndarray has no fused sigmoid). That form is exact at both
-/// tails in the forward (−x/∞ = −0) but its autodiff backward would give ∞/∞ there, so a tracked
-/// tensor keeps Burn's `silu`, whose sigmoid node has a stable backward.
+/// tails in the forward (−x/∞ = −0) but its autodiff backward would give ∞/∞ there, so on an
+/// autodiff backend Burn's `silu`, whose sigmoid node has a stable backward, is kept. (The test is
+/// the backend, not `is_require_grad`, which is false for every tensor but a leaf.)
 fn swish<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    if x.is_require_grad() {
+    if B::ad_enabled(&x.device()) {
         silu(x)
     } else {
         x.clone() / (x.neg().exp() + 1.0)

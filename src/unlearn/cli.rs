@@ -53,6 +53,10 @@ pub struct RunOptions {
     pub device: Option<String>,
     #[command(flatten)]
     pub lora: LoraOptions,
+    /// Per-block activation checkpointing: keep only each block's input and recompute the block
+    /// in the backward pass (auto: on when a step would not fit in free memory).
+    #[arg(long, value_name = "auto|on|off")]
+    pub checkpointing: Option<super::config::Checkpointing>,
 }
 
 /// LoRA instead of full fine-tuning: any of these flags turns it on (`[lora]` in a config too).
@@ -146,8 +150,14 @@ impl RunOptions {
             c.device = v.clone();
         }
         self.lora.apply(&mut c)?;
+        if let Some(v) = self.checkpointing {
+            c.checkpointing = v;
+        }
         if let Some(lora) = &c.lora {
             lora.validate().map_err(anyhow::Error::msg)?;
+        }
+        if let Some(problem) = c.checkpointing_conflict() {
+            bail!("{problem}");
         }
         if c.checkpoint.is_none() && !c.demo {
             bail!("no model: pass --checkpoint DIR, or --demo for the embedded demo");

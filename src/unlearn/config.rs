@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+pub use super::memory_plan::Checkpointing;
 use super::methods::{Method, MethodParams};
 use crate::eval::protocol::Generation;
 pub use crate::model::{LoraSettings, LoraTarget};
@@ -68,6 +69,8 @@ pub struct UnlearnConfig {
     pub truncate: bool,
     /// Train LoRA adapters on a frozen base instead of every weight (`[lora]`).
     pub lora: Option<LoraSettings>,
+    /// Per-block activation checkpointing: `auto` turns it on when a step would not fit.
+    pub checkpointing: Checkpointing,
 }
 
 impl Default for UnlearnConfig {
@@ -112,6 +115,7 @@ impl Default for UnlearnConfig {
             collapse_fraction: 0.5,
             truncate: false,
             lora: None,
+            checkpointing: Checkpointing::Auto,
         }
     }
 }
@@ -131,6 +135,17 @@ impl UnlearnConfig {
     }
 
     /// Reads a TOML file over the defaults; unknown keys are errors that list the known ones.
+    /// Why checkpointing set to `on` cannot run with these settings: a recomputed block would
+    /// draw new LoRA dropout masks.
+    pub fn checkpointing_conflict(&self) -> Option<String> {
+        let dropout = self.lora.as_ref().map_or(0.0, |l| l.dropout);
+        (self.checkpointing == Checkpointing::On && dropout > 0.0).then(|| {
+            format!(
+                "checkpointing = \"on\" cannot run with lora.dropout = {dropout}: a recomputed block would draw new dropout masks; set the dropout to 0 or checkpointing to \"off\""
+            )
+        })
+    }
+
     pub fn from_toml_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("{}: cannot read", path.display()))?;

@@ -175,6 +175,8 @@ struct Loaded<B: AutodiffBackend> {
     data: Data,
     model: MaskedDiffusionLm<B>,
     budget: MemoryBudget,
+    /// Per-block activation checkpointing, as resolved against the free memory.
+    checkpointing: bool,
 }
 
 /// Prepares the run folder, reads the model folder and data, loads the model (a stop request is
@@ -213,7 +215,15 @@ fn load<B: AutodiffBackend>(
     }
     let budget = run.device.memory_budget();
     let ckpt = &files.checkpoint;
-    let plan = step_plan::<B>(run, &ckpt.config, &data, device);
+    let (checkpointing, plan) = step_plan::<B>(run, &ckpt.config, &data, device, &budget);
+    if checkpointing {
+        sink(Event::Warning {
+            message: format!(
+                "activation checkpointing is on (each block runs twice, a step takes longer): {}",
+                plan.describe()
+            ),
+        });
+    }
     if let Some(available) = budget.available {
         if plan.total() > available {
             anyhow::bail!(
@@ -270,6 +280,7 @@ fn load<B: AutodiffBackend>(
         data,
         model,
         budget,
+        checkpointing,
     })
 }
 
@@ -308,13 +319,14 @@ fn save_final<B: burn::tensor::backend::Backend>(
     Ok(model_dir)
 }
 
-/// The memory plan of this run's steps; its longest item sets the width.
+/// Whether this run's steps checkpoint, and their memory plan; its longest item sets the width.
 fn step_plan<B: AutodiffBackend>(
     run: &ResolvedRun,
     model: &crate::model::ModelConfig,
     data: &Data,
     device: &B::Device,
-) -> MemoryPlan {
+    budget: &MemoryBudget,
+) -> (bool, MemoryPlan) {
     let width = data
         .forget
         .iter()
@@ -322,13 +334,14 @@ fn step_plan<B: AutodiffBackend>(
         .map(|e| e.prompt.len() + e.answer.len())
         .max()
         .unwrap_or(0);
-    MemoryPlan::of(&PlanInputs::for_run(
+    PlanInputs::for_run(
         &run.config,
         model,
         width,
         crate::model::precision::storage_bytes::<B>(device),
         matches!(run.device, DeviceChoice::Cpu),
-    ))
+    )
+    .resolve(run.config.checkpointing, budget.available)
 }
 
 /// Loads, evaluates before, trains, evaluates after and saves; see the module's parts.
@@ -346,6 +359,7 @@ fn train<B: AutodiffBackend + crate::kernels::KlBackend>(
         data,
         model,
         budget,
+        checkpointing,
     } = load_or_tidy::<B>(&run, device, sink, &stop)?;
     let (ckpt, tokenizer) = (&files.checkpoint, &files.tokenizer);
     // The starting model (the "before" evaluation; MDU's anchor, NPO's reference). With LoRA it is
@@ -405,6 +419,7 @@ fn train<B: AutodiffBackend + crate::kernels::KlBackend>(
         },
         started,
         stop: &stop,
+        checkpointing,
     };
     let mut metrics = MetricsLog::open(&run_dir, training.state.step)?;
     let (training, step) =

@@ -10,7 +10,10 @@
 //! - gradients `P·S` (LoRA: `Pa·4`), AdamW moments `2·P·4` (LoRA: `2·Pa·4`), the adapters `Pa·4`;
 //! - activations kept for the backward pass: per trained token and layer
 //!   `ACT_PER_D·d + ACT_PER_F·f + ACT_PER_SCORE·heads·width` values, in f32 where the model
-//!   computes in f32 (norms, RoPE, softmax) and in S elsewhere: counted at 4 bytes;
+//!   computes in f32 (norms, RoPE, softmax) and in S elsewhere: counted at 4 bytes. With
+//!   per-block checkpointing (`model::checkpointing`) only each block's input is kept (`d` values
+//!   per token and layer, plus the embedding output), and one block's activations for one forward
+//!   pass's rows exist at a time while it is recomputed;
 //! - the logits of the masked answer rows, `LOGIT_COPIES` f32 copies of `rows × vocab` (model
 //!   logits, log-softmax, the anchor's target distribution, their gradients);
 //! - on the CPU, the process itself (`CPU_RUNTIME_BYTES`, measured with a model of 8 dimensions).
@@ -23,8 +26,23 @@
 //! gate/up/SiLU/product) and were then checked against the peak resident memory of
 //! `mdu bench-step` on the CPU (results/memory_plan/).
 
+use serde::{Deserialize, Serialize};
+
 use super::config::UnlearnConfig;
 use crate::model::{LoraSettings, ModelConfig};
+
+/// Per-block activation checkpointing (`checkpointing` in a run config).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Checkpointing {
+    /// On when one step would not fit in the device's free memory without it.
+    #[default]
+    Auto,
+    /// Always: each block is run twice, and only its input is kept.
+    On,
+    /// Never: every activation is kept (the fastest step).
+    Off,
+}
 
 /// Values kept per trained token, layer and model dimension `d`.
 pub const ACT_PER_D: u64 = 16;
@@ -48,6 +66,11 @@ pub struct PlanInputs<'a> {
     pub uses_reference: bool,
     /// Rows per micro-batch that carry gradients (forget + retain).
     pub rows: usize,
+    /// Rows of the largest single forward pass (one block of it is recomputed at a time when
+    /// checkpointing).
+    pub pass_rows: usize,
+    /// Per-block activation checkpointing.
+    pub checkpointing: bool,
     /// Tokens per row.
     pub width: usize,
     /// Masked answer positions per micro-batch (the rows the LM head is applied to).
@@ -74,10 +97,28 @@ impl<'a> PlanInputs<'a> {
             lora: run.lora.as_ref(),
             uses_reference: run.method.uses_reference(&run.params),
             rows,
+            pass_rows: run.batch_size,
+            checkpointing: run.checkpointing == Checkpointing::On,
             width,
             masked: rows * width / 2,
             on_cpu,
         }
+    }
+
+    /// Resolves `auto` checkpointing against the device's free memory (`None`: unknown, off)
+    /// and returns whether it is on and the plan of the step as it will run.
+    pub fn resolve(mut self, setting: Checkpointing, available: Option<u64>) -> (bool, MemoryPlan) {
+        self.checkpointing = match setting {
+            Checkpointing::On => true,
+            Checkpointing::Off => false,
+            Checkpointing::Auto => {
+                // LoRA dropout cannot be recomputed (see `UnlearnConfig::checkpointing_conflict`).
+                let dropout = self.lora.is_some_and(|l| l.dropout > 0.0);
+                self.checkpointing = false;
+                !dropout && available.is_some_and(|free| MemoryPlan::of(&self).total() > free)
+            }
+        };
+        (self.checkpointing, MemoryPlan::of(&self))
     }
 }
 
@@ -112,10 +153,17 @@ impl MemoryPlan {
         let per_token_layer = ACT_PER_D * c.hidden_size as u64
             + ACT_PER_F * c.intermediate_size as u64
             + ACT_PER_SCORE * (c.num_heads * i.width) as u64;
-        parts.push((
-            "activations",
-            tokens * c.num_layers as u64 * per_token_layer * 4,
-        ));
+        if i.checkpointing {
+            let layers = c.num_layers as u64 + 1;
+            parts.push(("block inputs", tokens * layers * c.hidden_size as u64 * 4));
+            let pass_tokens = (i.pass_rows.min(i.rows) * i.width) as u64;
+            parts.push(("one block's activations", pass_tokens * per_token_layer * 4));
+        } else {
+            parts.push((
+                "activations",
+                tokens * c.num_layers as u64 * per_token_layer * 4,
+            ));
+        }
         parts.push((
             "logits rows",
             i.masked as u64 * c.vocab_size as u64 * 4 * LOGIT_COPIES,
@@ -160,6 +208,9 @@ impl MemoryPlan {
         let mut advice = Vec::new();
         if !lora {
             advice.push("LoRA (--lora) trains a few adapters on a frozen base");
+        }
+        if !self.parts.iter().any(|(name, _)| *name == "block inputs") {
+            advice.push("activation checkpointing (--checkpointing on)");
         }
         advice.push("a smaller --batch-size (with grad_accum to keep the effective batch)");
         format!(

@@ -23,7 +23,7 @@ use crate::diffusion::batch::{SftBatch, SftExample};
 use crate::diffusion::loss::{LossWeighting, NoisedBatch};
 use crate::eval::protocol::EvalError;
 use crate::events::{Event, StopFlag};
-use crate::model::MaskedDiffusionLm;
+use crate::model::{loss_and_gradients, MaskedDiffusionLm};
 use crate::rng::SplitMix64;
 use crate::tokenizer::SpecialTokens;
 use crate::train::clip::{clip_global_norm, global_grad_norm};
@@ -50,6 +50,8 @@ pub struct LoopInputs<'a, B: AutodiffBackend> {
     pub saver: CheckpointSaver<'a>,
     pub started: Instant,
     pub stop: &'a StopFlag,
+    /// Per-block activation checkpointing (`model::checkpointing`).
+    pub checkpointing: bool,
 }
 
 /// Writes `checkpoint-N/`: a loadable model in the input's layout, or with LoRA the adapter as a
@@ -235,14 +237,16 @@ where
     let mut loss_sum = 0.0;
     let mut tokens = 0usize;
     for m in 0..micro {
-        let (total, parts, n_tokens) = micro_batch_loss(inputs, &training.model, step * micro + m);
+        let (total, (parts, n_tokens), grads) =
+            loss_and_gradients(&training.model, inputs.checkpointing, |model| {
+                let (total, parts, n_tokens) = micro_batch_loss(inputs, model, step * micro + m);
+                (total / micro as f32, (parts, n_tokens))
+            });
         for (name, value) in parts {
             *parts_sum.entry(name).or_default() += value / micro as f64;
         }
         tokens += n_tokens;
-        let total = total / micro as f32;
-        loss_sum += total.clone().into_scalar().elem::<f64>();
-        let grads = GradientsParams::from_grads(total.backward(), &training.model);
+        loss_sum += total.into_scalar().elem::<f64>();
         grads_total = Some(match grads_total {
             None => grads,
             Some(acc) => crate::train::accumulate_grads(&training.model, acc, grads),

@@ -432,6 +432,8 @@ fn the_memory_plan_shows_what_lora_saves_on_an_8b_shape() {
             lora,
             uses_reference: true,
             rows: 8,
+            pass_rows: 4,
+            checkpointing: false,
             width: 512,
             masked: 2048,
             on_cpu: false,

@@ -6,6 +6,7 @@
 
 mod architecture;
 mod checkpoint_io;
+mod checkpointing;
 mod cli;
 mod common;
 mod data_files;

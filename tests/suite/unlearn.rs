@@ -575,7 +575,7 @@ pub fn logged_steps(run: &Path, event: &str) -> Vec<u64> {
 }
 
 /// A run on the fixture that only trains (live evaluation every step, no full evaluations).
-fn training_only(
+pub fn training_only(
     forget: PathBuf,
     retain: PathBuf,
     steps: usize,
