@@ -8,7 +8,7 @@ use eframe::egui;
 use super::dialogs::{Dialogs, PickKind, PickRequest};
 use crate::data::{read_qa_file, QaItem};
 use crate::session::{ModelInfo, Pending};
-use crate::unlearn::config::{LoraSettings, LoraTarget, UnlearnConfig};
+use crate::unlearn::config::{Checkpointing, LoraSettings, LoraTarget, UnlearnConfig};
 use crate::unlearn::{KlDirection, Method};
 
 /// What the panel shows about a data file.
@@ -411,6 +411,32 @@ pub fn show_lora(ui: &mut egui::Ui, config: &mut UnlearnConfig) {
         }
     });
     if let Err(problem) = lora.validate() {
+        ui.colored_label(ui.visuals().warn_fg_color, problem);
+    }
+}
+
+/// Per-block activation checkpointing: auto, on or off.
+pub fn show_checkpointing(ui: &mut egui::Ui, config: &mut UnlearnConfig) {
+    ui.horizontal(|ui| {
+        ui.label("Activation checkpointing").on_hover_text(
+            "Keep only each block's input and run the block again in the backward pass: far \
+                 less memory for long sequences and big batches, about one more forward pass of \
+                 time.",
+        );
+        for (value, name, tip) in [
+            (
+                Checkpointing::Auto,
+                "Auto",
+                "On only when a step would not fit in the device's free memory without it.",
+            ),
+            (Checkpointing::On, "On", "Always (not with LoRA dropout)."),
+            (Checkpointing::Off, "Off", "Never: the fastest step."),
+        ] {
+            ui.selectable_value(&mut config.checkpointing, value, name)
+                .on_hover_text(tip);
+        }
+    });
+    if let Some(problem) = config.checkpointing_conflict() {
         ui.colored_label(ui.visuals().warn_fg_color, problem);
     }
 }

@@ -10,7 +10,7 @@ use super::dialogs::Dialogs;
 use super::settings::Settings;
 use super::setup::{self, FileInfo, PathField};
 use crate::session::{DeviceMemory, ModelInfo};
-use crate::unlearn::memory_plan::{MemoryPlan, PlanInputs};
+use crate::unlearn::memory_plan::PlanInputs;
 
 /// What the panel edits and shows.
 pub struct SetupInput<'a> {
@@ -57,6 +57,7 @@ pub fn show(ui: &mut egui::Ui, app: SetupInput) -> Vec<Action> {
         setup::show_lora(ui, &mut app.settings.config);
         ui.separator();
         device_picker(ui, &mut app);
+        setup::show_checkpointing(ui, &mut app.settings.config);
         memory_plan(ui, &mut app);
         let runs_label = ui.label("Runs folder");
         let mut root = app.settings.runs_root.display().to_string();
@@ -146,14 +147,23 @@ fn memory_plan(ui: &mut egui::Ui, app: &mut SetupInput) {
         return;
     };
     let config = &app.settings.config;
-    let plan = MemoryPlan::of(&PlanInputs::for_run(
+    let (checkpointing, plan) = PlanInputs::for_run(
         config,
         &info.shape,
         width,
         device.storage_bytes,
         device.on_cpu,
-    ));
-    let need = setup::human_bytes(plan.total());
+    )
+    .resolve(config.checkpointing, device.available);
+    let need = format!(
+        "{}{}",
+        setup::human_bytes(plan.total()),
+        if checkpointing {
+            " with checkpointing"
+        } else {
+            ""
+        }
+    );
     let fits = device.available.map(|a| plan.total() <= a);
     let text = match (fits, device.available) {
         (Some(true), Some(a)) => format!(

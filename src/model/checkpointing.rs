@@ -28,8 +28,7 @@ use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Bool, Tensor};
 
-use super::transformer::Rope;
-use super::MaskedDiffusionLm;
+use super::transformer::{BlockPass, BlockRunner, BlockRunnerHandle, MaskedDiffusionLm, Rope};
 
 /// The kept block inputs of every tracked forward pass since the tape was made.
 pub struct BlockTape<B: AutodiffBackend> {
@@ -61,7 +60,7 @@ impl<B: AutodiffBackend> BlockTape<B> {
     /// `model` (a cheap clone: the tensors are shared) recording onto this tape.
     pub fn attach(self: &Arc<Self>, model: &MaskedDiffusionLm<B>) -> MaskedDiffusionLm<B> {
         let mut taped = model.clone();
-        taped.block_tape = Some(TapeHandle(self.clone()));
+        taped.block_runner = Some(BlockRunnerHandle(self.clone()));
         taped
     }
 
@@ -85,7 +84,7 @@ impl<B: AutodiffBackend> BlockTape<B> {
         }
         let output = Tensor::<B, 3>::from_inner(h).require_grad();
         let mut kept = model.clone();
-        kept.block_tape = None;
+        kept.block_runner = None;
         self.entries
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -180,64 +179,15 @@ impl<B: AutodiffBackend> TapeEntry<B> {
     }
 }
 
-/// The tape as the model holds it: backend-erased, because the model's forward pass is generic
-/// over every backend and only an autodiff backend records. A pass on another backend (the
-/// inner model of `valid()`) runs its blocks as usual.
-#[derive(Clone)]
-pub struct TapeHandle(Arc<dyn ErasedTape>);
-
-impl std::fmt::Debug for TapeHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TapeHandle")
-    }
-}
-
-trait ErasedTape: Send + Sync {
-    /// The backend whose passes this tape records.
-    fn backend(&self) -> TypeId;
-    /// `forward` on a `BlockPass` of that backend; returns the output tensor.
-    fn forward_erased(&self, pass: Box<dyn Any>) -> Box<dyn Any>;
-}
-
-struct BlockPass<B: burn::tensor::backend::Backend> {
-    model: MaskedDiffusionLm<B>,
-    x: Tensor<B, 3>,
-    mask: Option<Tensor<B, 4, Bool>>,
-}
-
-impl<B: AutodiffBackend> ErasedTape for BlockTape<B> {
+impl<B: AutodiffBackend> BlockRunner for BlockTape<B> {
     fn backend(&self) -> TypeId {
         TypeId::of::<B>()
     }
 
-    fn forward_erased(&self, pass: Box<dyn Any>) -> Box<dyn Any> {
+    fn run_blocks(&self, pass: Box<dyn Any>) -> Box<dyn Any> {
         let pass = pass
             .downcast::<BlockPass<B>>()
-            .expect("the caller checked the backend");
+            .expect("the model checked the backend");
         Box::new(self.forward(&pass.model, pass.x, pass.mask))
-    }
-}
-
-impl TapeHandle {
-    /// The blocks of `model` on `x`, checkpointed, when this tape records `B`'s passes; `Err`
-    /// gives `x` back otherwise.
-    pub(super) fn run<B: burn::tensor::backend::Backend>(
-        &self,
-        model: &MaskedDiffusionLm<B>,
-        x: Tensor<B, 3>,
-        mask: Option<Tensor<B, 4, Bool>>,
-    ) -> Result<Tensor<B, 3>, Tensor<B, 3>> {
-        if self.0.backend() != TypeId::of::<B>() {
-            return Err(x);
-        }
-        let pass = BlockPass {
-            model: model.clone(),
-            x,
-            mask,
-        };
-        let out = self.0.forward_erased(Box::new(pass));
-        Ok(*out
-            .downcast::<Tensor<B, 3>>()
-            .expect("a tape returns its backend's tensor"))
     }
 }

@@ -4,6 +4,9 @@
 //! and a checkpoint round-trips bit for bit. The model returns hidden states; callers apply the LM
 //! head to the rows they need (`logits_for_rows`), because losses only need masked answer positions.
 
+use std::any::{Any, TypeId};
+use std::sync::Arc;
+
 use burn::module::{Module, Param};
 use burn::tensor::activation::silu;
 use burn::tensor::backend::Backend;
@@ -11,7 +14,6 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, DType, Int, Tensor, TensorData};
 
-use super::checkpointing::TapeHandle;
 use super::config::ModelConfig;
 use super::lora::{Adapters, BlockAdapters, LoraPair, LoraTarget};
 use super::precision::{accumulation_dtype, at_least_f32};
@@ -48,7 +50,7 @@ pub struct MaskedDiffusionLm<B: Backend> {
     /// Per-block activation checkpointing while training (`checkpointing.rs`); `None` keeps
     /// every activation for the backward pass.
     #[module(skip)]
-    pub block_tape: Option<TapeHandle>,
+    pub block_runner: Option<BlockRunnerHandle>,
 }
 
 impl<B: Backend> MaskedDiffusionLm<B> {
@@ -98,7 +100,7 @@ impl<B: Backend> MaskedDiffusionLm<B> {
             lm_head: p2(source(Weight::LmHead, 0)?),
             adapters: None,
             config: config.clone(),
-            block_tape: None,
+            block_runner: None,
         })
     }
 
@@ -200,16 +202,27 @@ impl<B: Backend> MaskedDiffusionLm<B> {
             pad.reshape([batch, 1, 1, len])
                 .expand([batch, c.num_heads, len, len])
         });
-        let x = match &self.block_tape {
-            Some(tape) => tape.run(self, x, mask.clone()),
-            None => Err(x),
-        };
-        let x = x.unwrap_or_else(|mut x| {
-            for layer in 0..self.blocks.len() {
-                x = self.block_forward(layer, x, &rope, mask.clone());
+        let x = match &self.block_runner {
+            Some(runner) if runner.0.backend() == TypeId::of::<B>() => {
+                let pass = BlockPass {
+                    model: self.clone(),
+                    x,
+                    mask,
+                };
+                *runner
+                    .0
+                    .run_blocks(Box::new(pass))
+                    .downcast::<Tensor<B, 3>>()
+                    .expect("a block runner returns its backend's tensor")
             }
-            x
-        });
+            _ => {
+                let mut x = x;
+                for layer in 0..self.blocks.len() {
+                    x = self.block_forward(layer, x, &rope, mask.clone());
+                }
+                x
+            }
+        };
         rms_norm(x, &self.final_norm, c.rms_norm_eps)
     }
 
@@ -265,6 +278,34 @@ impl<B: Backend> MaskedDiffusionLm<B> {
             .into_vec::<f32>()
             .expect("f32 logits")
     }
+}
+
+/// Runs a model's blocks in place of the plain loop (per-block activation checkpointing,
+/// `checkpointing.rs`). Backend-erased, because the model's forward pass is generic over every
+/// backend while a runner serves one: a pass on another backend (the inner model of `valid()`)
+/// runs its blocks as usual.
+pub trait BlockRunner: Send + Sync {
+    /// The backend whose passes this runner takes.
+    fn backend(&self) -> TypeId;
+    /// The blocks' output `Tensor<B, 3>` for a [`BlockPass<B>`] of that backend.
+    fn run_blocks(&self, pass: Box<dyn Any>) -> Box<dyn Any>;
+}
+
+/// A [`BlockRunner`] as the model holds it.
+#[derive(Clone)]
+pub struct BlockRunnerHandle(pub Arc<dyn BlockRunner>);
+
+impl std::fmt::Debug for BlockRunnerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BlockRunnerHandle")
+    }
+}
+
+/// What a [`BlockRunner`] gets: the model, the embedding output `[B, L, D]` and the attention mask.
+pub struct BlockPass<B: Backend> {
+    pub model: MaskedDiffusionLm<B>,
+    pub x: Tensor<B, 3>,
+    pub mask: Option<Tensor<B, 4, Bool>>,
 }
 
 /// Gathers hidden rows at flat positions (`b·L + l`) into `[N, D]`.

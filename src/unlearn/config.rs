@@ -6,12 +6,24 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-pub use super::memory_plan::Checkpointing;
 use super::methods::{Method, MethodParams};
 use crate::eval::protocol::Generation;
 pub use crate::model::{LoraSettings, LoraTarget};
 use crate::train::schedule::LrSchedule;
 pub use crate::train::schedule::LrShape;
+
+/// Per-block activation checkpointing (`checkpointing` in a run config).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Checkpointing {
+    /// On when one step would not fit in the device's free memory without it.
+    #[default]
+    Auto,
+    /// Always: each block is run twice, and only its input is kept.
+    On,
+    /// Never: every activation is kept (the fastest step).
+    Off,
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -1,5 +1,6 @@
 //! The memory one unlearning step needs, part by part, before anything is loaded: the same plan
-//! for `mdu plan`, the pre-load check of `mdu unlearn` and the window's "fits / does not fit".
+//! for the pre-load check of `mdu unlearn`, `mdu bench-step`'s report and the window's "fits /
+//! does not fit".
 //!
 //! Parts (S = bytes per stored value: 4 in f32, 2 in bf16/f16; P = model parameters, Pa = LoRA
 //! parameters; moments and adapters are always f32):
@@ -26,23 +27,8 @@
 //! gate/up/SiLU/product) and were then checked against the peak resident memory of
 //! `mdu bench-step` on the CPU (results/memory_plan/).
 
-use serde::{Deserialize, Serialize};
-
-use super::config::UnlearnConfig;
+use super::config::{Checkpointing, UnlearnConfig};
 use crate::model::{LoraSettings, ModelConfig};
-
-/// Per-block activation checkpointing (`checkpointing` in a run config).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Checkpointing {
-    /// On when one step would not fit in the device's free memory without it.
-    #[default]
-    Auto,
-    /// Always: each block is run twice, and only its input is kept.
-    On,
-    /// Never: every activation is kept (the fastest step).
-    Off,
-}
 
 /// Values kept per trained token, layer and model dimension `d`.
 pub const ACT_PER_D: u64 = 16;

@@ -407,4 +407,14 @@ fn the_setup_says_whether_a_training_step_fits_and_lora_shrinks_it() {
     let lora = plan_line(&h).unwrap();
     eprintln!("plan: {full} / with LoRA: {lora}");
     assert_ne!(full, lora, "LoRA changes the plan");
+    // The demo fits, so `auto` leaves checkpointing off; `on` shows in the line.
+    assert!(!lora.contains("checkpointing"), "{lora}");
+    h.state_mut().settings.config.checkpointing = mdu_workbench::unlearn::config::Checkpointing::On;
+    h.run_steps(2);
+    let checkpointed = plan_line(&h).unwrap();
+    assert!(
+        checkpointed.contains("with checkpointing"),
+        "{checkpointed}"
+    );
+    assert_ne!(checkpointed, lora);
 }

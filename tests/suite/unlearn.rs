@@ -422,9 +422,15 @@ fn eval_and_sweep_on_the_fixture() {
 #[test]
 fn shipped_configs_parse_with_the_paper_settings() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configs");
-    for (file, steps) in [
-        ("llada8b_tofu_forget10.toml", 225),
-        ("dream7b_tofu_forget10.toml", 125),
+    // Steps: epochs (LLaDA 9, Dream 5) × optimiser steps per epoch, HF's Trainer's
+    // ⌊⌈rows / 4⌉ / 4⌋ for 40, 200 and 400 forget rows.
+    for (file, split, steps) in [
+        ("llada8b_tofu_forget10.toml", "forget10", 225),
+        ("dream7b_tofu_forget10.toml", "forget10", 125),
+        ("llada8b_tofu_forget05.toml", "forget05", 108),
+        ("dream7b_tofu_forget05.toml", "forget05", 60),
+        ("llada8b_tofu_forget01.toml", "forget01", 18),
+        ("dream7b_tofu_forget01.toml", "forget01", 10),
     ] {
         let c = UnlearnConfig::from_toml_file(&dir.join(file))
             .unwrap_or_else(|e| panic!("{file}: {e:#}"));
@@ -441,7 +447,9 @@ fn shipped_configs_parse_with_the_paper_settings() {
             "{file}"
         );
         assert!(
-            c.forget.unwrap().ends_with("data/tofu/forget10.json"),
+            c.forget
+                .unwrap()
+                .ends_with(format!("data/tofu/{split}.json")),
             "{file}: paths are relative to the file"
         );
         assert!(
