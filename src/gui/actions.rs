@@ -19,6 +19,14 @@ pub enum Action {
     KeepRunning,
     /// Fill the setup panel with the embedded demo's files.
     UseDemo,
+    /// Fill every knob and path from `unlearn::presets::PRESETS[i]`.
+    ApplyPreset(usize),
+    /// Pick the folder holding `models/` and `data/` for the presets.
+    BrowseDataRoot,
+    /// Read a run config (TOML) into the setup panel.
+    OpenConfig,
+    /// Write the setup panel as a run config (TOML).
+    SaveConfig,
     SetRunsRoot(PathBuf),
     RescanHistory,
     /// Show a past run's curves and samples.

@@ -9,7 +9,7 @@ use eframe::egui;
 use super::actions::{Action, Export};
 use super::dialogs::{Dialogs, PickKind};
 use super::history::{self, HistoryEntry};
-use super::jobs::{ActiveRun, ExportState, SaveState};
+use super::jobs::{ActiveRun, ConfigDialogs, ExportState, SaveState};
 use super::series::RunRecord;
 use super::settings::Settings;
 use super::setup::{file_reader, FileInfo, PathField};
@@ -50,6 +50,7 @@ pub struct WorkbenchApp {
     pub errors: VecDeque<String>,
     pub status: String,
     pub(super) dialogs: Box<dyn Dialogs>,
+    pub(super) config_dialogs: ConfigDialogs,
     /// The Save model as… prompt: the destination folder as typed (or picked with Browse…).
     pub save_prompt: Option<String>,
     pub(super) save: SaveState,
@@ -105,6 +106,7 @@ impl WorkbenchApp {
             errors: VecDeque::new(),
             status: "Opening the demo…".into(),
             dialogs,
+            config_dialogs: Default::default(),
             save_prompt: None,
             save: SaveState::default(),
             export: ExportState::default(),
@@ -143,6 +145,7 @@ impl WorkbenchApp {
                 .longest_job
                 .as_ref()
                 .is_none_or(|(_, j)| !j.is_pending())
+            && !self.config_dialogs.is_pending()
             && !self.checkpoint.is_pending()
             && !self.forget.is_pending()
             && !self.retain.is_pending()
@@ -167,7 +170,7 @@ impl WorkbenchApp {
         })
     }
 
-    fn use_demo(&mut self) {
+    pub(super) fn use_demo(&mut self) {
         if let Some(d) = self.demo.clone() {
             self.checkpoint.set(&d.model);
             self.forget.set(&d.forget);
@@ -183,6 +186,7 @@ impl WorkbenchApp {
     /// Collects finished background work and engine events; true while something is pending.
     fn poll(&mut self) -> bool {
         let mut busy = self.poll_setup();
+        busy |= self.poll_config_files();
         busy |= self.checkpoint.poll() | self.forget.poll() | self.retain.poll();
         if let Some(job) = &mut self.history_job {
             busy = true;
@@ -397,6 +401,10 @@ impl WorkbenchApp {
                 }
             }
             Tab::History => history::show_tab(ui, &self.history, &self.settings.runs_root),
+            Tab::Help => {
+                super::help::show_tab(ui);
+                Vec::new()
+            }
         }
     }
 
@@ -432,6 +440,10 @@ impl WorkbenchApp {
             Action::Stop => self.stop(),
             Action::KeepRunning => self.confirm_stop = false,
             Action::UseDemo => self.use_demo(),
+            Action::ApplyPreset(index) => self.apply_preset(index),
+            Action::BrowseDataRoot => self.browse_data_root(),
+            Action::OpenConfig => self.ask_open_config(),
+            Action::SaveConfig => self.ask_save_config(),
             Action::SetRunsRoot(root) => {
                 self.settings.runs_root = root;
                 self.rescan_history();

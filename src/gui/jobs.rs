@@ -8,6 +8,22 @@ use super::actions::Export;
 use super::plots::PlotKind;
 use crate::session::{Pending, RunHandle};
 
+/// The run-config dialogs (`config_files.rs`) that have not answered yet.
+#[derive(Default)]
+pub struct ConfigDialogs {
+    pub open: Option<Pending<Option<PathBuf>>>,
+    pub save: Option<Pending<Option<PathBuf>>>,
+    pub data_root: Option<Pending<Option<PathBuf>>>,
+    /// The model folder whose defaults were last considered.
+    pub defaults_for: String,
+}
+
+impl ConfigDialogs {
+    pub fn is_pending(&self) -> bool {
+        self.open.is_some() || self.save.is_some() || self.data_root.is_some()
+    }
+}
+
 pub struct ActiveRun {
     pub handle: RunHandle,
     pub from_queue: bool,

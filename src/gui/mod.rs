@@ -10,10 +10,13 @@
 //!   (with [`plots`] and [`series`]), [`tradeoff`], [`samples`], [`denoise`], [`history`], [`modals`].
 
 pub mod actions;
+pub mod advanced;
 pub mod app;
+pub mod config_files;
 pub mod curves;
 pub mod denoise;
 pub mod dialogs;
+pub mod help;
 pub mod history;
 pub mod jobs;
 pub mod modals;
@@ -79,14 +82,16 @@ pub enum Tab {
     Samples,
     Denoising,
     History,
+    Help,
 }
 
 impl Tab {
-    const ALL: [(Tab, &'static str); 5] = [
+    const ALL: [(Tab, &'static str); 6] = [
         (Tab::Curves, "Curves"),
         (Tab::Tradeoff, "τ trade-off"),
         (Tab::Samples, "Samples"),
         (Tab::Denoising, "Denoising"),
         (Tab::History, "History"),
+        (Tab::Help, "Help"),
     ];
 }

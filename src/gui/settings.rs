@@ -22,6 +22,10 @@ pub struct Settings {
     pub smoothing: f64,
     /// Runs queued from the trade-off explorer.
     pub tradeoff_runs: Vec<PathBuf>,
+    /// The folder holding `models/` and `data/tofu/`, where the paper presets look.
+    pub data_root: PathBuf,
+    /// The preset last chosen (an index into `unlearn::presets::PRESETS`).
+    pub preset: Option<usize>,
 }
 
 impl Default for Settings {
@@ -32,6 +36,8 @@ impl Default for Settings {
             config: UnlearnConfig::default(),
             smoothing: 0.6,
             tradeoff_runs: Vec::new(),
+            data_root: std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from),
+            preset: None,
         }
     }
 }

@@ -463,7 +463,7 @@ fn labelled_slider(
         .on_hover_text(tip);
 }
 
-fn drag_usize(
+pub fn drag_usize(
     ui: &mut egui::Ui,
     label: &str,
     value: &mut usize,

@@ -11,6 +11,7 @@ use super::settings::Settings;
 use super::setup::{self, FileInfo, PathField};
 use crate::session::{DeviceMemory, ModelInfo};
 use crate::unlearn::memory_plan::PlanInputs;
+use crate::unlearn::presets::{PRESETS, TOFU_REPO};
 
 /// What the panel edits and shows.
 pub struct SetupInput<'a> {
@@ -51,10 +52,12 @@ pub fn show(ui: &mut egui::Ui, app: SetupInput) -> Vec<Action> {
         if app.using_demo {
             ui.label("Using the embedded demo (with its retain-only model and utility files).");
         }
+        presets(ui, &mut app, &mut actions);
         inputs(ui, &mut app);
         ui.separator();
         setup::show_method(ui, &mut app.settings.config);
         setup::show_lora(ui, &mut app.settings.config);
+        super::advanced::show(ui, &mut app.settings.config);
         ui.separator();
         device_picker(ui, &mut app);
         setup::show_checkpointing(ui, &mut app.settings.config);
@@ -71,6 +74,83 @@ pub fn show(ui: &mut egui::Ui, app: SetupInput) -> Vec<Action> {
         }
     });
     actions
+}
+
+/// The preset picker, where the paper presets look for their files, and Open / Save config.
+fn presets(ui: &mut egui::Ui, app: &mut SetupInput, actions: &mut Vec<Action>) {
+    let chosen = app.settings.preset.and_then(|i| PRESETS.get(i));
+    let preset_label = ui.label("Preset");
+    egui::ComboBox::from_id_salt("preset")
+        .selected_text(chosen.map_or("Choose a preset…", |p| p.label))
+        .show_ui(ui, |ui| {
+            for (i, p) in PRESETS.iter().enumerate() {
+                let tip = match p.file_name() {
+                    Some(file) => format!(
+                        "Every knob as configs/{file} sets it, paths under the folder below."
+                    ),
+                    None => "The embedded demo and the settings tuned for it.".to_string(),
+                };
+                if ui
+                    .selectable_label(app.settings.preset == Some(i), p.label)
+                    .on_hover_text(tip)
+                    .clicked()
+                {
+                    actions.push(Action::ApplyPreset(i));
+                }
+            }
+        })
+        .response
+        .labelled_by(preset_label.id);
+    if let Some(p) = chosen.filter(|p| p.file_name().is_some()) {
+        let root_label = ui.label("Models and data folder");
+        ui.horizontal(|ui| {
+            let mut root = app.settings.data_root.display().to_string();
+            if ui
+                .add(egui::TextEdit::singleline(&mut root).desired_width(ui.available_width() - 80.0))
+                .labelled_by(root_label.id)
+                .on_hover_text("The folder holding models/ and data/tofu/; the preset's paths are placed under it.")
+                .lost_focus()
+                && PathBuf::from(root.trim()) != app.settings.data_root
+            {
+                app.settings.data_root = PathBuf::from(root.trim());
+                if let Some(i) = app.settings.preset {
+                    actions.push(Action::ApplyPreset(i));
+                }
+            }
+            if ui.button("Open…").clicked() {
+                actions.push(Action::BrowseDataRoot);
+            }
+        });
+        let expects: Vec<String> = p
+            .expects()
+            .iter()
+            .map(|e| e.display().to_string())
+            .collect();
+        ui.label(
+            egui::RichText::new(format!(
+                "Expects {} there: the model from the Hugging Face hub ({}), the files from the dataset {TOFU_REPO}. Help → Get models and data says how.",
+                expects.join(", "),
+                p.model_repo.unwrap_or("?"),
+            ))
+            .small(),
+        );
+    }
+    ui.horizontal(|ui| {
+        if ui
+            .button("Open config…")
+            .on_hover_text("Read a run config (TOML, as mdu unlearn --config reads it).")
+            .clicked()
+        {
+            actions.push(Action::OpenConfig);
+        }
+        if ui
+            .button("Save config…")
+            .on_hover_text("Write this setup as a run config (TOML) for mdu unlearn --config or a later Open config….")
+            .clicked()
+        {
+            actions.push(Action::SaveConfig);
+        }
+    });
 }
 
 /// The model folder, forget set and retain set, each with what was read from it.

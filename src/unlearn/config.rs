@@ -161,17 +161,22 @@ impl UnlearnConfig {
     pub fn from_toml_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("{}: cannot read", path.display()))?;
-        let mut value = toml::Value::try_from(Self::default())?;
-        let user: toml::Table =
-            toml::from_str(&text).with_context(|| format!("{}: not valid TOML", path.display()))?;
-        merge(&mut value, toml::Value::Table(user));
-        let mut config: Self = value
-            .try_into()
-            .with_context(|| format!("{}: invalid setting", path.display()))?;
+        let mut config = Self::from_toml_str(&text, &path.display().to_string())?;
         // Relative paths in a config file are relative to the file.
         let base = path.parent().unwrap_or(Path::new("."));
         config.resolve_paths(base);
         Ok(config)
+    }
+
+    /// A config from TOML text (`origin` names it in errors); relative paths stay relative.
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Self> {
+        let mut value = toml::Value::try_from(Self::default())?;
+        let user: toml::Table =
+            toml::from_str(text).with_context(|| format!("{origin}: not valid TOML"))?;
+        merge(&mut value, toml::Value::Table(user));
+        value
+            .try_into()
+            .with_context(|| format!("{origin}: invalid setting"))
     }
 
     /// Applies `key=value` (dotted keys reach nested tables: `params.tau=0.5`; `tau=0.5` works too).
@@ -213,12 +218,16 @@ impl UnlearnConfig {
     }
 
     fn resolve_paths(&mut self, base: &Path) {
-        let fix = |p: &mut PathBuf| {
+        for p in self.paths_mut() {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
-        };
-        for p in [
+        }
+    }
+
+    /// Every path the config names: the model, data and evaluation files, the retain-only model.
+    pub fn paths_mut(&mut self) -> impl Iterator<Item = &mut PathBuf> {
+        [
             &mut self.checkpoint,
             &mut self.forget,
             &mut self.retain,
@@ -227,10 +236,7 @@ impl UnlearnConfig {
         ]
         .into_iter()
         .flatten()
-        {
-            fix(p);
-        }
-        self.eval_files.iter_mut().for_each(fix);
+        .chain(self.eval_files.iter_mut())
     }
 
     pub fn to_toml(&self) -> String {

@@ -8,6 +8,7 @@ pub mod evaluation;
 pub mod inputs;
 pub mod memory_plan;
 pub mod methods;
+pub mod presets;
 pub mod run_dir;
 pub mod step_loop;
 pub mod sweep;

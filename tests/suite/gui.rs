@@ -245,9 +245,17 @@ fn a_desktop_without_dialogs_is_told_once_to_type_paths() {
 
 /// The window, once its background job has listed the devices and run the CUDA probe.
 fn with_devices_listed(tmp: &tempfile::TempDir) -> Harness<'static, WorkbenchApp> {
+    settled_with(tmp, ScriptedDialogs::default())
+}
+
+/// The window on the demo with every background answer in, its file dialogs answering `dialogs`.
+pub fn settled_with(
+    tmp: &tempfile::TempDir,
+    dialogs: ScriptedDialogs,
+) -> Harness<'static, WorkbenchApp> {
     let mut h = harness(WorkbenchApp::new(
         quick_settings(tmp.path().join("runs"), 3),
-        Box::new(ScriptedDialogs::default()),
+        Box::new(dialogs),
     ));
     step_until(&mut h, "the device list", Duration::from_secs(60), |a| {
         a.cuda_unavailable.is_some() || a.devices.iter().any(|(d, _)| d.starts_with("cuda"))

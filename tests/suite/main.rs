@@ -17,6 +17,8 @@ mod fuzz;
 #[cfg(feature = "gui")]
 mod gui;
 #[cfg(feature = "gui")]
+mod gui_setup;
+#[cfg(feature = "gui")]
 mod gui_snapshots;
 mod kernel_runtime;
 mod kl_cube;

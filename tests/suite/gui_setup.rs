@@ -1,0 +1,111 @@
+//! The setup panel's run configs, driven through the window: a preset fills every knob as its
+//! `configs/` file says, and Save config → Open config round-trips the setup.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use egui_kittest::kittest::Queryable;
+use mdu_workbench::gui::dialogs::ScriptedDialogs;
+use mdu_workbench::unlearn::config::UnlearnConfig;
+
+use crate::gui::{settled_with, step_until};
+
+/// The knobs of a config: its paths and device left out.
+fn knobs(c: &UnlearnConfig) -> UnlearnConfig {
+    UnlearnConfig {
+        checkpoint: None,
+        forget: None,
+        retain: None,
+        eval_files: Vec::new(),
+        eval_retain: None,
+        retain_model: None,
+        device: String::new(),
+        ..c.clone()
+    }
+}
+
+#[test]
+fn choosing_the_llada_preset_fills_the_knobs_as_its_config_says() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = settled_with(&tmp, ScriptedDialogs::default());
+    let root = tmp.path().join("work");
+    h.state_mut().settings.data_root = root.clone();
+    h.get_by_label("Preset").scroll_to_me();
+    h.run_ok();
+    h.get_by_label("Preset").click();
+    h.run_ok();
+    h.get_by_label("Paper: LLaDA-8B TOFU forget10").click();
+    h.run_ok();
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/llada8b_tofu_forget10.toml");
+    let want = UnlearnConfig::from_toml_file(&file).unwrap();
+    let app = h.state();
+    let got = &app.settings.config;
+    assert_eq!(knobs(got), knobs(&want), "the knobs of {}", file.display());
+    assert_eq!(got.device, "cpu", "the device stays as chosen");
+    // The paths are the file's, under the chosen folder instead of configs/..
+    let under = |p: &str| root.join(p);
+    assert_eq!(app.checkpoint.path_buf(), under("models/LLaDA-8B-Instruct"));
+    assert_eq!(app.forget.path_buf(), under("data/tofu/forget10.json"));
+    assert_eq!(
+        app.retain.path_buf(),
+        under("data/tofu/retain_perturbed.json")
+    );
+    assert_eq!(
+        got.eval_files,
+        [
+            under("data/tofu/real_authors_perturbed.json"),
+            under("data/tofu/world_facts_perturbed.json")
+        ]
+    );
+    // What it needs is said, and the missing model folder is named.
+    h.get_by_label_contains("GSAI-ML/LLaDA-8B-Instruct");
+    step_until(
+        &mut h,
+        "the model folder read",
+        Duration::from_secs(30),
+        |a| a.checkpoint.info.is_some(),
+    );
+    let problem = h.state().checkpoint.problem().expect("no model there yet");
+    assert!(problem.contains("LLaDA-8B-Instruct"), "{problem}");
+}
+
+#[test]
+fn save_config_then_open_config_round_trips() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("setup.toml");
+    let dialogs = ScriptedDialogs::new(vec![Some(file.clone()), Some(file.clone())]);
+    let mut h = settled_with(&tmp, dialogs);
+    {
+        let c = &mut h.state_mut().settings.config;
+        c.params.tau = 0.3;
+        c.steps = 7;
+        c.grad_accum = 2;
+        c.lora = Some(Default::default());
+        c.stop_at_forget_rouge = Some(0.2);
+        c.eval_files = vec![PathBuf::from("/elsewhere/utility.json")];
+    }
+    let set_up = h.state().config_as_set_up();
+    assert!(set_up.demo, "the inputs are the demo's");
+    h.get_by_label("Save config…").scroll_to_me();
+    h.run_ok();
+    h.get_by_label("Save config…").click();
+    step_until(
+        &mut h,
+        "the config written",
+        Duration::from_secs(10),
+        |_| file.is_file(),
+    );
+    let written = UnlearnConfig::from_toml_file(&file).unwrap();
+    assert_eq!(written, set_up, "the file holds the setup");
+
+    h.state_mut().settings.config.steps = 99;
+    h.state_mut().settings.config.lora = None;
+    h.get_by_label("Open config…").click();
+    step_until(&mut h, "the config read", Duration::from_secs(10), |a| {
+        a.settings.config.steps == 7
+    });
+    step_until(&mut h, "the demo's files", Duration::from_secs(30), |a| {
+        a.is_settled()
+    });
+    assert_eq!(h.state().config_as_set_up(), set_up);
+}
