@@ -31,6 +31,8 @@ pub enum Action {
     RescanHistory,
     /// Show a past run's curves and samples.
     OpenRun(PathBuf),
+    /// Continue a stopped or crashed run from its newest checkpoint.
+    ResumeRun(PathBuf),
     /// Draw another run dashed over the current one (`None`: none); `show` switches to Curves.
     Overlay {
         dir: Option<PathBuf>,

@@ -450,6 +450,7 @@ impl WorkbenchApp {
             }
             Action::RescanHistory => self.rescan_history(),
             Action::OpenRun(dir) => self.open_run(&dir),
+            Action::ResumeRun(dir) => self.resume_run(&dir),
             Action::Overlay { dir, show } => {
                 self.overlay = dir.and_then(|d| RunRecord::from_run_dir(&d).ok());
                 if show {

@@ -25,12 +25,17 @@ pub struct HistoryEntry {
     pub after: Option<(f64, f64)>,
     pub utility_after: Option<f64>,
     pub finished: bool,
+    /// Bytes of the run folder (checkpoints, model, logs).
+    pub size_bytes: u64,
+    /// A run that did not finish: the step its newest checkpoint holds (where Resume continues).
+    pub resume_step: Option<usize>,
 }
 
 impl HistoryEntry {
     pub fn read(dir: &Path) -> Option<Self> {
         let config = UnlearnConfig::from_toml_file(&dir.join(RunDir::CONFIG)).ok()?;
         let summary = read_summary(dir).ok();
+        let run_dir = RunDir::new(dir.to_path_buf());
         let pair = |when: When| {
             let s = summary.as_ref()?;
             Some((s.rouge_l(when, "forget")?, s.rouge_l(when, "retain")?))
@@ -49,6 +54,8 @@ impl HistoryEntry {
                 .as_ref()
                 .and_then(|s| s.after.as_ref()?.model_utility),
             finished: summary.is_some(),
+            size_bytes: run_dir.size_bytes(),
+            resume_step: summary.is_none().then(|| run_dir.resume_step()).flatten(),
         })
     }
 
@@ -76,7 +83,7 @@ pub fn scan(root: &Path) -> Vec<HistoryEntry> {
     out
 }
 
-const COLUMNS: [&str; 9] = [
+const COLUMNS: [&str; 10] = [
     "run",
     "method",
     "lr",
@@ -85,6 +92,7 @@ const COLUMNS: [&str; 9] = [
     "forget R-L",
     "retain R-L",
     "utility",
+    "size",
     "",
 ];
 
@@ -134,7 +142,19 @@ fn show_row(ui: &mut egui::Ui, h: &HistoryEntry, actions: &mut Vec<Action>) {
     ui.label(pair(0));
     ui.label(pair(1));
     ui.label(h.utility_after.map_or("–".into(), |u| format!("{u:.3}")));
+    ui.label(super::setup::human_bytes(h.size_bytes));
     ui.horizontal(|ui| {
+        if let Some(step) = h.resume_step {
+            if ui
+                .button("Resume")
+                .on_hover_text(format!(
+                    "Continue this run from its checkpoint at step {step} (as mdu unlearn --resume)."
+                ))
+                .clicked()
+            {
+                actions.push(Action::ResumeRun(h.dir.clone()));
+            }
+        }
         if ui
             .button("Open")
             .on_hover_text("Show this run's curves and samples.")

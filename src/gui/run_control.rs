@@ -17,7 +17,7 @@ use crate::events::{Event, KERNELS_STATUS};
 use crate::session::TraceRequest;
 use crate::unlearn::config::UnlearnConfig;
 use crate::unlearn::inputs::Inputs;
-use crate::unlearn::run_dir::new_run_dir;
+use crate::unlearn::run_dir::{new_run_dir, RunDir};
 
 /// Tokens the Ask box's answer gets.
 const ASK_TOKENS: usize = 48;
@@ -59,6 +59,42 @@ impl WorkbenchApp {
         self.run = Some(ActiveRun { handle, from_queue });
         self.status = "Running…".into();
         self.tab = if from_queue { self.tab } else { Tab::Curves };
+    }
+
+    /// Continues the stopped or crashed run in `dir` from its newest checkpoint, as `mdu unlearn
+    /// --resume` does; the curves keep its steps up to there and the rest arrive again.
+    pub(super) fn resume_run(&mut self, dir: &Path) {
+        if self.run.is_some() {
+            return;
+        }
+        let config = match UnlearnConfig::from_toml_file(&dir.join(RunDir::CONFIG)) {
+            Ok(c) => c,
+            Err(e) => {
+                self.errors.push_back(format!("{e:#}"));
+                return;
+            }
+        };
+        let Some(step) = RunDir::new(dir.to_path_buf()).resume_step() else {
+            self.errors.push_back(format!(
+                "{}: no checkpoint to resume from (the run saved none; set Checkpoint every in Advanced)",
+                dir.display()
+            ));
+            return;
+        };
+        let mut record = RunRecord::until_step(dir, step).unwrap_or_default();
+        record.state = RunState::Running;
+        record.phase = "resuming".into();
+        record.run_dir = Some(dir.to_path_buf());
+        record.steps_total = config.steps;
+        let handle = self.session.unlearn(config, dir.to_path_buf(), true);
+        self.record = record;
+        self.frame_times.clear();
+        self.run = Some(ActiveRun {
+            handle,
+            from_queue: false,
+        });
+        self.status = format!("Resuming from step {step}…");
+        self.tab = Tab::Curves;
     }
 
     /// The setup panel's paths into `config`: the demo's full set (retain-only model, utility

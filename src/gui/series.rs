@@ -134,6 +134,25 @@ impl RunRecord {
 
     /// Rebuilds a finished (or stopped) run from its directory: `metrics.jsonl` holds the step and
     /// evaluation events, `samples_*.jsonl` the per-item details, `summary.json` the outcome.
+    /// The record of a run up to `step` (what a resumed run keeps; its later steps come again).
+    pub fn until_step(dir: &Path, step: usize) -> std::io::Result<Self> {
+        let mut record = Self::default();
+        let text = std::fs::read_to_string(dir.join("metrics.jsonl"))?;
+        for line in text.lines() {
+            if let Ok(event) = serde_json::from_str::<Event>(line) {
+                let at = match &event {
+                    Event::Step { step, .. } | Event::Eval { step, .. } => *step,
+                    _ => 0,
+                };
+                if at <= step {
+                    record.apply(event);
+                }
+            }
+        }
+        record.run_dir = Some(dir.to_path_buf());
+        Ok(record)
+    }
+
     pub fn from_run_dir(dir: &Path) -> std::io::Result<Self> {
         let mut record = Self::default();
         let text = std::fs::read_to_string(dir.join("metrics.jsonl"))?;

@@ -81,7 +81,14 @@ fn presets(ui: &mut egui::Ui, app: &mut SetupInput, actions: &mut Vec<Action>) {
     let chosen = app.settings.preset.and_then(|i| PRESETS.get(i));
     let preset_label = ui.label("Preset");
     egui::ComboBox::from_id_salt("preset")
-        .selected_text(chosen.map_or("Choose a preset…", |p| p.label))
+        .selected_text(chosen.map_or(
+            if app.using_demo {
+                "Embedded demo"
+            } else {
+                "Choose a preset…"
+            },
+            |p| p.label,
+        ))
         .show_ui(ui, |ui| {
             for (i, p) in PRESETS.iter().enumerate() {
                 let tip = match p.file_name() {

@@ -254,6 +254,37 @@ impl RunDir {
 
     /// Points `best_checkpoint.json` at checkpoint `step`.
     /// The step of the best checkpoint so far (`best_checkpoint.json`), if any.
+    /// The step of the newest complete checkpoint (the one `--resume` continues from).
+    pub fn resume_step(&self) -> Option<usize> {
+        std::fs::read_dir(&self.path)
+            .ok()?
+            .flatten()
+            .filter_map(|e| {
+                let text = std::fs::read_to_string(e.path().join("trainer/state.json")).ok()?;
+                let state: serde_json::Value = serde_json::from_str(&text).ok()?;
+                Some(state.get("step")?.as_u64()? as usize)
+            })
+            .max()
+    }
+
+    /// Bytes of every file under the run folder.
+    pub fn size_bytes(&self) -> u64 {
+        fn walk(dir: &Path) -> u64 {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return 0;
+            };
+            entries
+                .flatten()
+                .map(|e| match e.file_type() {
+                    Ok(t) if t.is_dir() => walk(&e.path()),
+                    Ok(_) => e.metadata().map_or(0, |m| m.len()),
+                    Err(_) => 0,
+                })
+                .sum()
+        }
+        walk(&self.path)
+    }
+
     pub fn best_step(&self) -> Option<usize> {
         let text = std::fs::read_to_string(self.file(Self::BEST_CHECKPOINT)).ok()?;
         let json: serde_json::Value = serde_json::from_str(&text).ok()?;

@@ -1,5 +1,6 @@
-//! The setup panel's run configs, driven through the window: a preset fills every knob as its
-//! `configs/` file says, and Save config → Open config round-trips the setup.
+//! A real run's set-up and continuation, driven through the window: a preset fills every knob as
+//! its `configs/` file says, Save config → Open config round-trips the setup, and History resumes
+//! a run that was cut off, with every step once in its curves.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -108,4 +109,61 @@ fn save_config_then_open_config_round_trips() {
         a.is_settled()
     });
     assert_eq!(h.state().config_as_set_up(), set_up);
+}
+
+#[test]
+fn resuming_a_cut_off_run_from_history_shows_every_step_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("runs").join("20260101-000000-mdu-cut-off");
+    let config = UnlearnConfig {
+        demo: true,
+        device: "cpu".into(),
+        steps: 4,
+        batch_size: 2,
+        save_every: 2,
+        live_every: 1,
+        live_items: 2,
+        live_mc_samples: 1,
+        eval_before: false,
+        eval_after: false,
+        ..Default::default()
+    };
+    let stop = mdu_workbench::events::StopFlag::new();
+    mdu_workbench::unlearn::engine::run(config, run.clone(), false, &mut |_| {}, &stop).unwrap();
+    // As if killed after step 4 before its checkpoint and the end: checkpoint-2 is the newest,
+    // and the log already holds steps 3 and 4.
+    assert!(run.join("checkpoint-2").is_dir());
+    for gone in ["summary.json", "model", "checkpoint-4"] {
+        let p = run.join(gone);
+        if p.is_dir() {
+            std::fs::remove_dir_all(&p).unwrap();
+        } else if p.exists() {
+            std::fs::remove_file(&p).unwrap();
+        }
+    }
+    let mut h = settled_with(&tmp, ScriptedDialogs::default());
+    step_until(&mut h, "the history", Duration::from_secs(30), |a| {
+        a.history.iter().any(|e| e.resume_step == Some(2))
+    });
+    let entry = &h.state().history[0];
+    assert!(entry.size_bytes > 0, "the run folder's size is shown");
+    h.state_mut().tab = mdu_workbench::gui::Tab::History;
+    h.run_ok();
+    h.get_by_label("Resume").click();
+    step_until(
+        &mut h,
+        "the resumed run to finish",
+        Duration::from_secs(300),
+        |a| a.record.state == mdu_workbench::gui::series::RunState::Finished,
+    );
+    let steps: Vec<f64> = h.state().record.loss.iter().map(|p| p[0]).collect();
+    assert_eq!(steps, [1.0, 2.0, 3.0, 4.0], "every step once in the curves");
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let logged: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(logged, ["1", "2", "3", "4"], "metrics.csv:\n{csv}");
+    assert!(run.join("summary.json").is_file());
 }
