@@ -24,6 +24,9 @@ pub enum Event {
         forget_items: usize,
         retain_items: usize,
         run_dir: PathBuf,
+        /// Items of each evaluation split (forget, retain, utility files), in full.
+        #[serde(default)]
+        eval_items: Vec<usize>,
     },
     Step {
         step: usize,
@@ -55,6 +58,13 @@ pub enum Event {
     },
     Warning {
         message: String,
+    },
+    /// What a time probe (`unlearn::cost`) found the run it probes would reuse instead of
+    /// computing: the retain-only model's scores and the "before" evaluation (from this
+    /// machine's cache, or recorded with the demo).
+    Reuse {
+        retain_model: bool,
+        before: bool,
     },
     /// GPU kernels being compiled and tuned for this run so far (the first run on a device waits
     /// on them; later runs find them in the cache). `message` says so in words.

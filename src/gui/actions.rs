@@ -23,6 +23,8 @@ pub enum Action {
     ApplyPreset(usize),
     /// Pick the folder holding `models/` and `data/` for the presets.
     BrowseDataRoot,
+    /// Time a short probe of the setup and scale it to the whole run.
+    EstimateCost,
     /// Read a run config (TOML) into the setup panel.
     OpenConfig,
     /// Write the setup panel as a run config (TOML).

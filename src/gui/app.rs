@@ -9,7 +9,7 @@ use eframe::egui;
 use super::actions::{Action, Export};
 use super::dialogs::{Dialogs, PickKind};
 use super::history::{self, HistoryEntry};
-use super::jobs::{ActiveRun, ConfigDialogs, ExportState, SaveState};
+use super::jobs::{ActiveRun, ConfigDialogs, CostJob, ExportState, SaveState};
 use super::series::RunRecord;
 use super::settings::Settings;
 use super::setup::{file_reader, FileInfo, PathField};
@@ -51,6 +51,7 @@ pub struct WorkbenchApp {
     pub status: String,
     pub(super) dialogs: Box<dyn Dialogs>,
     pub(super) config_dialogs: ConfigDialogs,
+    pub cost: CostJob,
     /// The Save model as… prompt: the destination folder as typed (or picked with Browse…).
     pub save_prompt: Option<String>,
     pub(super) save: SaveState,
@@ -107,6 +108,7 @@ impl WorkbenchApp {
             status: "Opening the demo…".into(),
             dialogs,
             config_dialogs: Default::default(),
+            cost: CostJob::default(),
             save_prompt: None,
             save: SaveState::default(),
             export: ExportState::default(),
@@ -146,6 +148,7 @@ impl WorkbenchApp {
                 .as_ref()
                 .is_none_or(|(_, j)| !j.is_pending())
             && !self.config_dialogs.is_pending()
+            && self.cost.pending.is_none()
             && !self.checkpoint.is_pending()
             && !self.forget.is_pending()
             && !self.retain.is_pending()
@@ -187,6 +190,7 @@ impl WorkbenchApp {
     fn poll(&mut self) -> bool {
         let mut busy = self.poll_setup();
         busy |= self.poll_config_files();
+        busy |= self.poll_cost();
         busy |= self.checkpoint.poll() | self.forget.poll() | self.retain.poll();
         if let Some(job) = &mut self.history_job {
             busy = true;
@@ -327,6 +331,7 @@ impl WorkbenchApp {
 
     fn setup_input(&mut self) -> setup_panel::SetupInput<'_> {
         let using_demo = self.inputs_are_demo();
+        let cost = self.cost_line();
         setup_panel::SetupInput {
             checkpoint: &mut self.checkpoint,
             forget: &mut self.forget,
@@ -341,6 +346,7 @@ impl WorkbenchApp {
             devices_listed: self.devices_job.is_none(),
             device_memory: self.device_memory,
             longest_item: self.longest_item,
+            cost,
         }
     }
 
@@ -443,6 +449,7 @@ impl WorkbenchApp {
             Action::ApplyPreset(index) => self.apply_preset(index),
             Action::BrowseDataRoot => self.browse_data_root(),
             Action::OpenConfig => self.ask_open_config(),
+            Action::EstimateCost => self.ask_cost(),
             Action::SaveConfig => self.ask_save_config(),
             Action::SetRunsRoot(root) => {
                 self.settings.runs_root = root;

@@ -142,7 +142,9 @@ impl WorkbenchApp {
             return;
         }
         self.config_dialogs.defaults_for = self.checkpoint.path.clone();
-        if self.inputs_are_demo() || !has_demo_knobs(&self.settings.config) {
+        if self.inputs_are_demo()
+            || self.settings.config.knobs() != UnlearnConfig::default().knobs()
+        {
             return;
         }
         let Some(Ok(paper)) =
@@ -167,20 +169,4 @@ impl WorkbenchApp {
             info.architecture
         );
     }
-}
-
-/// Whether the training and evaluation knobs are the demo's defaults (paths and device aside).
-fn has_demo_knobs(config: &UnlearnConfig) -> bool {
-    let knobs = |c: &UnlearnConfig| UnlearnConfig {
-        checkpoint: None,
-        forget: None,
-        retain: None,
-        eval_files: Vec::new(),
-        eval_retain: None,
-        retain_model: None,
-        device: String::new(),
-        demo: false,
-        ..c.clone()
-    };
-    knobs(config) == knobs(&UnlearnConfig::default())
 }

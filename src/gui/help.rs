@@ -63,7 +63,8 @@ pub fn show_tab(ui: &mut egui::Ui) {
         ui.heading("How long a paper run takes");
         ui.label(
             "Not measured yet on any GPU. Before Start, the setup panel shows what one step needs \
-             in memory on the chosen device.",
+             in memory on the chosen device, and Estimate time measures a short probe of the run \
+             there and scales it to the whole run (mdu unlearn --estimate-time does the same).",
         );
     });
 }

@@ -7,6 +7,8 @@ use eframe::egui;
 use super::actions::Export;
 use super::plots::PlotKind;
 use crate::session::{Pending, RunHandle};
+use crate::unlearn::config::UnlearnConfig;
+use crate::unlearn::cost::CostEstimate;
 
 /// The run-config dialogs (`config_files.rs`) that have not answered yet.
 #[derive(Default)]
@@ -22,6 +24,15 @@ impl ConfigDialogs {
     pub fn is_pending(&self) -> bool {
         self.open.is_some() || self.save.is_some() || self.data_root.is_some()
     }
+}
+
+/// The time estimate of the setup (`cost_estimate.rs`): the config it was asked for, and the
+/// probe in flight or its answer.
+#[derive(Default)]
+pub struct CostJob {
+    pub asked_for: Option<UnlearnConfig>,
+    pub pending: Option<Pending<Result<CostEstimate, String>>>,
+    pub answer: Option<Result<CostEstimate, String>>,
 }
 
 pub struct ActiveRun {

@@ -13,6 +13,7 @@ pub mod actions;
 pub mod advanced;
 pub mod app;
 pub mod config_files;
+pub mod cost_estimate;
 pub mod curves;
 pub mod denoise;
 pub mod dialogs;

@@ -61,6 +61,7 @@ impl RunRecord {
                 }
                 self.phase = phase;
             }
+            Event::Reuse { .. } => {}
             Event::Loaded {
                 architecture,
                 parameters,

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use eframe::egui;
 
 use super::actions::Action;
+use super::cost_estimate::CostLine;
 use super::dialogs::Dialogs;
 use super::settings::Settings;
 use super::setup::{self, FileInfo, PathField};
@@ -34,6 +35,8 @@ pub struct SetupInput<'a> {
     pub device_memory: Option<DeviceMemory>,
     /// The longest training item in tokens (the widest batch), once the engine has read the files.
     pub longest_item: Option<usize>,
+    /// What the time estimate says about the setup as it is.
+    pub cost: CostLine,
 }
 
 pub fn show(ui: &mut egui::Ui, app: SetupInput) -> Vec<Action> {
@@ -62,6 +65,7 @@ pub fn show(ui: &mut egui::Ui, app: SetupInput) -> Vec<Action> {
         device_picker(ui, &mut app);
         setup::show_checkpointing(ui, &mut app.settings.config);
         memory_plan(ui, &mut app);
+        cost_line(ui, &app.cost, &mut actions);
         let runs_label = ui.label("Runs folder");
         let mut root = app.settings.runs_root.display().to_string();
         if ui
@@ -74,6 +78,36 @@ pub fn show(ui: &mut egui::Ui, app: SetupInput) -> Vec<Action> {
         }
     });
     actions
+}
+
+/// The run's time: the estimate for the setup as it is, or a button that measures one.
+fn cost_line(ui: &mut egui::Ui, cost: &CostLine, actions: &mut Vec<Action>) {
+    match cost {
+        CostLine::Unknown => {
+            if ui
+                .button("Estimate time")
+                .on_hover_text("Runs a short probe (a few steps, two items per split) on the chosen device and scales it to the whole run.")
+                .clicked()
+            {
+                actions.push(Action::EstimateCost);
+            }
+        }
+        CostLine::Measuring => {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label("Estimating the time (a short probe run)…");
+            });
+        }
+        CostLine::Estimate { text, warning } => {
+            ui.label(format!("Time {text}"));
+            if let Some(w) = warning {
+                ui.colored_label(ui.visuals().warn_fg_color, w);
+            }
+        }
+        CostLine::Failed(why) => {
+            ui.colored_label(ui.visuals().error_fg_color, format!("No time estimate: {why}"));
+        }
+    }
 }
 
 /// The preset picker, where the paper presets look for their files, and Open / Save config.

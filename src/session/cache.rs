@@ -73,6 +73,21 @@ impl Models {
                     });
                 }
             }
+            Command::EstimateCost(config, reply) => {
+                // The probe loads the model too: free what is kept, as a run does.
+                self.loaded.clear();
+                let spawned = std::thread::Builder::new()
+                    .name("mdu-cost-probe".into())
+                    .spawn(move || {
+                        let stop = crate::events::StopFlag::new();
+                        let estimate = crate::unlearn::cost::estimate(&config, &stop)
+                            .map_err(|e| format!("{e:#}"));
+                        let _ = reply.send(estimate);
+                    });
+                if let Err(e) = spawned {
+                    log::warn!("cannot start the cost probe: {e}");
+                }
+            }
         }
     }
 

@@ -22,6 +22,7 @@ use crate::data::QaItem;
 use crate::demo::embedded::DemoPaths;
 use crate::events::{Event, StopFlag};
 use crate::unlearn::config::UnlearnConfig;
+use crate::unlearn::cost::CostEstimate;
 
 /// A reply that arrives later (from the session, or from background work the window must not
 /// wait for: a file dialog, a folder scan, a copy): poll it each frame.
@@ -103,6 +104,8 @@ pub enum Command {
         events: Sender<Event>,
         stop: StopFlag,
     },
+    /// Time a short probe of a run and scale it to the run (`unlearn::cost`), on its own thread.
+    EstimateCost(UnlearnConfig, Sender<Result<CostEstimate, String>>),
 }
 
 /// A denoising trace (or a question from the Ask box, which is one with free answer slots).
@@ -183,6 +186,11 @@ impl Session {
 
     pub fn trace(&self, request: TraceRequest) -> Pending<Result<Trace, String>> {
         self.ask(|tx| Command::Trace(request, tx))
+    }
+
+    /// What `config` will cost in time, from a measured probe of it (seconds to minutes).
+    pub fn estimate_cost(&self, config: UnlearnConfig) -> Pending<Result<CostEstimate, String>> {
+        self.ask(|tx| Command::EstimateCost(config, tx))
     }
 
     /// Starts an unlearning; a failure to resolve or run it arrives as [`Event::Failed`].

@@ -188,6 +188,10 @@ pub struct UnlearnArgs {
     /// one warning counts them.
     #[arg(long)]
     pub truncate: bool,
+    /// Do not run: time a short probe of the run (three steps, two items per split) and print
+    /// the estimated time of each part as one JSON line.
+    #[arg(long, conflicts_with = "resume")]
+    pub estimate_time: bool,
 }
 
 impl UnlearnArgs {
@@ -211,6 +215,12 @@ pub fn unlearn(args: UnlearnArgs) -> Result<()> {
             let config = UnlearnConfig::from_toml_file(&dir.join("config.toml"))
                 .with_context(|| format!("{}: not a run directory", dir.display()))?;
             (config, dir.clone(), true)
+        }
+        None if args.estimate_time => {
+            let estimate = super::cost::estimate(&args.config()?, &StopFlag::new())?;
+            eprintln!("{}", estimate.describe());
+            println!("{}", serde_json::to_string(&estimate)?);
+            return Ok(());
         }
         None => {
             let config = args.config()?;

@@ -225,6 +225,21 @@ impl UnlearnConfig {
         }
     }
 
+    /// The training and evaluation knobs alone: every path, `demo` and the device cleared.
+    pub fn knobs(&self) -> Self {
+        Self {
+            checkpoint: None,
+            forget: None,
+            retain: None,
+            eval_files: Vec::new(),
+            eval_retain: None,
+            retain_model: None,
+            device: String::new(),
+            demo: false,
+            ..self.clone()
+        }
+    }
+
     /// Every path the config names: the model, data and evaluation files, the retain-only model.
     pub fn paths_mut(&mut self) -> impl Iterator<Item = &mut PathBuf> {
         [

@@ -273,6 +273,7 @@ fn load<B: AutodiffBackend>(
         forget_items: data.forget.len(),
         retain_items: data.retain.len(),
         run_dir: run_dir.path.clone(),
+        eval_items: data.splits.iter().map(|s| s.items.len()).collect(),
     });
     Ok(Loaded {
         run_dir,
@@ -367,6 +368,18 @@ fn train<B: AutodiffBackend + crate::kernels::KlBackend>(
     let reference = model.valid().without_adapters();
     let mut eval =
         Evaluation::<B::InnerBackend>::new(config, &data, tokenizer, device, &device_name, &stop);
+    eval.use_cache = run.eval_cache;
+    if let Some(probed) = &run.probe_of {
+        let real = Evaluation::<B::InnerBackend>::new(
+            probed,
+            &data,
+            tokenizer,
+            device,
+            &device_name,
+            &stop,
+        );
+        sink(real.reusable(inputs, probed, &inputs.checkpoint));
+    }
     eval.score_retain_model(inputs, config, &budget, sink)?;
     let mut training = Training {
         model,

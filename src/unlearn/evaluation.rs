@@ -2,6 +2,7 @@
 //! the retain-only model's truth ratios for forget quality) and the cheap live ones between steps.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use burn::tensor::backend::Backend;
@@ -33,6 +34,8 @@ pub struct Evaluation<'a, B: Backend> {
     device: &'a B::Device,
     device_name: &'a str,
     stop: StopFlag,
+    /// Reuse and keep cached evaluations (off for the time probe, which must measure them).
+    pub use_cache: bool,
 }
 
 impl<'a, B: Backend> Evaluation<'a, B> {
@@ -70,6 +73,7 @@ impl<'a, B: Backend> Evaluation<'a, B> {
             device,
             device_name,
             stop: stop.clone(),
+            use_cache: true,
         }
     }
 
@@ -79,6 +83,35 @@ impl<'a, B: Backend> Evaluation<'a, B> {
             .iter()
             .map(|s| (&s.name, s.role, &s.items))
             .collect()
+    }
+
+    /// What this evaluation would reuse rather than compute, without computing anything: the
+    /// retain-only model's truth ratios (true when there are none to score) and the "before"
+    /// report of the model in `checkpoint`.
+    pub fn reusable(&self, inputs: &Inputs, config: &UnlearnConfig, checkpoint: &Path) -> Event {
+        let scored = config.eval_tofu && (config.eval_before || config.eval_after);
+        let tr: Option<Option<Vec<f64>>> = match (&inputs.retain_model, scored) {
+            (Some(dir), true) => {
+                cache::key(dir, &[&self.split_key()[0], &self.full, &self.device_name])
+                    .and_then(|k| cache::load::<Vec<f64>>("retain-model-tr", &k))
+                    .map(|(tr, _)| Some(tr))
+            }
+            _ => Some(None),
+        };
+        let before = tr.as_ref().is_some_and(|tr| {
+            cache::key(
+                checkpoint,
+                &[&self.split_key(), &self.full, &self.device_name, tr],
+            )
+            .and_then(|k| {
+                cache::load::<(EvalReport, BTreeMap<String, Vec<SampleDetail>>)>("before", &k)
+            })
+            .is_some()
+        });
+        Event::Reuse {
+            retain_model: tr.is_some(),
+            before,
+        }
     }
 
     /// Scores the retain-only model once (or reads its scores from the cache), when the run
@@ -96,7 +129,8 @@ impl<'a, B: Backend> Evaluation<'a, B> {
         ) else {
             return Ok(());
         };
-        let key = cache::key(dir, &[&self.split_key()[0], &self.full, &self.device_name]);
+        let key = cache::key(dir, &[&self.split_key()[0], &self.full, &self.device_name])
+            .filter(|_| self.use_cache);
         if let Some((tr, source)) = key
             .as_ref()
             .and_then(|k| cache::load::<Vec<f64>>("retain-model-tr", k))
@@ -166,7 +200,8 @@ impl<'a, B: Backend> Evaluation<'a, B> {
                 &self.device_name,
                 &self.retain_model_tr,
             ],
-        );
+        )
+        .filter(|_| self.use_cache);
         let cached = key.as_ref().and_then(|k| {
             cache::load::<(EvalReport, BTreeMap<String, Vec<SampleDetail>>)>("before", k)
         });

@@ -90,6 +90,10 @@ pub struct ResolvedRun {
     pub run_dir: PathBuf,
     /// Continue from the newest checkpoint in `run_dir`.
     pub resume: bool,
+    /// Reuse and keep cached evaluations (the time probe of `cost.rs` turns it off).
+    pub eval_cache: bool,
+    /// This run is a time probe of that run: say what that run would reuse (`Event::Reuse`).
+    pub probe_of: Option<UnlearnConfig>,
 }
 
 impl ResolvedRun {
@@ -103,6 +107,8 @@ impl ResolvedRun {
             device,
             run_dir,
             resume,
+            eval_cache: true,
+            probe_of: None,
         })
     }
 }

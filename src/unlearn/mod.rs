@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod cost;
 pub mod engine;
 pub mod evaluation;
 pub mod inputs;

@@ -11,20 +11,6 @@ use mdu_workbench::unlearn::config::UnlearnConfig;
 
 use crate::gui::{settled_with, step_until};
 
-/// The knobs of a config: its paths and device left out.
-fn knobs(c: &UnlearnConfig) -> UnlearnConfig {
-    UnlearnConfig {
-        checkpoint: None,
-        forget: None,
-        retain: None,
-        eval_files: Vec::new(),
-        eval_retain: None,
-        retain_model: None,
-        device: String::new(),
-        ..c.clone()
-    }
-}
-
 #[test]
 fn choosing_the_llada_preset_fills_the_knobs_as_its_config_says() {
     let tmp = tempfile::tempdir().unwrap();
@@ -41,7 +27,7 @@ fn choosing_the_llada_preset_fills_the_knobs_as_its_config_says() {
     let want = UnlearnConfig::from_toml_file(&file).unwrap();
     let app = h.state();
     let got = &app.settings.config;
-    assert_eq!(knobs(got), knobs(&want), "the knobs of {}", file.display());
+    assert_eq!(got.knobs(), want.knobs(), "the knobs of {}", file.display());
     assert_eq!(got.device, "cpu", "the device stays as chosen");
     // The paths are the file's, under the chosen folder instead of configs/..
     let under = |p: &str| root.join(p);
@@ -166,4 +152,63 @@ fn resuming_a_cut_off_run_from_history_shows_every_step_once() {
         .collect();
     assert_eq!(logged, ["1", "2", "3", "4"], "metrics.csv:\n{csv}");
     assert!(run.join("summary.json").is_file());
+}
+
+#[test]
+fn a_real_model_read_with_the_demo_knobs_switches_them_to_the_papers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = settled_with(&tmp, ScriptedDialogs::default());
+    h.state_mut().settings.config = UnlearnConfig {
+        device: "cpu".into(),
+        ..Default::default()
+    };
+    h.state_mut()
+        .checkpoint
+        .set(&crate::common::fixture("llada_f32"));
+    step_until(&mut h, "the model read", Duration::from_secs(30), |a| {
+        a.checkpoint.is_ok()
+    });
+    h.run_ok();
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/llada8b_tofu_forget10.toml");
+    let paper = UnlearnConfig::from_toml_file(&file).unwrap();
+    let app = h.state();
+    assert_eq!(app.settings.config.knobs(), paper.knobs());
+    assert_eq!(app.settings.config.device, "cpu");
+    assert!(app.status.contains("the paper's"), "{}", app.status);
+    // Knobs someone changed are left alone.
+    h.state_mut().settings.config.steps = 3;
+    h.state_mut()
+        .checkpoint
+        .set(&crate::common::fixture("dream_gqa"));
+    step_until(
+        &mut h,
+        "the second model read",
+        Duration::from_secs(30),
+        |a| a.checkpoint.is_ok(),
+    );
+    h.run_ok();
+    assert_eq!(h.state().settings.config.steps, 3);
+}
+
+#[test]
+fn estimate_time_probes_the_demo_and_holds_while_the_setup_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = settled_with(&tmp, ScriptedDialogs::default());
+    h.get_by_label("Estimate time").scroll_to_me();
+    h.run_ok();
+    h.get_by_label("Estimate time").click();
+    step_until(&mut h, "the time estimate", Duration::from_secs(300), |a| {
+        a.cost.answer.is_some()
+    });
+    let estimate = h.state().cost.answer.clone().unwrap().expect("an estimate");
+    // ("before" may come from this machine's evaluation cache; "after" never does.)
+    assert!(
+        estimate.training_s > 0.0 && estimate.after_s > 0.0,
+        "{estimate:?}"
+    );
+    h.get_by_label_contains("Time ≈");
+    // Another setup, another cost: the button comes back.
+    h.state_mut().settings.config.steps += 1;
+    h.run_ok();
+    h.get_by_label("Estimate time");
 }

@@ -779,3 +779,36 @@ fn checkpoints_are_pruned_to_the_newest_k_plus_the_best() {
         .join(format!("checkpoint-{best}/trainer/state.json"))
         .is_file());
 }
+
+#[test]
+fn estimate_time_probes_the_run_and_scales_it_without_writing_a_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (forget, retain) = data_files(tmp.path());
+    let ckpt = fixture("llada_f32");
+    let run = tmp.path().join("run");
+    let mut args = tiny(&forget, &retain, &ckpt, &run);
+    let steps = args.iter().position(|a| a == "--steps").unwrap();
+    args[steps + 1] = "40".into();
+    args.push("--estimate-time".into());
+    // Without the evaluation cache the run reuses nothing, so every part is counted.
+    let out = mdu()
+        .arg("unlearn")
+        .args(&args)
+        .env("MDU_NO_EVAL_CACHE", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let estimate: mdu_workbench::unlearn::cost::CostEstimate =
+        serde_json::from_slice(&out.stdout).expect("one JSON line");
+    assert!(!run.exists(), "an estimate writes no run folder");
+    assert!(
+        estimate.step_s > 0.0 && estimate.loading_s > 0.0,
+        "{estimate:?}"
+    );
+    // 40 steps at the measured step time; "after" scores what "before" does.
+    assert!((estimate.training_s - 40.0 * estimate.step_s).abs() < 1e-9);
+    assert!(estimate.before_s > 0.0 && estimate.after_s == estimate.before_s);
+    // live_every = 2 over 40 steps: 20 live evaluations.
+    assert!(estimate.live_s > 0.0, "{estimate:?}");
+    assert!(stderr(&out).starts_with('≈'), "{}", stderr(&out));
+}
