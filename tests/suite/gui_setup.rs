@@ -212,3 +212,27 @@ fn estimate_time_probes_the_demo_and_holds_while_the_setup_does() {
     h.run_ok();
     h.get_by_label("Estimate time");
 }
+
+#[test]
+fn a_window_run_keeps_the_newest_checkpoints_plus_the_best() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = settled_with(&tmp, ScriptedDialogs::default());
+    {
+        // Advanced: a checkpoint every step, keep 2.
+        let c = &mut h.state_mut().settings.config;
+        c.steps = 6;
+        c.save_every = 1;
+        c.keep_checkpoints = 2;
+    }
+    h.get_by_label("▶ Start").click();
+    step_until(&mut h, "the run to finish", Duration::from_secs(300), |a| {
+        a.record.state == mdu_workbench::gui::series::RunState::Finished
+    });
+    let run = h.state().record.run_dir.clone().expect("the run's folder");
+    let (kept, best) = crate::unlearn::checkpoints_and_best(&run);
+    let mut want = vec![4, 5];
+    if !want.contains(&best) {
+        want.insert(0, best);
+    }
+    assert_eq!(kept, want, "the newest two and the best (step {best})");
+}

@@ -726,6 +726,26 @@ fn oversized_items_are_refused_by_name_before_they_are_parsed() {
     );
 }
 
+/// The steps of the checkpoint folders left in `run`, in order, and the best one's step.
+pub fn checkpoints_and_best(run: &Path) -> (Vec<usize>, usize) {
+    let best: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("best_checkpoint.json")).unwrap())
+            .unwrap();
+    let mut kept: Vec<usize> = std::fs::read_dir(run)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .strip_prefix("checkpoint-")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    kept.sort_unstable();
+    (kept, best["step"].as_u64().unwrap() as usize)
+}
+
 #[test]
 fn checkpoints_are_pruned_to_the_newest_k_plus_the_best() {
     let tmp = tempfile::tempdir().unwrap();
@@ -754,22 +774,7 @@ fn checkpoints_are_pruned_to_the_newest_k_plus_the_best() {
         [1, 2, 3, 4, 5, 6],
         "a checkpoint every step but the last"
     );
-    let best: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("best_checkpoint.json")).unwrap())
-            .unwrap();
-    let best = best["step"].as_u64().unwrap() as usize;
-    let mut kept: Vec<usize> = std::fs::read_dir(&run)
-        .unwrap()
-        .flatten()
-        .filter_map(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .strip_prefix("checkpoint-")?
-                .parse()
-                .ok()
-        })
-        .collect();
-    kept.sort_unstable();
+    let (kept, best) = checkpoints_and_best(&run);
     let mut want = vec![5, 6];
     if !want.contains(&best) {
         want.insert(0, best);
