@@ -152,17 +152,9 @@ impl WorkbenchApp {
         else {
             return;
         };
-        let current = &self.settings.config;
         self.settings.config = UnlearnConfig {
-            checkpoint: current.checkpoint.clone(),
-            forget: current.forget.clone(),
-            retain: current.retain.clone(),
-            eval_files: current.eval_files.clone(),
-            eval_retain: current.eval_retain.clone(),
-            retain_model: current.retain_model.clone(),
-            device: current.device.clone(),
             demo: false,
-            ..paper
+            ..self.settings.config.with_knobs(&paper)
         };
         self.status = format!(
             "{} model: the demo's settings were replaced by the paper's (learning rate 1e-5, batch 4 × 4, 128 Monte-Carlo samples, paper generation); the Embedded demo preset brings the demo's back.",

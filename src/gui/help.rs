@@ -3,20 +3,7 @@
 
 use eframe::egui;
 
-use crate::unlearn::presets::TOFU_REPO;
-
-const MODELS: [(&str, &str, &str); 2] = [
-    (
-        "LLaDA-8B-Instruct",
-        "GSAI-ML/LLaDA-8B-Instruct",
-        "models/LLaDA-8B-Instruct",
-    ),
-    (
-        "Dream-v0-Instruct-7B",
-        "Dream-org/Dream-v0-Instruct-7B",
-        "models/Dream-v0-Instruct-7B",
-    ),
-];
+use crate::unlearn::presets::{PRESETS, TOFU_REPO};
 
 pub fn show_tab(ui: &mut egui::Ui) {
     egui::ScrollArea::vertical().show(ui, |ui| {
@@ -28,11 +15,20 @@ pub fn show_tab(ui: &mut egui::Ui) {
              are published on the Hugging Face hub; its command-line tool fetches them (pip \
              install -U huggingface_hub, then run these commands in that folder):",
         );
+        // One command per model the presets name, into the folder they expect it in.
         let mut commands = String::new();
-        for (_, repo, folder) in MODELS {
-            commands.push_str(&format!(
-                "huggingface-cli download {repo} --local-dir {folder}\n"
-            ));
+        let mut models: Vec<&str> = Vec::new();
+        for preset in PRESETS {
+            let (Some(repo), Some(folder)) = (preset.model_repo, preset.expects().first()) else {
+                continue;
+            };
+            if !models.contains(&repo) {
+                models.push(repo);
+                commands.push_str(&format!(
+                    "huggingface-cli download {repo} --local-dir {}\n",
+                    folder.display()
+                ));
+            }
         }
         commands.push_str(&format!(
             "huggingface-cli download {TOFU_REPO} --repo-type dataset --local-dir data/tofu\n"

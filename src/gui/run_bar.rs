@@ -6,6 +6,7 @@ use eframe::egui;
 use super::actions::Action;
 use super::series::{self, RunRecord, RunState};
 use super::APP_TITLE;
+use crate::unlearn::cost::duration;
 
 /// Ctrl+Enter starts, Esc asks to stop.
 pub fn shortcuts(ctx: &egui::Context, running: bool) -> Vec<Action> {
@@ -69,7 +70,7 @@ pub fn show(ui: &mut egui::Ui, bar: &RunBarInput) -> Vec<Action> {
 fn progress(ui: &mut egui::Ui, record: &RunRecord, running: bool) {
     let eta = record
         .eta_s()
-        .map(|s| format!(" · ETA {}", fmt_duration(s)))
+        .map(|s| format!(" · ETA {}", duration(s)))
         .unwrap_or_default();
     let text = match &record.state {
         RunState::Idle => "idle".to_string(),
@@ -97,14 +98,5 @@ fn progress(ui: &mut egui::Ui, record: &RunRecord, running: bool) {
     if let Some(r) = record.latest("retain", series::rouge_recall) {
         ui.label(format!("retain R-L {r:.3}"))
             .on_hover_text("Latest retain ROUGE-L recall (higher is better).");
-    }
-}
-
-fn fmt_duration(s: f64) -> String {
-    let s = s.max(0.0).round() as u64;
-    if s >= 60 {
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else {
-        format!("{s}s")
     }
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::eval::protocol::{EvalReport, SampleDetail};
 use crate::events::Event;
+use crate::unlearn::run_dir::kept_lines;
 
 /// One point of an evaluation curve.
 #[derive(Clone, Debug, PartialEq)]
@@ -133,35 +134,31 @@ impl RunRecord {
         }
     }
 
-    /// Rebuilds a finished (or stopped) run from its directory: `metrics.jsonl` holds the step and
-    /// evaluation events, `samples_*.jsonl` the per-item details, `summary.json` the outcome.
-    /// The record of a run up to `step` (what a resumed run keeps; its later steps come again).
+    /// The record of a run up to `step` (what a resumed run keeps; its later steps come again):
+    /// `metrics.jsonl` cut as the engine cuts it on resume (`run_dir::kept_lines`).
     pub fn until_step(dir: &Path, step: usize) -> std::io::Result<Self> {
-        let mut record = Self::default();
         let text = std::fs::read_to_string(dir.join("metrics.jsonl"))?;
-        for line in text.lines() {
-            if let Ok(event) = serde_json::from_str::<Event>(line) {
-                let at = match &event {
-                    Event::Step { step, .. } | Event::Eval { step, .. } => *step,
-                    _ => 0,
-                };
-                if at <= step {
-                    record.apply(event);
-                }
-            }
-        }
+        let mut record = Self::default();
+        record.apply_lines(kept_lines(&text, step));
         record.run_dir = Some(dir.to_path_buf());
         Ok(record)
     }
 
+    /// Every event among `lines` (JSON lines of `metrics.jsonl`), in order.
+    fn apply_lines<'a>(&mut self, lines: impl IntoIterator<Item = &'a str>) {
+        for line in lines {
+            if let Ok(event) = serde_json::from_str::<Event>(line) {
+                self.apply(event);
+            }
+        }
+    }
+
+    /// Rebuilds a finished (or stopped) run from its directory: `metrics.jsonl` holds the step and
+    /// evaluation events, `samples_*.jsonl` the per-item details, `summary.json` the outcome.
     pub fn from_run_dir(dir: &Path) -> std::io::Result<Self> {
         let mut record = Self::default();
         let text = std::fs::read_to_string(dir.join("metrics.jsonl"))?;
-        for line in text.lines() {
-            if let Ok(event) = serde_json::from_str::<Event>(line) {
-                record.apply(event);
-            }
-        }
+        record.apply_lines(text.lines());
         for when in ["before", "after"] {
             let Ok(text) = std::fs::read_to_string(dir.join(format!("samples_{when}.jsonl")))
             else {

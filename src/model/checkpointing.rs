@@ -31,7 +31,7 @@ use burn::tensor::{Bool, Tensor};
 use super::transformer::{BlockPass, BlockRunner, BlockRunnerHandle, MaskedDiffusionLm, Rope};
 
 /// The kept block inputs of every tracked forward pass since the tape was made.
-pub struct BlockTape<B: AutodiffBackend> {
+struct BlockTape<B: AutodiffBackend> {
     entries: Mutex<Vec<TapeEntry<B>>>,
 }
 
@@ -58,7 +58,7 @@ impl<B: AutodiffBackend> Default for BlockTape<B> {
 
 impl<B: AutodiffBackend> BlockTape<B> {
     /// `model` (a cheap clone: the tensors are shared) recording onto this tape.
-    pub fn attach(self: &Arc<Self>, model: &MaskedDiffusionLm<B>) -> MaskedDiffusionLm<B> {
+    fn attach(self: &Arc<Self>, model: &MaskedDiffusionLm<B>) -> MaskedDiffusionLm<B> {
         let mut taped = model.clone();
         taped.block_runner = Some(BlockRunnerHandle(self.clone()));
         taped
@@ -101,7 +101,7 @@ impl<B: AutodiffBackend> BlockTape<B> {
     /// The gradient of `loss` for every trainable weight of `model` (the model the tape was
     /// attached to): the loss's own backward pass, then each recorded pass's blocks, last first.
     /// The tape is empty afterwards.
-    pub fn gradients(&self, loss: Tensor<B, 1>, model: &MaskedDiffusionLm<B>) -> GradientsParams {
+    fn gradients(&self, loss: Tensor<B, 1>, model: &MaskedDiffusionLm<B>) -> GradientsParams {
         let mut grads = loss.backward();
         let entries = std::mem::take(
             &mut *self

@@ -14,7 +14,7 @@ pub mod transformer;
 
 use std::path::Path;
 
-pub use checkpointing::{loss_and_gradients, BlockTape};
+pub use checkpointing::loss_and_gradients;
 pub use config::{Architecture, ConfigError, ModelConfig};
 pub use lora::{Adapters, LoraSettings, LoraTarget};
 pub use transformer::MaskedDiffusionLm;

@@ -228,15 +228,24 @@ impl UnlearnConfig {
     /// The training and evaluation knobs alone: every path, `demo` and the device cleared.
     pub fn knobs(&self) -> Self {
         Self {
-            checkpoint: None,
-            forget: None,
-            retain: None,
-            eval_files: Vec::new(),
-            eval_retain: None,
-            retain_model: None,
             device: String::new(),
-            demo: false,
-            ..self.clone()
+            ..Self::default().with_knobs(self)
+        }
+    }
+
+    /// `knobs`'s training and evaluation settings with this config's inputs: its paths, `demo`
+    /// and device.
+    pub fn with_knobs(&self, knobs: &Self) -> Self {
+        Self {
+            checkpoint: self.checkpoint.clone(),
+            forget: self.forget.clone(),
+            retain: self.retain.clone(),
+            eval_files: self.eval_files.clone(),
+            eval_retain: self.eval_retain.clone(),
+            retain_model: self.retain_model.clone(),
+            device: self.device.clone(),
+            demo: self.demo,
+            ..knobs.clone()
         }
     }
 

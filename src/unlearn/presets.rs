@@ -4,6 +4,7 @@
 //! folder the user chooses, which holds `models/` and `data/tofu/`.
 
 use std::path::{Component, Path, PathBuf};
+use std::sync::OnceLock;
 
 use anyhow::Result;
 
@@ -105,8 +106,22 @@ impl Preset {
         Ok(config)
     }
 
-    /// What it expects under the chosen folder (`models/…`, `data/tofu/…`), each once.
-    pub fn expects(&self) -> Vec<PathBuf> {
+    /// What it expects under the chosen folder (`models/…`, `data/tofu/…`), each once, the
+    /// model folder first; read from its config once per process (the window asks every frame).
+    pub fn expects(&self) -> &'static [PathBuf] {
+        static EXPECTED: OnceLock<Vec<(Option<&'static str>, Vec<PathBuf>)>> = OnceLock::new();
+        let all = EXPECTED.get_or_init(|| {
+            PRESETS
+                .iter()
+                .map(|p| (p.file_name(), p.read_expects()))
+                .collect()
+        });
+        all.iter()
+            .find(|(file, _)| *file == self.file_name())
+            .map_or(&[], |(_, paths)| paths.as_slice())
+    }
+
+    fn read_expects(&self) -> Vec<PathBuf> {
         let Ok(mut config) = self.config(Path::new("")) else {
             return Vec::new();
         };

@@ -256,15 +256,9 @@ impl RunDir {
     /// The step of the best checkpoint so far (`best_checkpoint.json`), if any.
     /// The step of the newest complete checkpoint (the one `--resume` continues from).
     pub fn resume_step(&self) -> Option<usize> {
-        std::fs::read_dir(&self.path)
-            .ok()?
-            .flatten()
-            .filter_map(|e| {
-                let text = std::fs::read_to_string(e.path().join("trainer/state.json")).ok()?;
-                let state: serde_json::Value = serde_json::from_str(&text).ok()?;
-                Some(state.get("step")?.as_u64()? as usize)
-            })
-            .max()
+        let step_of = |state: &serde_json::Value| state["step"].as_u64().unwrap_or(0) as usize;
+        let (_, state) = crate::train::resume::latest(&self.path, step_of).ok()??;
+        Some(step_of(&state))
     }
 
     /// Bytes of every file under the run folder.
@@ -400,7 +394,7 @@ impl MetricsLog {
 }
 
 /// The lines of `metrics.jsonl` up to and including step `step` (unreadable lines are dropped).
-fn kept_lines(text: &str, step: usize) -> Vec<&str> {
+pub fn kept_lines(text: &str, step: usize) -> Vec<&str> {
     text.lines()
         .filter(|l| {
             serde_json::from_str::<serde_json::Value>(l)
