@@ -19,7 +19,8 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
     /// Float storage of weights and activations on GPU devices (default: bf16 on CUDA, f32 on wgpu;
-    /// the CPU is always f32). Softmax, KL, losses and optimizer moments stay f32 in every case.
+    /// the CPU is always f32). Softmax, KL and losses stay f32 in every case, and so do the
+    /// optimizer moments unless `unlearn --moments bf16`.
     #[arg(long, global = true, value_enum)]
     pub precision: Option<crate::device::Precision>,
 }
@@ -109,6 +110,10 @@ pub enum Command {
     Sweep(crate::unlearn::cli::SweepArgs),
     /// Evaluate any model on TOFU-format files (ROUGE-L, probabilities, truth ratios, utility).
     Eval(crate::eval::cli::EvalArgs),
+    /// Token-level KL along the denoising trajectory, with token roles (trace.jsonl, role_means.json).
+    Trace(crate::inside::cli::TraceArgs),
+    /// Try to get forgotten answers back along other decoding paths; the worst case per item.
+    Leakage(crate::inside::cli::LeakageArgs),
     /// List the compute devices this machine offers.
     Devices,
     /// ROUGE-L of JSON lines {"reference": …, "candidate": …}: one JSON line {"precision","recall","fmeasure"} per input line.
@@ -210,6 +215,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 temperature,
                 suppress_tokens: vec![],
                 seed,
+                remasking: Default::default(),
             };
             generate(checkpoint, adapter, prompt, sampler, &device)
         }
@@ -231,6 +237,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Unlearn(args)) => crate::unlearn::cli::unlearn(args),
         Some(Command::Sweep(args)) => crate::unlearn::cli::sweep(args),
         Some(Command::Eval(args)) => crate::eval::cli::eval(args),
+        Some(Command::Trace(args)) => crate::inside::cli::trace(args),
+        Some(Command::Leakage(args)) => crate::inside::cli::leakage(args),
         Some(Command::Score(args)) => crate::score::run(args),
         Some(Command::BenchTrain(args)) => crate::bench::bench_train(args),
         Some(Command::BenchKl(args)) => crate::bench::bench_kl(args),

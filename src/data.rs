@@ -14,6 +14,9 @@ pub struct QaItem {
     pub paraphrased_answer: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub perturbed_answer: Vec<String>,
+    /// The question reworded (TOFU's perturbed files); the leakage probe asks it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paraphrased_question: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -163,6 +166,11 @@ fn parse_item(
             item.perturbed_answer
                 .iter()
                 .map(|p| ("perturbed_answer", p)),
+        )
+        .chain(
+            item.paraphrased_question
+                .iter()
+                .map(|p| ("paraphrased_question", p)),
         );
     for (name, text) in fields {
         if text.len() > MAX_FIELD_BYTES {

@@ -172,6 +172,18 @@ impl DeviceChoice {
         self.run(Probe)
     }
 
+    /// Whether the device can hold bf16 tensors (bf16 AdamW moments save memory only there).
+    pub fn stores_bf16(&self) -> bool {
+        struct Probe;
+        impl BackendTask for Probe {
+            type Output = bool;
+            fn run<B: EngineBackend>(self, device: &B::Device) -> bool {
+                crate::model::precision::stores_bf16::<B>(device)
+            }
+        }
+        self.run(Probe)
+    }
+
     /// What the device can hold, for the pre-load memory check.
     pub fn memory_budget(&self) -> MemoryBudget {
         let host = || MemoryBudget {
@@ -203,7 +215,7 @@ impl DeviceChoice {
 
 /// How weights and activations are stored. Whatever it is, softmax, log-softmax, the KL, the
 /// losses, RMSNorm, RoPE, gradient norms and the optimizer's moments are computed in f32
-/// (`model::precision::at_least_f32`, `train::F32Moments`); matrix products accumulate in f32 on
+/// (`model::precision::at_least_f32`, `train::moments`, f32 unless bf16 moments are asked for); matrix products accumulate in f32 on
 /// every backend we run.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,

@@ -44,6 +44,12 @@ pub enum Event {
         when: String,
         report: EvalReport,
     },
+    /// The convergence diagnostic at a live evaluation: mean KL per token role on the live forget
+    /// items (`inside::trace`).
+    RoleKl {
+        step: usize,
+        means: Vec<crate::inside::trace::RoleMean>,
+    },
     /// Per-item results of a full evaluation, one split at a time.
     Samples {
         step: usize,

@@ -29,6 +29,7 @@ pub mod events;
 pub mod finetune;
 #[cfg(feature = "gui")]
 pub mod gui;
+pub mod inside;
 pub mod kernel_runtime;
 pub mod kernels;
 pub mod model;

@@ -165,6 +165,7 @@ pub fn selftest(args: SelftestArgs) -> Result<()> {
                 rows: crate::bench::step::STEP_ROWS,
                 width: crate::bench::step::STEP_WIDTH,
                 checkpointing: false,
+                moments: crate::train::MomentPrecision::F32,
             };
             let report = match crate::kernel_runtime::catch(|| run_step_bench(args)) {
                 Ok(report) => report?,

@@ -103,6 +103,9 @@ pub struct BenchStepArgs {
     /// kept, and the block is recomputed in the backward pass.
     #[arg(long)]
     pub checkpointing: bool,
+    /// What AdamW keeps its moments in (`train::moments`).
+    #[arg(long, value_enum, default_value_t = crate::train::MomentPrecision::F32)]
+    pub moments: crate::train::MomentPrecision,
 }
 
 impl BenchStepArgs {
@@ -227,14 +230,15 @@ fn step_bench<B: AutodiffBackend + KlBackend>(bench: StepBench, device: &B::Devi
     if let Some(lora) = &lora {
         model = model.with_adapters(crate::model::Adapters::init(lora, &config, 0, device));
     }
-    // The frozen starting model θ₀: the same tensors, outside the autodiff graph; the optimizer's
-    // updates give `model` new tensors, so this stays the starting point (with LoRA the base
-    // itself, adapters off).
+    // The frozen starting model θ₀ (with LoRA the base, adapters off): the optimizer's updates
+    // give `model` new tensors, so these stay the starting point.
     let reference = model.valid().without_adapters();
+    use crate::model::precision::{storage_bytes, stores_bf16};
     let plan =
         crate::unlearn::memory_plan::MemoryPlan::of(&crate::unlearn::memory_plan::PlanInputs {
             config: &config,
-            storage_bytes: crate::model::precision::storage_bytes::<B>(device),
+            storage_bytes: storage_bytes::<B>(device),
+            moment_bytes: args.moments.bytes_per_parameter(stores_bf16::<B>(device)),
             lora: lora.as_ref(),
             uses_reference: true,
             rows: 2 * args.rows,
@@ -244,7 +248,7 @@ fn step_bench<B: AutodiffBackend + KlBackend>(bench: StepBench, device: &B::Devi
             masked: forget.masked.len() + retain.masked.len(),
             on_cpu: bench.device_name == "cpu",
         });
-    let mut optim = crate::train::adamw(STEP_WEIGHT_DECAY).init::<B, MaskedDiffusionLm<B>>();
+    let mut optim = crate::train::adamw(STEP_WEIGHT_DECAY).for_run(args.moments);
     let loss = MduStepLoss {
         reference: &reference,
         forget: &forget,

@@ -179,6 +179,7 @@ fn items(entries: &[Entry]) -> Vec<QaItem> {
                 answer: answer.to_string(),
                 paraphrased_answer: Some(paraphrase.to_string()),
                 perturbed_answer: perturbed.clone(),
+                paraphrased_question: None,
             });
         }
     }

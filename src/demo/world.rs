@@ -133,6 +133,7 @@ impl World {
                     answer: answer.clone(),
                     paraphrased_answer: Some(paraphrased.clone()),
                     perturbed_answer: perturbed.clone(),
+                    paraphrased_question: None,
                 });
             }
         }

@@ -24,6 +24,22 @@ pub struct SamplerConfig {
     /// Token ids never generated (their logits are set to −inf before choosing).
     pub suppress_tokens: Vec<u32>,
     pub seed: u64,
+    /// Which masked positions are committed first.
+    pub remasking: Remasking,
+}
+
+/// The order in which a sampler commits masked positions (dllm's `remasking`, Dream's `alg`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Remasking {
+    /// The model's own: the most confident first for LLaDA (softmax probability), the lowest
+    /// entropy first for Dream.
+    #[default]
+    Model,
+    /// The highest softmax probability first (LLaDA's `low_confidence`, Dream's `maskgit_plus`).
+    LowConfidence,
+    /// A uniformly random order (LLaDA's `random`, Dream's `origin`).
+    Random,
 }
 
 /// Ids that ends an answer (EOS and EOT); everything from the first one on is dropped.
@@ -139,7 +155,11 @@ pub fn generate<B: Backend>(
             for (r, &(b, pos)) in rows.iter().enumerate() {
                 let row = candidate_logits(&logits[r * vocab..(r + 1) * vocab], cfg);
                 let (confidence, token) = mdlm_choice(&row, cfg.temperature, &mut rng);
-                choices[b].push((confidence, pos, token as u32));
+                let score = match cfg.remasking {
+                    Remasking::Random => rng.uniform(),
+                    Remasking::Model | Remasking::LowConfidence => confidence,
+                };
+                choices[b].push((score, pos, token as u32));
             }
             // Commit the most confident `k` of each row.
             commit_best(&mut canvas, choices, |b| {
@@ -364,8 +384,14 @@ pub fn generate_dream<B: Backend>(
             let mut choices: Vec<Vec<(f64, usize, u32)>> = vec![Vec::new(); canvas.len()];
             for (r, &(b, p)) in masked.iter().enumerate() {
                 let row = candidate_logits(&logits[r * vocab..(r + 1) * vocab], cfg);
-                let (neg_entropy, token) = dream_choice(row, cfg.temperature, &mut rng);
-                choices[b].push((neg_entropy, p, token as u32));
+                let (neg_entropy, probability, token) =
+                    dream_choice(row, cfg.temperature, &mut rng);
+                let score = match cfg.remasking {
+                    Remasking::Model => neg_entropy,
+                    Remasking::LowConfidence => probability,
+                    Remasking::Random => rng.uniform(),
+                };
+                choices[b].push((score, p, token as u32));
             }
             commit_best(&mut canvas, choices, |_| n);
             let answers: Vec<&[u32]> = canvas.iter().map(|row| &row[len..]).collect();
@@ -383,8 +409,9 @@ pub fn generate_dream<B: Backend>(
 }
 
 /// Dream's choice at one position: a token sampled from softmax(logits / T) (the argmax at
-/// temperature 0), and the negative entropy of that distribution as the confidence.
-fn dream_choice(mut row: Vec<f64>, temperature: f64, rng: &mut SplitMix64) -> (f64, usize) {
+/// temperature 0), the negative entropy of that distribution (Dream's confidence) and the
+/// token's probability.
+fn dream_choice(mut row: Vec<f64>, temperature: f64, rng: &mut SplitMix64) -> (f64, f64, usize) {
     if temperature > 0.0 {
         row.iter_mut().for_each(|l| *l /= temperature);
     }
@@ -397,7 +424,7 @@ fn dream_choice(mut row: Vec<f64>, temperature: f64, rng: &mut SplitMix64) -> (f
         argmax(probs.iter().copied())
     };
     let neg_entropy: f64 = probs.iter().map(|&q| q * (q + 1e-10).ln()).sum();
-    (neg_entropy, token)
+    (neg_entropy, probs[token], token)
 }
 
 fn sample_categorical(probs: &[f64], rng: &mut SplitMix64) -> usize {

@@ -51,6 +51,7 @@ pub fn demo_sampler_config(
         temperature: 0.0,
         suppress_tokens: vec![],
         seed: 0,
+        remasking: Default::default(),
     })
 }
 

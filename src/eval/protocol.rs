@@ -336,6 +336,7 @@ fn chunk_details(
             truth_ratio_tofu: None,
             probability_mc: None,
             truth_ratio_prob: None,
+            worst_path: None,
         };
         if tofu {
             let n_pert = it.perturbed_answer.len();
@@ -390,12 +391,25 @@ pub fn generate_answers<B: Backend>(
     stop: StopCheck,
 ) -> Result<Vec<String>, EvalError> {
     let sampler = sampler_config(model, tokenizer, items, generation)?;
+    generate_with(model, tokenizer, items, &sampler, batch_size, device, stop)
+}
+
+/// Generated answers with explicit sampler settings, `batch_size` prompts at a time.
+pub fn generate_with<B: Backend>(
+    model: &MaskedDiffusionLm<B>,
+    tokenizer: &TextTokenizer,
+    items: &[QaItem],
+    sampler: &SamplerConfig,
+    batch_size: usize,
+    device: &B::Device,
+    stop: StopCheck,
+) -> Result<Vec<String>, EvalError> {
     let mut out = Vec::with_capacity(items.len());
     for chunk in items.chunks(batch_size.max(1)) {
         if stop() {
             return Err(EvalError::Stopped);
         }
-        out.extend(generate_batch(model, tokenizer, chunk, &sampler, device)?);
+        out.extend(generate_batch(model, tokenizer, chunk, sampler, device)?);
     }
     Ok(out)
 }
@@ -440,6 +454,7 @@ pub fn sampler_config<B: Backend>(
             temperature: 0.0,
             suppress_tokens: vec![],
             seed: 0,
+            remasking: Default::default(),
         },
     })
 }

@@ -148,6 +148,19 @@ pub struct SampleDetail {
     /// TOFU `prob_mean` term `p_c / (p_c + p_w + 1e-10)`.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub truth_ratio_prob: Option<f64>,
+    /// The leakage probe (`inside::leakage`, forget items after training): the decoding path
+    /// with the highest ROUGE-L recall.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub worst_path: Option<WorstPath>,
+}
+
+/// The decoding path that got the most of a forgotten answer back.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorstPath {
+    pub path: String,
+    #[serde(rename = "rougeL_recall")]
+    pub rouge_l_recall: f64,
+    pub generation: String,
 }
 
 /// Means over one split. Field names carry the protocol.
@@ -172,6 +185,13 @@ pub struct SplitScores {
     pub truth_ratio_true_better: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub truth_ratio_prob_mean: Option<f64>,
+    /// The leakage probe's mean per-item worst-case ROUGE-L recall (forget, after training).
+    #[serde(
+        rename = "worst_path_rougeL_recall",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub worst_path_rouge_l_recall: Option<f64>,
 }
 
 /// A whole evaluation: per split scores, and the cross-split TOFU numbers when computable.
@@ -265,6 +285,7 @@ pub(super) fn aggregate(role: SplitRole, samples: &[SampleDetail]) -> SplitScore
         truth_ratio_closer_to_1: trs.as_ref().map(|v| stats::closer_to_1_better(v)),
         truth_ratio_true_better: trs.as_ref().map(|v| stats::true_better(v)),
         truth_ratio_prob_mean: mean_opt(&|s| s.truth_ratio_prob),
+        worst_path_rouge_l_recall: mean_opt(&|s| s.worst_path.as_ref().map(|w| w.rouge_l_recall)),
     }
 }
 

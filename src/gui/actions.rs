@@ -47,6 +47,8 @@ pub enum Action {
     Ask(String),
     /// Trace the denoising of this question before and after.
     Denoise(QaItem),
+    /// Token-level KL traces of the first forget questions, before and after (the Inside view).
+    TraceInside,
     /// Open the Save model as… prompt.
     SaveModel,
     BrowseSaveDestination,
@@ -62,4 +64,6 @@ pub enum Action {
 pub enum Export {
     Csv,
     Png(PlotKind),
+    /// The Inside view's traces, cell by cell.
+    InsideCsv,
 }

@@ -106,6 +106,18 @@ fn evaluation(ui: &mut egui::Ui, c: &mut UnlearnConfig) {
         &mut c.eval_tofu,
         "TOFU numbers too (truth ratio, utility, forget quality)",
     );
+    ui.checkbox(&mut c.leakage_probe, "Leakage probe after training")
+        .on_hover_text(
+            "Tries to get each forget answer back along other decoding paths (random order, \
+             blocks, temperature sampling, a retain item as context, a leading prefix, the \
+             paraphrased question where the data has one) and reports the worst case: the \
+             \"worst path\" column of the samples. About eight more generations per forget item.",
+        );
+    ui.checkbox(&mut c.live_role_kl, "KL per token role at live evaluations")
+        .on_hover_text(
+            "Traces the live forget items and plots the mean KL to the target per token role \
+             (stored-knowledge, in-context, structural) in the Inside view.",
+        );
     let mut limited = c.eval_max_items.is_some();
     ui.horizontal(|ui| {
         ui.checkbox(&mut limited, "Score at most");

@@ -63,6 +63,7 @@ pub struct WorkbenchApp {
     pub overlay: Option<RunRecord>,
     samples: samples::SamplesView,
     pub denoise: denoise::DenoiseView,
+    pub inside: super::jobs::InsideState,
     tradeoff: tradeoff::TradeoffView,
     pub prompt: String,
     pub prompt_answer: Option<Result<String, String>>,
@@ -118,6 +119,7 @@ impl WorkbenchApp {
             overlay: None,
             samples: Default::default(),
             denoise: Default::default(),
+            inside: Default::default(),
             tradeoff: Default::default(),
             prompt: String::new(),
             prompt_answer: None,
@@ -200,6 +202,13 @@ impl WorkbenchApp {
             }
         }
         busy |= self.denoise.poll(self.now());
+        if let Some(job) = &mut self.inside.job {
+            busy = true;
+            if let Some(traces) = job.poll() {
+                self.inside.traces = Some(traces);
+                self.inside.job = None;
+            }
+        }
         if let Some(job) = &mut self.prompt_job {
             busy = true;
             if let Some(a) = job.poll() {
@@ -406,11 +415,32 @@ impl WorkbenchApp {
                     _ => Vec::new(),
                 }
             }
+            Tab::Inside => self.inside_tab(ui),
             Tab::History => history::show_tab(ui, &self.history, &self.settings.runs_root),
             Tab::Help => {
                 super::help::show_tab(ui);
                 Vec::new()
             }
+        }
+    }
+
+    fn inside_tab(&mut self, ui: &mut egui::Ui) -> Vec<Action> {
+        let input = super::inside::InsideInput {
+            record: &self.record,
+            can_trace: self.checkpoint.path_buf().is_dir() && self.forget.is_ok(),
+            has_after: self.record.model_dir.is_some(),
+        };
+        let (actions, rects) = super::inside::show(ui, &mut self.inside, &input);
+        self.export.plot_rects = rects;
+        self.request_png_screenshot(ui);
+        actions
+    }
+
+    /// Asks for this frame's screenshot when a plot's PNG is waiting for it.
+    fn request_png_screenshot(&self, ui: &egui::Ui) {
+        if self.export.png_pending.is_some() {
+            ui.ctx()
+                .send_viewport_cmd(egui::ViewportCommand::Screenshot(egui::UserData::default()));
         }
     }
 
@@ -423,10 +453,7 @@ impl WorkbenchApp {
         };
         let (actions, rects) = curves::show(ui, &view, &mut self.settings.smoothing);
         self.export.plot_rects = rects;
-        if self.export.png_pending.is_some() {
-            ui.ctx()
-                .send_viewport_cmd(egui::ViewportCommand::Screenshot(egui::UserData::default()));
-        }
+        self.request_png_screenshot(ui);
         actions
     }
 
@@ -474,6 +501,7 @@ impl WorkbenchApp {
                 self.denoise
                     .compute(&self.session, item, before, after, device);
             }
+            Action::TraceInside => self.trace_inside(),
             Action::SaveModel => self.save_model(),
             Action::BrowseSaveDestination => self.browse_save_destination(),
             Action::SaveTo(dest) => self.save_to(dest),
@@ -489,6 +517,7 @@ impl WorkbenchApp {
     pub(super) fn export_kind_name(what: Export) -> (String, &'static str) {
         match what {
             Export::Csv => ("series.csv".to_string(), "csv"),
+            Export::InsideCsv => ("kl_trace.csv".to_string(), "csv"),
             Export::Png(kind) => (
                 format!(
                     "{}.png",

@@ -61,3 +61,23 @@ pub struct ExportState {
     /// Where each plot was drawn in the last frame.
     pub plot_rects: Vec<(PlotKind, egui::Rect)>,
 }
+
+/// The Inside view (`inside.rs`): the traces, the request in flight, the chosen question.
+pub struct InsideState {
+    pub traces: Option<Result<crate::session::InsideTraces, String>>,
+    pub job: Option<Pending<Result<crate::session::InsideTraces, String>>>,
+    pub question: usize,
+    /// Forget questions to trace.
+    pub items: usize,
+}
+
+impl Default for InsideState {
+    fn default() -> Self {
+        Self {
+            traces: None,
+            job: None,
+            question: 0,
+            items: 24,
+        }
+    }
+}

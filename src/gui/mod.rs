@@ -19,6 +19,7 @@ pub mod denoise;
 pub mod dialogs;
 pub mod help;
 pub mod history;
+pub mod inside;
 pub mod jobs;
 pub mod modals;
 pub mod plots;
@@ -82,16 +83,18 @@ pub enum Tab {
     Tradeoff,
     Samples,
     Denoising,
+    Inside,
     History,
     Help,
 }
 
 impl Tab {
-    const ALL: [(Tab, &'static str); 6] = [
+    const ALL: [(Tab, &'static str); 7] = [
         (Tab::Curves, "Curves"),
         (Tab::Tradeoff, "τ trade-off"),
         (Tab::Samples, "Samples"),
         (Tab::Denoising, "Denoising"),
+        (Tab::Inside, "Inside"),
         (Tab::History, "History"),
         (Tab::Help, "Help"),
     ];

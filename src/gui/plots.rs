@@ -15,6 +15,10 @@ pub enum PlotKind {
     Probability,
     TruthRatio,
     Utility,
+    /// The Inside view's plots (not in [`PlotKind::ALL`], which the Curves tab lays out).
+    KlHeatmap,
+    RoleBars,
+    RoleConvergence,
 }
 
 impl PlotKind {
@@ -33,6 +37,9 @@ impl PlotKind {
             PlotKind::Probability => "Probability (Eq. 14)",
             PlotKind::TruthRatio => "Truth ratio (MDU)",
             PlotKind::Utility => "Model utility (TOFU)",
+            PlotKind::KlHeatmap => "KL along denoising",
+            PlotKind::RoleBars => "KL per token role",
+            PlotKind::RoleConvergence => "KL per role during the run",
         }
     }
 
@@ -44,6 +51,7 @@ impl PlotKind {
             PlotKind::Probability => "exp(−NLL per answer token), MDU paper Eq. 14. Forget: lower is better. Retain: higher is better.",
             PlotKind::TruthRatio => "exp(NLL(answer) − mean NLL(perturbed)) (MDU paper). Forget: towards 1 and above means the true answer is no longer preferred. Retain: lower is better.",
             PlotKind::Utility => "TOFU model utility: harmonic mean of probability, ROUGE-L and truth ratio on retain, real people and world facts. Higher is better. Full evaluations only.",
+            PlotKind::KlHeatmap | PlotKind::RoleBars | PlotKind::RoleConvergence => "KL(p_conditional ‖ softmax(τ·z_u)) in nats at masked answer positions: the divergence MDU's forget term trains down.",
         }
     }
 

@@ -227,6 +227,7 @@ impl WorkbenchApp {
                 answer: String::new(),
                 paraphrased_answer: None,
                 perturbed_answer: vec![],
+                paraphrased_question: None,
             },
             device: self.settings.config.device.clone(),
             free_tokens: Some(ASK_TOKENS),
@@ -328,7 +329,48 @@ impl WorkbenchApp {
                 }
             }
             Export::Png(kind) => self.export.png_pending = Some((kind, path)),
+            Export::InsideCsv => {
+                let Some(Ok(traces)) = &self.inside.traces else {
+                    return;
+                };
+                let csv = super::inside::to_csv(&traces.before, &traces.after, &traces.after_along);
+                match crate::data::write_atomic(&path, csv.as_bytes()) {
+                    Ok(()) => self.status = format!("Traces written to {}", path.display()),
+                    Err(e) => self.errors.push_back(format!("{}: {e}", path.display())),
+                }
+            }
         }
+    }
+
+    /// Asks the session for the Inside view's traces: the starting model and (after a run) the
+    /// unlearned one on the first forget questions, against the starting model's anchor at the
+    /// run's τ (MDU; 1, the raw anchor, for other methods or without a run).
+    pub(super) fn trace_inside(&mut self) {
+        let config = &self.settings.config;
+        let params = self
+            .record
+            .summary
+            .as_ref()
+            .map(|s| (&s["method"], &s["params"]["tau"]));
+        let tau = match params {
+            Some((method, tau)) => match (method.as_str(), tau.as_f64()) {
+                (Some("mdu"), Some(tau)) => tau,
+                _ => 1.0,
+            },
+            None if config.method == crate::unlearn::methods::Method::Mdu => config.params.tau,
+            None => 1.0,
+        };
+        let request = crate::session::KlTraceRequest {
+            start_dir: self.checkpoint.path_buf(),
+            unlearned_dir: self.record.model_dir.clone(),
+            data: self.forget.path_buf(),
+            items: self.inside.items,
+            tau,
+            generation: config.generation.clone(),
+            device: config.device.clone(),
+        };
+        self.inside.traces = None;
+        self.inside.job = Some(self.session.kl_trace(request));
     }
 
     pub(super) fn ask_export(&mut self, what: Export) {

@@ -1,5 +1,6 @@
 //! The samples table: each evaluated item's question, gold answer, the answers before and after
-//! unlearning and their ROUGE-L recall; filter by split, sort by change.
+//! unlearning and their ROUGE-L recall, and the leakage probe's worst path; filter by split, sort
+//! by change.
 
 use eframe::egui;
 
@@ -50,6 +51,8 @@ pub struct SampleRow {
     pub after: Option<String>,
     pub rouge_before: f64,
     pub rouge_after: Option<f64>,
+    /// The leakage probe's worst path after unlearning (forget items): name, ROUGE-L, answer.
+    pub worst_path: Option<(String, f64, String)>,
 }
 
 impl SampleRow {
@@ -77,6 +80,9 @@ pub fn rows(run: &RunRecord) -> Vec<SampleRow> {
                 after: a.map(|a| a.generation.clone()),
                 rouge_before: b.rouge_l.recall,
                 rouge_after: a.map(|a| a.rouge_l.recall),
+                worst_path: a
+                    .and_then(|a| a.worst_path.as_ref())
+                    .map(|w| (w.path.clone(), w.rouge_l_recall, w.generation.clone())),
             });
         }
     }
@@ -131,6 +137,7 @@ impl SamplesView {
                     "after",
                     "R-L before",
                     "R-L after",
+                    "worst path",
                 ]
                 .map(strong),
                 false,
@@ -138,6 +145,10 @@ impl SamplesView {
             for (i, r) in all.iter().enumerate() {
                 let after = match r.rouge_after {
                     Some(a) => format!("{a:.2} ({:+.2})", a - r.rouge_before),
+                    None => "–".into(),
+                };
+                let worst = match &r.worst_path {
+                    Some((path, score, answer)) => format!("{score:.2} {path}: {answer}"),
                     None => "–".into(),
                 };
                 let cells = [
@@ -148,6 +159,7 @@ impl SamplesView {
                     r.after.as_deref().unwrap_or("…"),
                     &format!("{:.2}", r.rouge_before),
                     &after,
+                    &worst,
                 ]
                 .map(egui::RichText::new);
                 table_row(ui, &widths, cells, i % 2 == 0);
@@ -156,17 +168,24 @@ impl SamplesView {
     }
 }
 
-/// split, question, gold, before, after, R-L before, R-L after: the four texts share what the
-/// fixed columns leave.
-fn column_widths(available: f32) -> [f32; 7] {
+/// split, question, gold, before, after, R-L before, R-L after, worst path: the five texts share
+/// what the fixed columns leave.
+fn column_widths(available: f32) -> [f32; COLUMNS] {
     let (split, score) = (56.0, 84.0);
-    let spacing = 8.0 * 6.0;
-    let text = ((available - split - 2.0 * score - spacing) / 4.0).max(120.0);
-    [split, text, text, text, text, score, score]
+    let spacing = 8.0 * (COLUMNS - 1) as f32;
+    let text = ((available - split - 2.0 * score - spacing) / 5.0).max(110.0);
+    [split, text, text, text, text, score, score, text]
 }
 
+const COLUMNS: usize = 8;
+
 /// One table row: each cell wraps within its column; `striped` rows get the faint background.
-fn table_row(ui: &mut egui::Ui, widths: &[f32; 7], cells: [egui::RichText; 7], striped: bool) {
+fn table_row(
+    ui: &mut egui::Ui,
+    widths: &[f32; COLUMNS],
+    cells: [egui::RichText; COLUMNS],
+    striped: bool,
+) {
     let background = ui.painter().add(egui::Shape::Noop);
     let row = ui.horizontal_top(|ui| {
         for (width, cell) in widths.iter().zip(cells) {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::eval::protocol::{EvalReport, SampleDetail};
 use crate::events::Event;
+use crate::inside::trace::RoleMean;
 use crate::unlearn::run_dir::kept_lines;
 
 /// One point of an evaluation curve.
@@ -49,6 +50,8 @@ pub struct RunRecord {
     pub evals: Vec<EvalPoint>,
     /// (when, split) → per-item details of the full evaluations ("before", "after").
     pub samples: BTreeMap<(String, String), Vec<SampleDetail>>,
+    /// The convergence diagnostic: (step, mean KL per token role on the live forget items).
+    pub role_kl: Vec<(usize, Vec<RoleMean>)>,
     pub warnings: Vec<String>,
     pub summary: Option<serde_json::Value>,
 }
@@ -109,6 +112,7 @@ impl RunRecord {
             } => {
                 self.samples.insert((when, split), samples);
             }
+            Event::RoleKl { step, means } => self.role_kl.push((step, means)),
             Event::Checkpoint { .. } | Event::Kernels { .. } => {}
             Event::Warning { message } => self.warnings.push(message),
             Event::Finished {
@@ -275,6 +279,19 @@ impl RunRecord {
         Some(per_step * (self.steps_total as f64 - last[0]).max(0.0))
     }
 
+    /// The convergence diagnostic of one token role: (step, mean KL to the target).
+    pub fn role_kl_series(&self, role: crate::inside::roles::Role) -> Vec<[f64; 2]> {
+        self.role_kl
+            .iter()
+            .filter_map(|(step, means)| {
+                means
+                    .iter()
+                    .find(|m| m.role == role)
+                    .map(|m| [*step as f64, m.kl])
+            })
+            .collect()
+    }
+
     /// Every series as CSV: `series,step,value`, one row per point.
     pub fn to_csv(&self) -> String {
         let mut out = String::from("series,step,value\n");
@@ -294,6 +311,14 @@ impl RunRecord {
                     put(
                         &format!("{label}_{split}_{metric}"),
                         &self.eval_series(split, label, score),
+                    );
+                }
+            }
+            if label == "live" {
+                for role in crate::inside::roles::Role::ALL {
+                    put(
+                        &format!("live_kl_{}", role.name().replace('-', "_")),
+                        &self.role_kl_series(role),
                     );
                 }
             }

@@ -8,7 +8,9 @@ use eframe::egui;
 use super::dialogs::{Dialogs, PickKind, PickRequest};
 use crate::data::{read_qa_file, QaItem};
 use crate::session::{ModelInfo, Pending};
-use crate::unlearn::config::{Checkpointing, LoraSettings, LoraTarget, UnlearnConfig};
+use crate::unlearn::config::{
+    Checkpointing, LoraSettings, LoraTarget, MomentPrecision, UnlearnConfig,
+};
 use crate::unlearn::{KlDirection, Method};
 
 /// What the panel shows about a data file.
@@ -439,6 +441,34 @@ pub fn show_checkpointing(ui: &mut egui::Ui, config: &mut UnlearnConfig) {
     if let Some(problem) = config.checkpointing_conflict() {
         ui.colored_label(ui.visuals().warn_fg_color, problem);
     }
+}
+
+/// What AdamW keeps its moments in: f32 or bf16.
+pub fn show_moments(ui: &mut egui::Ui, config: &mut UnlearnConfig) {
+    ui.horizontal(|ui| {
+        ui.label("Optimiser moments").on_hover_text(
+            "What AdamW keeps its two running averages per trained weight in. bf16 halves their \
+                 memory (8 → 4 bytes per weight) on a device that stores bf16 (CUDA), rounded \
+                 stochastically so they stay right on average; elsewhere the values are bf16 \
+                 but no memory is saved.",
+        );
+        for (value, name, tip) in [
+            (
+                MomentPrecision::F32,
+                "f32",
+                "8 bytes per trained weight (the default).",
+            ),
+            (
+                MomentPrecision::Bf16,
+                "bf16",
+                "4 bytes per trained weight where the device stores bf16; for full fine-tuning \
+                     of large models.",
+            ),
+        ] {
+            ui.selectable_value(&mut config.moments, value, name)
+                .on_hover_text(tip);
+        }
+    });
 }
 
 pub fn method_title(m: Method) -> &'static str {

@@ -64,6 +64,7 @@ pub fn show(ui: &mut egui::Ui, app: SetupInput) -> Vec<Action> {
         ui.separator();
         device_picker(ui, &mut app);
         setup::show_checkpointing(ui, &mut app.settings.config);
+        setup::show_moments(ui, &mut app.settings.config);
         memory_plan(ui, &mut app);
         cost_line(ui, &app.cost, &mut actions);
         let runs_label = ui.label("Runs folder");
@@ -273,6 +274,7 @@ fn memory_plan(ui: &mut egui::Ui, app: &mut SetupInput) {
         &info.shape,
         width,
         device.storage_bytes,
+        device.bf16_storage,
         device.on_cpu,
     )
     .resolve(config.checkpointing, device.available);

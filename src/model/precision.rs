@@ -24,3 +24,8 @@ pub fn at_least_f32<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D>
 pub fn storage_bytes<B: Backend>(device: &B::Device) -> u64 {
     DType::from(burn::tensor::get_device_settings::<B>(device).float_dtype).size() as u64
 }
+
+/// Whether `device` can hold bf16 tensors (where bf16 AdamW moments halve their memory).
+pub fn stores_bf16<B: Backend>(device: &B::Device) -> bool {
+    B::supports_dtype(device, DType::BF16)
+}

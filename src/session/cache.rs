@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::Receiver;
 
 use super::info::ModelInfo;
+use super::inside::InsideTraces;
 use super::trace::{trace, Trace};
-use super::{Command, TraceRequest};
+use super::{Command, KlTraceRequest, TraceRequest};
 use crate::checkpoint::{estimate_bytes, MemoryBudget, ModelFiles};
 use crate::device::{BackendTask, DeviceChoice, EngineBackend};
 use crate::model::MaskedDiffusionLm;
@@ -54,6 +55,9 @@ impl Models {
             }
             Command::Trace(request, reply) => {
                 let _ = reply.send(self.trace(&request));
+            }
+            Command::KlTrace(request, reply) => {
+                let _ = reply.send(self.kl_trace(&request));
             }
             Command::Unlearn {
                 config,
@@ -120,6 +124,74 @@ impl Models {
         };
         crate::kernel_runtime::catch(|| device.run(task))
             .unwrap_or_else(|panic| Err(format!("the compute backend failed: {panic}")))
+    }
+}
+
+impl Models {
+    fn kl_trace(&mut self, request: &KlTraceRequest) -> Result<InsideTraces, String> {
+        let device = DeviceChoice::parse(&request.device)?;
+        self.files(&request.start_dir)?;
+        if let Some(dir) = &request.unlearned_dir {
+            self.files(dir)?;
+        }
+        let task = KlTraceTask {
+            models: self,
+            request,
+            device_name: device.to_string(),
+            budget: device.memory_budget(),
+        };
+        crate::kernel_runtime::catch(|| device.run(task))
+            .unwrap_or_else(|panic| Err(format!("the compute backend failed: {panic}")))
+    }
+}
+
+struct KlTraceTask<'a> {
+    models: &'a mut Models,
+    request: &'a KlTraceRequest,
+    device_name: String,
+    budget: MemoryBudget,
+}
+
+impl BackendTask for KlTraceTask<'_> {
+    type Output = Result<InsideTraces, String>;
+
+    fn run<B: EngineBackend>(self, device: &B::Device) -> Self::Output {
+        let Models { opened, loaded } = self.models;
+        let dirs: Vec<&PathBuf> = std::iter::once(&self.request.start_dir)
+            .chain(&self.request.unlearned_dir)
+            .collect();
+        for dir in &dirs {
+            let files = opened
+                .iter()
+                .find(|f| f.dir == **dir)
+                .ok_or_else(|| format!("{}: the model folder is not open", dir.display()))?;
+            load_kept::<B>(loaded, files, &self.device_name, &self.budget, device)
+                .map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        let kept = |dir: &PathBuf| {
+            loaded
+                .iter()
+                .find(|l| l.dir == *dir && l.device == self.device_name)
+                .and_then(|l| l.model.downcast_ref::<MaskedDiffusionLm<B>>())
+                .ok_or_else(|| {
+                    format!(
+                        "{}: the starting and the unlearned model do not fit in memory together",
+                        dir.display()
+                    )
+                })
+        };
+        let start = kept(&self.request.start_dir)?;
+        let unlearned = match &self.request.unlearned_dir {
+            Some(dir) => Some(kept(dir)?),
+            None => None,
+        };
+        let tokenizer = &opened
+            .iter()
+            .find(|f| f.dir == self.request.start_dir)
+            .expect("opened above")
+            .tokenizer;
+        super::inside::trace_pair(self.request, start, unlearned, tokenizer, device)
+            .map_err(|e| crate::events::error_message(&e))
     }
 }
 

@@ -41,6 +41,8 @@ impl ModelInfo {
 pub struct DeviceMemory {
     pub available: Option<u64>,
     pub storage_bytes: u64,
+    /// The device can store bf16 tensors (where bf16 AdamW moments halve their memory).
+    pub bf16_storage: bool,
     pub on_cpu: bool,
 }
 
@@ -52,6 +54,7 @@ impl DeviceMemory {
             available: choice.memory_budget().available,
             storage_bytes: burn::tensor::DType::from(choice.effective_precision().dtype()).size()
                 as u64,
+            bf16_storage: choice.stores_bf16(),
             on_cpu: matches!(choice, crate::device::DeviceChoice::Cpu),
         })
     }

@@ -9,6 +9,7 @@
 
 mod cache;
 mod info;
+mod inside;
 mod save;
 mod trace;
 
@@ -16,6 +17,7 @@ use std::path::PathBuf;
 use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
 
 pub use info::{DeviceList, DeviceMemory, ModelInfo, AUTO_DEVICE};
+pub use inside::{InsideTraces, KlTraceRequest};
 pub use trace::{Trace, MASKED};
 
 use crate::data::QaItem;
@@ -104,6 +106,8 @@ pub enum Command {
         events: Sender<Event>,
         stop: StopFlag,
     },
+    /// The Inside view's token-level KL traces, before and after unlearning.
+    KlTrace(KlTraceRequest, Sender<Result<InsideTraces, String>>),
     /// Time a short probe of a run and scale it to the run (`unlearn::cost`), on its own thread.
     EstimateCost(UnlearnConfig, Sender<Result<CostEstimate, String>>),
 }
@@ -186,6 +190,11 @@ impl Session {
 
     pub fn trace(&self, request: TraceRequest) -> Pending<Result<Trace, String>> {
         self.ask(|tx| Command::Trace(request, tx))
+    }
+
+    /// The token-level KL traces of the starting and the unlearned model (`inside::trace`).
+    pub fn kl_trace(&self, request: KlTraceRequest) -> Pending<Result<InsideTraces, String>> {
+        self.ask(|tx| Command::KlTrace(request, tx))
     }
 
     /// What `config` will cost in time, from a measured probe of it (seconds to minutes).

@@ -39,6 +39,7 @@ pub fn trace<B: Backend>(
             temperature: 0.0,
             suppress_tokens: vec![],
             seed: 0,
+            remasking: Default::default(),
         },
         None => sampler_config(
             model,

@@ -57,6 +57,10 @@ pub struct RunOptions {
     /// in the backward pass (auto: on when a step would not fit in free memory).
     #[arg(long, value_name = "auto|on|off")]
     pub checkpointing: Option<super::config::Checkpointing>,
+    /// What AdamW keeps its moments in: bf16 halves their memory on a device that stores bf16
+    /// (CUDA), stochastically rounded; elsewhere the values are bf16 but the memory is not saved.
+    #[arg(long, value_name = "f32|bf16")]
+    pub moments: Option<super::config::MomentPrecision>,
 }
 
 /// LoRA instead of full fine-tuning: any of these flags turns it on (`[lora]` in a config too).
@@ -152,6 +156,9 @@ impl RunOptions {
         self.lora.apply(&mut c)?;
         if let Some(v) = self.checkpointing {
             c.checkpointing = v;
+        }
+        if let Some(v) = self.moments {
+            c.moments = v;
         }
         if let Some(lora) = &c.lora {
             lora.validate().map_err(anyhow::Error::msg)?;

@@ -11,6 +11,7 @@ use crate::eval::protocol::Generation;
 pub use crate::model::{LoraSettings, LoraTarget};
 use crate::train::schedule::LrSchedule;
 pub use crate::train::schedule::LrShape;
+pub use crate::train::MomentPrecision;
 
 /// Per-block activation checkpointing (`checkpointing` in a run config).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -83,6 +84,14 @@ pub struct UnlearnConfig {
     pub lora: Option<LoraSettings>,
     /// Per-block activation checkpointing: `auto` turns it on when a step would not fit.
     pub checkpointing: Checkpointing,
+    /// What AdamW keeps its moments in: `f32`, or `bf16` (stochastically rounded; half the
+    /// memory where the device stores bf16).
+    pub moments: MomentPrecision,
+    /// After training, try to get each forget answer back along other decoding paths and report
+    /// the worst case (`inside::leakage`).
+    pub leakage_probe: bool,
+    /// At each live evaluation, the mean KL per token role on the live forget items.
+    pub live_role_kl: bool,
 }
 
 impl Default for UnlearnConfig {
@@ -128,6 +137,9 @@ impl Default for UnlearnConfig {
             truncate: false,
             lora: None,
             checkpointing: Checkpointing::Auto,
+            moments: MomentPrecision::F32,
+            leakage_probe: true,
+            live_role_kl: true,
         }
     }
 }

@@ -12,7 +12,7 @@ use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 
-use super::config::UnlearnConfig;
+use super::config::{MomentPrecision, UnlearnConfig};
 use super::evaluation::Evaluation;
 use super::inputs::{Data, ResolvedRun};
 use super::memory_plan::{MemoryPlan, PlanInputs};
@@ -224,6 +224,16 @@ fn load<B: AutodiffBackend>(
             ),
         });
     }
+    if run.config.moments == MomentPrecision::Bf16
+        && !crate::model::precision::stores_bf16::<B>(device)
+    {
+        sink(Event::Warning {
+            message: format!(
+                "bf16 moments: {} cannot store bf16 tensors, so the moments hold bf16 values in f32 (the same numbers, no memory saved)",
+                run.device
+            ),
+        });
+    }
     if let Some(available) = budget.available {
         if plan.total() > available {
             anyhow::bail!(
@@ -340,6 +350,7 @@ fn step_plan<B: AutodiffBackend>(
         model,
         width,
         crate::model::precision::storage_bytes::<B>(device),
+        crate::model::precision::stores_bf16::<B>(device),
         matches!(run.device, DeviceChoice::Cpu),
     )
     .resolve(run.config.checkpointing, budget.available)
@@ -383,7 +394,7 @@ fn train<B: AutodiffBackend + crate::kernels::KlBackend>(
     eval.score_retain_model(inputs, config, &budget, sink)?;
     let mut training = Training {
         model,
-        optim: crate::train::adamw(config.weight_decay as f32).init::<B, MaskedDiffusionLm<B>>(),
+        optim: crate::train::adamw(config.weight_decay as f32).for_run(config.moments),
         state: TrainerState {
             step: 0,
             live_history: Vec::new(),

@@ -15,10 +15,13 @@ use crate::checkpoint::MemoryBudget;
 use crate::data::{write_atomic, QaItem};
 use crate::eval::cache;
 use crate::eval::protocol::{
-    evaluate, forget_quality, retain_model_truth_ratios, EvalError, EvalReport, EvalSettings,
-    EvalSplit, SampleDetail, SplitRole,
+    evaluate, forget_quality, retain_model_truth_ratios, sampler_config, EvalError, EvalReport,
+    EvalSettings, EvalSplit, SampleDetail, SplitRole,
 };
+use crate::eval::report::WorstPath;
 use crate::events::{Event, StopFlag};
+use crate::inside::roles::{RoleRule, STRUCTURAL_SHARE};
+use crate::inside::trace::{role_means, trace_items, RoleMean};
 use crate::model::MaskedDiffusionLm;
 use crate::tokenizer::TextTokenizer;
 
@@ -36,6 +39,8 @@ pub struct Evaluation<'a, B: Backend> {
     stop: StopFlag,
     /// Reuse and keep cached evaluations (off for the time probe, which must measure them).
     pub use_cache: bool,
+    /// Run the leakage probe after training.
+    leakage_probe: bool,
 }
 
 impl<'a, B: Backend> Evaluation<'a, B> {
@@ -74,6 +79,7 @@ impl<'a, B: Backend> Evaluation<'a, B> {
             device_name,
             stop: stop.clone(),
             use_cache: true,
+            leakage_probe: config.leakage_probe,
         }
     }
 
@@ -240,9 +246,110 @@ impl<'a, B: Backend> Evaluation<'a, B> {
         sink(Event::Phase {
             phase: "evaluating (after)".into(),
         });
-        let report = self.full(model).map_err(|e| eval_error(e, sink, run_dir))?;
+        let mut report = self.full(model).map_err(|e| eval_error(e, sink, run_dir))?;
+        if self.leakage_probe {
+            self.leakage(model, &mut report, run_dir, sink)?;
+        }
         record_full_eval(run_dir, "after", step, &report, sink)?;
         Ok(report)
+    }
+
+    /// The leakage probe on the forget split (the items a full evaluation scores; the retain
+    /// split's items as elicitation contexts): `leakage.json` in the run folder, and each forget
+    /// sample's worst path in `report`.
+    fn leakage(
+        &self,
+        model: &MaskedDiffusionLm<B>,
+        report: &mut EvalReport,
+        run_dir: &RunDir,
+        sink: &mut dyn FnMut(Event),
+    ) -> Result<()> {
+        let Some(forget) = self.splits.iter().find(|s| s.role == SplitRole::Forget) else {
+            return Ok(());
+        };
+        let n = self
+            .full
+            .max_items
+            .unwrap_or(usize::MAX)
+            .min(forget.items.len());
+        let retain = self
+            .splits
+            .iter()
+            .find(|s| s.role == SplitRole::Retain)
+            .map_or(&[][..], |s| &s.items[..]);
+        let stop = self.stop.clone();
+        let probed = crate::inside::leakage::probe(
+            model,
+            self.tokenizer,
+            &forget.items[..n],
+            retain,
+            &self.full.generation,
+            16,
+            self.device,
+            &move || stop.is_set(),
+            |done, total| {
+                sink(Event::Phase {
+                    phase: format!("leakage probe: path {done} of {total}"),
+                })
+            },
+        )
+        .map_err(|e| eval_error(e, sink, run_dir))?;
+        write_atomic(
+            &run_dir.path.join("leakage.json"),
+            serde_json::to_string_pretty(&probed)?.as_bytes(),
+        )?;
+        if let Some(samples) = report.samples.get_mut(&forget.name) {
+            for (sample, item) in samples.iter_mut().zip(&probed.items) {
+                sample.worst_path = Some(WorstPath {
+                    path: item.worst_path.clone(),
+                    rouge_l_recall: item.worst_rouge_l,
+                    generation: item.worst_answer.clone(),
+                });
+            }
+        }
+        if let Some(scores) = report.splits.get_mut(&forget.name) {
+            scores.worst_path_rouge_l_recall = Some(probed.worst_rouge_l);
+        }
+        Ok(())
+    }
+
+    /// The convergence diagnostic: mean KL per token role on the live forget items, against the
+    /// starting model's anchor at `tau` (uniform without `base`).
+    pub fn live_role_kl(
+        &self,
+        model: &MaskedDiffusionLm<B>,
+        base: Option<&MaskedDiffusionLm<B>>,
+        tau: f64,
+    ) -> Result<Vec<RoleMean>> {
+        let Some(forget) = self
+            .live_splits
+            .iter()
+            .find(|s| s.role == SplitRole::Forget)
+        else {
+            return Ok(Vec::new());
+        };
+        let n = self
+            .live
+            .max_items
+            .unwrap_or(usize::MAX)
+            .min(forget.items.len());
+        let items = &forget.items[..n];
+        let rule = RoleRule::for_answers(
+            forget.items.iter().map(|it| it.answer.as_str()),
+            STRUCTURAL_SHARE,
+        );
+        let sampler = sampler_config(model, self.tokenizer, items, &self.live.generation)?;
+        let traces = trace_items(
+            model,
+            base,
+            self.tokenizer,
+            items,
+            &sampler,
+            tau,
+            &rule,
+            self.device,
+        )?;
+        Ok(role_means(&traces))
     }
 
     /// A live evaluation: forget and retain subsets, few Monte-Carlo samples.

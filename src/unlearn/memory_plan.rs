@@ -3,12 +3,13 @@
 //! does not fit".
 //!
 //! Parts (S = bytes per stored value: 4 in f32, 2 in bf16/f16; P = model parameters, Pa = LoRA
-//! parameters; moments and adapters are always f32):
+//! parameters; M = bytes per trained parameter for AdamW's two moments: 8 in f32, 4 with bf16
+//! moments on a device that stores bf16; adapters are always f32):
 //! - weights `P·S`;
 //! - the starting model kept for the anchor / reference: `P·S` in full fine-tuning for the methods
 //!   that read it (the optimiser gives every weight a new tensor, the old ones stay alive), nothing
 //!   with LoRA (the base is the anchor) or for GA / GradDiff;
-//! - gradients `P·S` (LoRA: `Pa·4`), AdamW moments `2·P·4` (LoRA: `2·Pa·4`), the adapters `Pa·4`;
+//! - gradients `P·S` (LoRA: `Pa·4`), AdamW moments `P·M` (LoRA: `Pa·M`), the adapters `Pa·4`;
 //! - activations kept for the backward pass: per trained token and layer
 //!   `ACT_PER_D·d + ACT_PER_F·f + ACT_PER_SCORE·heads·width` values, in f32 where the model
 //!   computes in f32 (norms, RoPE, softmax) and in S elsewhere: counted at 4 bytes. With
@@ -47,6 +48,8 @@ pub struct PlanInputs<'a> {
     pub config: &'a ModelConfig,
     /// Bytes per stored weight on the device (4 for f32, 2 for bf16/f16).
     pub storage_bytes: u64,
+    /// Bytes per trained parameter for AdamW's two moments (`MomentPrecision::bytes_per_parameter`).
+    pub moment_bytes: u64,
     pub lora: Option<&'a LoraSettings>,
     /// The method reads the frozen starting model (MDU's anchor, NPO's reference).
     pub uses_reference: bool,
@@ -68,18 +71,21 @@ pub struct PlanInputs<'a> {
 impl<'a> PlanInputs<'a> {
     /// A step of `run`: `batch_size` forget rows (and as many retain rows for the methods that
     /// train on retain), `width` tokens each (the longest item), half of them masked (the noise
-    /// level averages ½).
+    /// level averages ½). `bf16_storage`: the device can store bf16 tensors (bf16 moments save
+    /// memory only there).
     pub fn for_run(
         run: &'a UnlearnConfig,
         model: &'a ModelConfig,
         width: usize,
         storage_bytes: u64,
+        bf16_storage: bool,
         on_cpu: bool,
     ) -> Self {
         let rows = run.batch_size * if run.method.uses_retain() { 2 } else { 1 };
         Self {
             config: model,
             storage_bytes,
+            moment_bytes: run.moments.bytes_per_parameter(bf16_storage),
             lora: run.lora.as_ref(),
             uses_reference: run.method.uses_reference(&run.params),
             rows,
@@ -125,14 +131,14 @@ impl MemoryPlan {
                 let pa = lora.num_parameters(c);
                 parts.push(("adapters", pa * 4));
                 parts.push(("gradients", pa * 4));
-                parts.push(("AdamW moments", 2 * pa * 4));
+                parts.push(("AdamW moments", pa * i.moment_bytes));
             }
             None => {
                 if i.uses_reference {
                     parts.push(("starting model (anchor)", params * s));
                 }
                 parts.push(("gradients", params * s));
-                parts.push(("AdamW moments", 2 * params * 4));
+                parts.push(("AdamW moments", params * i.moment_bytes));
             }
         }
         let tokens = (i.rows * i.width) as u64;

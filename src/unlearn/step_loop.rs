@@ -194,6 +194,9 @@ where
                 sink,
                 &mut training.state,
             )?;
+            if config.live_role_kl {
+                live_role_kl(inputs, eval, &training.model.valid(), step, metrics, sink)?;
+            }
             if early_stop {
                 metrics.push_row(row);
                 break;
@@ -217,6 +220,35 @@ where
     }
     metrics.write_csv()?;
     Ok((training, step))
+}
+
+/// The convergence diagnostic after a live evaluation ([`Evaluation::live_role_kl`]): against
+/// the starting model where the run keeps it, at MDU's τ (0, the uniform target, for the other
+/// methods, which have no τ). A failure is a warning: the run goes on.
+fn live_role_kl<B: AutodiffBackend>(
+    inputs: &LoopInputs<B>,
+    eval: &Evaluation<B::InnerBackend>,
+    model: &MaskedDiffusionLm<B::InnerBackend>,
+    step: usize,
+    metrics: &mut MetricsLog,
+    sink: &mut dyn FnMut(Event),
+) -> Result<()> {
+    let config = inputs.config;
+    let tau = match config.method {
+        super::methods::Method::Mdu => config.params.tau,
+        _ => 0.0,
+    };
+    match eval.live_role_kl(model, inputs.reference, tau) {
+        Ok(means) => {
+            let event = Event::RoleKl { step, means };
+            metrics.append(&serde_json::to_value(&event)?)?;
+            sink(event);
+        }
+        Err(e) => sink(Event::Warning {
+            message: format!("step {step}: the KL-per-role diagnostic failed: {e:#}"),
+        }),
+    }
+    Ok(())
 }
 
 /// The micro-batches of step `step` (index from 0), their gradients summed, clipped and applied.

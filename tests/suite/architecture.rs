@@ -19,6 +19,7 @@ const LAYERS: &[&str] = &[
     "train",
     "demo",
     "eval",
+    "inside",
     "events",
     "unlearn",
     "session",

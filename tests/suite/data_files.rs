@@ -17,12 +17,14 @@ fn jsonl_and_json_array_load_and_round_trip() {
             answer: "A1.".into(),
             paraphrased_answer: Some("P1.".into()),
             perturbed_answer: vec!["X".into(), "Y".into(), "Z".into()],
+            paraphrased_question: None,
         },
         QaItem {
             question: "Q2?".into(),
             answer: "A2.".into(),
             paraphrased_answer: None,
             perturbed_answer: vec![],
+            paraphrased_question: None,
         },
     ];
     let path = dir.path().join("items.jsonl");

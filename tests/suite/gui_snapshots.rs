@@ -192,3 +192,47 @@ fn denoising_view_plays_on_the_pinned_clock_and_matches_its_snapshot() {
     assert_eq!(h.state().denoise.frame, 3);
     h.snapshot_options("denoising", &options());
 }
+
+/// The Inside view, driven by committed traces (`scripts/inside_check.sh`: the demo's starting
+/// model and its MDU τ = 0 model on four forget questions) and the KL-per-role events of that run.
+#[test]
+fn inside_view_matches_its_snapshot() {
+    use mdu_workbench::inside::cli::read_trace;
+    use mdu_workbench::session::InsideTraces;
+    let mut h = harness(app());
+    settle(&mut h, "the demo", |a| a.forget.is_ok() && a.demo.is_some());
+    let dir = Path::new("tests/fixtures/gui/inside");
+    let traces = InsideTraces {
+        before: read_trace(&dir.join("before.jsonl")).unwrap(),
+        after: read_trace(&dir.join("after.jsonl")).unwrap(),
+        after_along: read_trace(&dir.join("after_along.jsonl")).unwrap(),
+    };
+    assert_eq!((traces.before.len(), traces.after.len()), (4, 4));
+    h.state_mut().inside.traces = Some(Ok(traces));
+    let events = std::fs::read_to_string(dir.join("role_kl.jsonl")).unwrap();
+    for line in events.lines() {
+        let event: Event = serde_json::from_str(line).unwrap();
+        h.state_mut().record.apply(event);
+    }
+    assert!(
+        h.state().record.role_kl.len() >= 5,
+        "a point per live evaluation"
+    );
+    show(&mut h, Tab::Inside);
+    h.get_by_label("Mean KL to the target per token role");
+    h.get_by_label("Convergence: mean KL per role on the live forget items");
+    h.snapshot_options("inside", &options());
+    // The view's CPU cost per frame (layout and painting commands, not the GPU): printed for the
+    // record (results/inside/), not asserted — a test is no benchmark.
+    let mut times = Vec::new();
+    for _ in 0..30 {
+        let start = std::time::Instant::now();
+        h.step();
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    eprintln!(
+        "inside view frame: median {:.2} ms, max {:.2} ms over 30 frames",
+        times[15], times[29]
+    );
+}

@@ -429,6 +429,7 @@ fn the_memory_plan_shows_what_lora_saves_on_an_8b_shape() {
         MemoryPlan::of(&PlanInputs {
             config: &config,
             storage_bytes: 2,
+            moment_bytes: 8,
             lora,
             uses_reference: true,
             rows: 8,

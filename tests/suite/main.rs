@@ -20,11 +20,13 @@ mod gui;
 mod gui_setup;
 #[cfg(feature = "gui")]
 mod gui_snapshots;
+mod inside;
 mod kernel_runtime;
 mod kl_cube;
 mod kl_kernel;
 mod likelihood;
 mod lora;
+mod moments;
 mod objectives;
 mod ordering;
 mod parity;

@@ -44,6 +44,7 @@ fn greedy_generation_matches_pytorch_reference() {
         temperature: 0.0,
         suppress_tokens: vec![],
         seed: 0,
+        remasking: Default::default(),
     };
     let mut seen_steps = 0;
     let mut last_masks = usize::MAX;
@@ -125,6 +126,7 @@ fn dream_entropy_generation_matches_pytorch_reference() {
         temperature: 0.0,
         suppress_tokens: vec![],
         seed: 0,
+        remasking: Default::default(),
     };
     let p = case.prompts[0].clone();
     let short = p[..4].to_vec();
