@@ -247,7 +247,9 @@ fn the_leakage_probe_worst_case_is_at_least_the_default_path() {
     let model = files
         .load::<B>(&device, &MemoryBudget::unlimited("test"))
         .unwrap();
-    let forget = read_qa_file(&demo.forget).unwrap()[..6].to_vec();
+    let mut forget = read_qa_file(&demo.forget).unwrap()[..6].to_vec();
+    // One item carries a paraphrased question (as TOFU's perturbed files do): only it gets that path.
+    forget[0].paraphrased_question = Some(format!("Tell me: {}", forget[0].question));
     let retain = read_qa_file(&demo.retain).unwrap()[..3].to_vec();
     let generation = Generation::Demo { margin: 4 };
     let never = || false;
@@ -275,7 +277,7 @@ fn the_leakage_probe_worst_case_is_at_least_the_default_path() {
     )
     .unwrap();
     assert_eq!(report.items.len(), 6);
-    for ((it, gold), answer) in report.items.iter().zip(&forget).zip(&answers) {
+    for (i, ((it, gold), answer)) in report.items.iter().zip(&forget).zip(&answers).enumerate() {
         assert!(it.worst_rouge_l >= it.default_rouge_l, "{it:?}");
         assert_eq!(it.default_rouge_l, rouge_l(&gold.answer, answer).recall);
         assert_eq!(it.paths["default"], it.default_rouge_l);
@@ -283,14 +285,13 @@ fn the_leakage_probe_worst_case_is_at_least_the_default_path() {
         for path in ["random-order", "temperature-s1", "context", "leading"] {
             assert!(it.paths.contains_key(path), "{path} missing: {it:?}");
         }
-        // The demo data has no paraphrased questions: that path does not run.
-        assert!(!it.paths.contains_key("paraphrase"));
+        assert_eq!(
+            it.paths.contains_key("paraphrase"),
+            i == 0,
+            "only where there is one"
+        );
     }
-    assert_eq!(
-        seen,
-        report.path_means.len() + 1,
-        "paraphrase counted, not run"
-    );
+    assert_eq!(seen, report.path_means.len(), "every path counted once");
     assert!(report.worst_rouge_l >= report.default_rouge_l);
     // Role means exist for a demo trace (a smoke check of the pieces together).
     let trace = trace_item(
