@@ -236,3 +236,38 @@ fn inside_view_matches_its_snapshot() {
         times[15], times[29]
     );
 }
+
+/// The Inside tab's button through the session: the starting model and a second model (the demo's
+/// retain-only model standing in for an unlearned one) on the first forget questions, and the
+/// second one along the first one's paths, token for token.
+#[test]
+fn inside_traces_come_from_the_session_when_asked() {
+    let mut h = harness(app());
+    settle(&mut h, "the demo", |a| a.forget.is_ok() && a.demo.is_some());
+    let retain_model = h.state().demo.as_ref().unwrap().retain_model.clone();
+    h.state_mut().record.model_dir = Some(retain_model);
+    h.state_mut().inside.items = 2;
+    h.state_mut().tab = Tab::Inside;
+    h.run_ok();
+    h.get_by_label("Trace before and after").click();
+    settle(&mut h, "the traces", |a| a.inside.traces.is_some());
+    let traces = match &h.state().inside.traces {
+        Some(Ok(t)) => t.clone(),
+        other => panic!("the traces failed: {other:?}"),
+    };
+    assert_eq!(
+        (
+            traces.before.len(),
+            traces.after.len(),
+            traces.after_along.len()
+        ),
+        (2, 2, 2)
+    );
+    for (before, along) in traces.before.iter().zip(&traces.after_along) {
+        assert_eq!((&before.ids, &before.roles), (&along.ids, &along.roles));
+        assert!(before.steps.iter().flatten().any(|c| c.kl.is_some()));
+    }
+    // The demo run's τ is 0 unless a run says otherwise: the target is uniform, the anchor kept.
+    assert!(traces.before.iter().all(|t| t.tau == 0.0));
+    assert!(traces.before[0].steps[0][0].kl_anchor.is_some());
+}
