@@ -285,6 +285,7 @@ impl BackendTask for LeakageTask<'_> {
             self.forget,
             self.retain,
             &self.generation,
+            None,
             16,
             device,
             &never,

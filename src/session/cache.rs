@@ -122,8 +122,7 @@ impl Models {
             device_name: device.to_string(),
             budget: device.memory_budget(),
         };
-        crate::kernel_runtime::catch(|| device.run(task))
-            .unwrap_or_else(|panic| Err(format!("the compute backend failed: {panic}")))
+        run_caught(&device, task)
     }
 }
 
@@ -140,9 +139,17 @@ impl Models {
             device_name: device.to_string(),
             budget: device.memory_budget(),
         };
-        crate::kernel_runtime::catch(|| device.run(task))
-            .unwrap_or_else(|panic| Err(format!("the compute backend failed: {panic}")))
+        run_caught(&device, task)
     }
+}
+
+/// Runs `task` on `device`; a panic of the compute backend comes back as an error.
+fn run_caught<R, T: BackendTask<Output = Result<R, String>>>(
+    device: &DeviceChoice,
+    task: T,
+) -> Result<R, String> {
+    crate::kernel_runtime::catch(|| device.run(task))
+        .unwrap_or_else(|panic| Err(format!("the compute backend failed: {panic}")))
 }
 
 struct KlTraceTask<'a> {

@@ -277,6 +277,12 @@ impl<'a, B: Backend> Evaluation<'a, B> {
             .iter()
             .find(|s| s.role == SplitRole::Retain)
             .map_or(&[][..], |s| &s.items[..]);
+        // The full evaluation's answers are the default path's: not generated twice.
+        let answers: Option<Vec<String>> = report.samples.get(&forget.name).map(|samples| {
+            let mut samples: Vec<&SampleDetail> = samples.iter().collect();
+            samples.sort_by_key(|s| s.index);
+            samples.iter().map(|s| s.generation.clone()).collect()
+        });
         let stop = self.stop.clone();
         let probed = crate::inside::leakage::probe(
             model,
@@ -284,6 +290,7 @@ impl<'a, B: Backend> Evaluation<'a, B> {
             &forget.items[..n],
             retain,
             &self.full.generation,
+            answers.as_deref(),
             16,
             self.device,
             &move || stop.is_set(),

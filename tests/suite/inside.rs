@@ -260,6 +260,7 @@ fn the_leakage_probe_worst_case_is_at_least_the_default_path() {
         &forget,
         &retain,
         &generation,
+        None,
         8,
         &device,
         &never,
@@ -292,6 +293,23 @@ fn the_leakage_probe_worst_case_is_at_least_the_default_path() {
         );
     }
     assert_eq!(seen, report.path_means.len(), "every path counted once");
+    // Given the evaluation's answers (as a run does), the default path reuses them: same scores.
+    let reused = probe(
+        &model,
+        &files.tokenizer,
+        &forget,
+        &retain,
+        &generation,
+        Some(&answers),
+        8,
+        &device,
+        &never,
+        |_, _| {},
+    )
+    .unwrap();
+    for (a, b) in reused.items.iter().zip(&report.items) {
+        assert_eq!(a.default_rouge_l, b.default_rouge_l);
+    }
     assert!(report.worst_rouge_l >= report.default_rouge_l);
     // Role means exist for a demo trace (a smoke check of the pieces together).
     let trace = trace_item(
