@@ -387,8 +387,10 @@ fn inspect(dir: &std::path::Path) -> Result<()> {
     let (ckpt, tokenizer) = (&files.checkpoint, &files.tokenizer);
     let c = &ckpt.config;
     let info = serde_json::json!({
+        "family": crate::model::family::family_of_dir(c, dir),
         "architecture": c.architecture.name(),
         "parameters": c.num_parameters(),
+        "active_parameters_per_token": c.active_parameters(),
         "dtype": ckpt.layout.main_dtype().name(),
         "sharded": ckpt.layout.sharded,
         "files": ckpt.layout.files,

@@ -209,6 +209,8 @@ pub fn check_device(device: &DeviceChoice) -> Vec<CheckResult> {
     for (name, config) in [
         ("forward_llada", tiny_llada()),
         ("forward_dream_gqa", tiny_dream()),
+        ("forward_qwen3_a2d", tiny_qwen3()),
+        ("forward_llada_moe", tiny_moe()),
     ] {
         let task = || ForwardTask {
             config: config.clone(),
@@ -262,6 +264,36 @@ fn tiny_dream() -> ModelConfig {
     c.architecture = Architecture::Dream;
     c.num_kv_heads = 2;
     c.qkv_bias = true;
+    c
+}
+
+/// Qwen3 A2D's layout: per-head q/k norm, a head wider than hidden/heads, GQA, a tied head.
+fn tiny_qwen3() -> ModelConfig {
+    let mut c = ModelConfig::llada_shape(64, 2, 4, 160, 1000);
+    c.architecture = Architecture::Qwen3A2d;
+    c.num_kv_heads = 2;
+    c.head_dim = 32;
+    c.rotary_dim = 32;
+    c.qk_norm = true;
+    c.tied_embeddings = true;
+    c
+}
+
+/// LLaDA-MoE's layout: a dense first layer, then 4 routed experts (top 2) and a shared expert,
+/// q/k norm and half-rotary RoPE.
+fn tiny_moe() -> ModelConfig {
+    let mut c = ModelConfig::llada_shape(64, 2, 4, 160, 1000);
+    c.architecture = Architecture::LladaMoe;
+    c.qk_norm = true;
+    c.rotary_dim = 8;
+    c.moe = Some(crate::model::config::MoeConfig {
+        num_experts: 4,
+        top_k: 2,
+        expert_intermediate_size: 48,
+        shared_intermediate_size: Some(64),
+        moe_layers: vec![false, true],
+        expert_bias: false,
+    });
     c
 }
 

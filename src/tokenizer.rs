@@ -140,10 +140,7 @@ impl TextTokenizer {
             role,
             reason,
         };
-        let (mask_text, eot_text) = match config.architecture {
-            Architecture::Llada => ("<|mdm_mask|>", "<|eot_id|>"),
-            Architecture::Dream => ("<|mask|>", "<|im_end|>"),
-        };
+        let (mask_text, eot_text) = config.architecture.special_texts();
         let mask = match (config.mask_token_id, inner.token_to_id(mask_text)) {
             (Some(id), Some(tok)) if id != tok => {
                 return Err(special_err(
@@ -230,7 +227,9 @@ impl TextTokenizer {
         }
     }
 
-    /// Renders the chat template the engine uses: for LLaDA the MDU/dllm fix, otherwise the file's.
+    /// Renders the chat template the engine uses: for LLaDA the MDU/dllm fix, otherwise the file's
+    /// (for Qwen3 A2D models with `enable_thinking=false`, as dllm renders it: an empty
+    /// `<think></think>` block after the assistant header).
     pub fn apply_chat_template(
         &self,
         messages: &[ChatMessage],
@@ -242,8 +241,32 @@ impl TextTokenizer {
                 "LLaDA (MDU)",
                 messages,
                 add_generation_prompt,
+                None,
             ),
-            Architecture::Dream => self.apply_file_template(messages, add_generation_prompt),
+            Architecture::Dream | Architecture::LladaMoe => {
+                self.apply_file_template(messages, add_generation_prompt)
+            }
+            Architecture::Qwen3A2d => {
+                let (template, name) = self.file_template()?;
+                self.render(
+                    template,
+                    &name,
+                    messages,
+                    add_generation_prompt,
+                    Some(false),
+                )
+            }
+        }
+    }
+
+    fn file_template(&self) -> Result<(&str, String), TokenizerError> {
+        let name = self.dir.join("tokenizer_config.json").display().to_string();
+        match self.file_template.as_deref() {
+            Some(template) => Ok((template, name)),
+            None => Err(TokenizerError::Template {
+                source_name: name,
+                reason: "no chat_template".into(),
+            }),
         }
     }
 
@@ -253,15 +276,8 @@ impl TextTokenizer {
         messages: &[ChatMessage],
         add_generation_prompt: bool,
     ) -> Result<String, TokenizerError> {
-        let template = self
-            .file_template
-            .as_deref()
-            .ok_or_else(|| TokenizerError::Template {
-                source_name: self.dir.join("tokenizer_config.json").display().to_string(),
-                reason: "no chat_template".into(),
-            })?;
-        let name = self.dir.join("tokenizer_config.json").display().to_string();
-        self.render(template, &name, messages, add_generation_prompt)
+        let (template, name) = self.file_template()?;
+        self.render(template, &name, messages, add_generation_prompt, None)
     }
 
     fn render(
@@ -270,6 +286,7 @@ impl TextTokenizer {
         name: &str,
         messages: &[ChatMessage],
         add_generation_prompt: bool,
+        enable_thinking: Option<bool>,
     ) -> Result<String, TokenizerError> {
         let err = |e: minijinja::Error| TokenizerError::Template {
             source_name: name.to_string(),
@@ -294,6 +311,11 @@ impl TextTokenizer {
             add_generation_prompt => add_generation_prompt,
             bos_token => &self.bos_token,
             eos_token => &self.eos_token,
+        };
+        // Defined only when asked for, as HF passes it only when the caller gives it.
+        let ctx = match enable_thinking {
+            Some(on) => minijinja::context! { enable_thinking => on, ..ctx },
+            None => ctx,
         };
         env.get_template("chat")
             .map_err(err)?

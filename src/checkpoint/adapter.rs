@@ -16,7 +16,7 @@ use super::save::{write_new_folder, EncodedTensor};
 use super::shard::{DiskDtype, Shard};
 use super::CheckpointError;
 use crate::model::lora::{Adapters, BlockAdapters, LoraPair};
-use crate::model::{LoraSettings, LoraTarget, ModelConfig};
+use crate::model::{LoraSettings, LoraTarget, ModelConfig, Weight};
 
 pub const ADAPTER_CONFIG: &str = "adapter_config.json";
 pub const ADAPTER_WEIGHTS: &str = "adapter_model.safetensors";
@@ -126,7 +126,7 @@ impl AdapterFiles {
         let file = self.shard.path.display().to_string();
         let modules = module_paths(config);
         let rank = self.settings.rank;
-        let mut found: BTreeMap<(usize, LoraTarget), [Option<TensorData>; 2]> = BTreeMap::new();
+        let mut found: BTreeMap<(usize, Weight), [Option<TensorData>; 2]> = BTreeMap::new();
         for (key, entry) in &self.shard.tensors {
             let unknown = || CheckpointError::Index {
                 file: file.clone(),
@@ -143,8 +143,8 @@ impl AdapterFiles {
             } else {
                 return Err(unknown());
             };
-            let &(layer, target) = modules.get(path).ok_or_else(unknown)?;
-            let shape = target.weight().shape(config);
+            let &(layer, weight) = modules.get(path).ok_or_else(unknown)?;
+            let shape = weight.shape(config);
             let expected = if which == 0 {
                 vec![rank, shape[1]]
             } else {
@@ -164,22 +164,24 @@ impl AdapterFiles {
                 found: entry.dtype.clone(),
             })?;
             let values = dtype.decode(self.shard.bytes(entry));
-            found.entry((layer, target)).or_default()[which] =
+            found.entry((layer, weight)).or_default()[which] =
                 Some(TensorData::new(values, expected));
         }
         let mut blocks: Vec<BlockAdapters<B>> = (0..config.num_layers)
             .map(|_| BlockAdapters::empty())
             .collect();
         let mut targets = Vec::new();
-        for ((layer, target), [a, b]) in found {
+        for ((layer, weight), [a, b]) in found {
             let (Some(a), Some(b)) = (a, b) else {
-                let module = module_path(config, target, layer);
+                let module = module_path(config, weight, layer);
                 return Err(CheckpointError::Index {
                     file: file.clone(),
                     reason: format!("`{module}` has only one of lora_A and lora_B"),
                 });
             };
-            blocks[layer].set(target, Adapters::pair(a, b, device));
+            blocks[layer].set_weight(weight, Adapters::pair(a, b, device));
+            let target =
+                LoraTarget::of_weight(weight).expect("module_paths lists adaptable weights");
             if !targets.contains(&target) {
                 targets.push(target);
             }
@@ -202,32 +204,53 @@ impl AdapterFiles {
 }
 
 /// `model.transformer.blocks.3.q_proj`: the module path of a projection in the base checkpoint.
-fn module_path(config: &ModelConfig, target: LoraTarget, layer: usize) -> String {
-    let name = target
-        .weight()
+fn module_path(config: &ModelConfig, weight: Weight, layer: usize) -> String {
+    let name = weight
         .name(config, layer)
-        .expect("every architecture has the seven projections");
+        .expect("adapters sit only on projections the architecture has");
     name.strip_suffix(".weight").unwrap_or(&name).to_string()
 }
 
-fn module_paths(config: &ModelConfig) -> BTreeMap<String, (usize, LoraTarget)> {
-    (0..config.num_layers)
-        .flat_map(|layer| LoraTarget::ALL.map(|t| (module_path(config, t, layer), (layer, t))))
-        .collect()
+/// Every projection an adapter can sit on (experts included), by module path.
+fn module_paths(config: &ModelConfig) -> BTreeMap<String, (usize, Weight)> {
+    let mut out = BTreeMap::new();
+    for layer in 0..config.num_layers {
+        for target in LoraTarget::ALL {
+            for weight in target.weights_in(config, layer) {
+                out.insert(module_path(config, weight, layer), (layer, weight));
+            }
+        }
+    }
+    out
 }
 
-/// One regular expression full-matching the adapted projections of every layer.
+/// One regular expression full-matching the adapted projections of every layer: each path with
+/// its layer and expert numbers made patterns (`.3.` → `.\d+.`), without repeats.
 fn target_regex(config: &ModelConfig, targets: &[LoraTarget]) -> String {
-    targets
-        .iter()
-        .map(|&t| {
-            // Layer 0's path with its layer number made a pattern (`.0.` → `.\d+.`).
-            let path = module_path(config, t, 0);
-            let escaped = path.replace('.', "\\.");
-            escaped.replacen("\\.0\\.", "\\.\\d+\\.", 1)
-        })
-        .collect::<Vec<_>>()
-        .join("|")
+    let mut patterns: Vec<String> = Vec::new();
+    for layer in 0..config.num_layers {
+        for &target in targets {
+            for weight in target.weights_in(config, layer) {
+                let escaped = module_path(config, weight, layer).replace('.', "\\.");
+                let pattern: Vec<&str> = escaped.split("\\.").collect();
+                let pattern = pattern
+                    .iter()
+                    .map(|part| {
+                        if !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()) {
+                            "\\d+"
+                        } else {
+                            part
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\\.");
+                if !patterns.contains(&pattern) {
+                    patterns.push(pattern);
+                }
+            }
+        }
+    }
+    patterns.join("|")
 }
 
 /// Writes a model's LoRA `adapters` as a PEFT folder `out` whose base model is `base`, the same
@@ -257,24 +280,22 @@ fn write_adapter_folder<B: Backend>(
     std::fs::create_dir_all(dir).map_err(|e| write_err(dir, e))?;
     let mut tensors: Vec<(String, EncodedTensor)> = Vec::new();
     for (layer, block) in adapters.blocks.iter().enumerate() {
-        for target in LoraTarget::ALL {
-            if let Some(pair) = block.get(target) {
-                let module = module_path(config, target, layer);
-                for (which, data) in pair_data(pair) {
-                    let values = data
-                        .clone()
-                        .convert::<f32>()
-                        .into_vec::<f32>()
-                        .expect("f32 after convert");
-                    tensors.push((
-                        format!("{KEY_PREFIX}{module}.{which}.weight"),
-                        EncodedTensor {
-                            dtype: safetensors::Dtype::F32,
-                            shape: data.shape.to_vec(),
-                            bytes: DiskDtype::F32.encode(&values),
-                        },
-                    ));
-                }
+        for (weight, pair) in block.pairs() {
+            let module = module_path(config, weight, layer);
+            for (which, data) in pair_data(pair) {
+                let values = data
+                    .clone()
+                    .convert::<f32>()
+                    .into_vec::<f32>()
+                    .expect("f32 after convert");
+                tensors.push((
+                    format!("{KEY_PREFIX}{module}.{which}.weight"),
+                    EncodedTensor {
+                        dtype: safetensors::Dtype::F32,
+                        shape: data.shape.to_vec(),
+                        bytes: DiskDtype::F32.encode(&values),
+                    },
+                ));
             }
         }
     }

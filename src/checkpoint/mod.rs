@@ -190,6 +190,17 @@ impl Checkpoint {
             shards.insert(f.clone(), Shard::open(&dir.join(f))?);
         }
 
+        // A config that misdescribes the weights (a dense config over experts) is named as such,
+        // before any tensor is reported missing.
+        let all_names = shards
+            .values()
+            .flat_map(|s| s.tensors.keys().map(String::as_str));
+        crate::model::family::check_tensor_layout(&config, all_names).map_err(|reason| {
+            CheckpointError::Index {
+                file: dir.join("config.json").display().to_string(),
+                reason,
+            }
+        })?;
         let mut tensor_file = BTreeMap::new();
         let mut dtypes = BTreeMap::new();
         let mut used = BTreeSet::new();

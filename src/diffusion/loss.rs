@@ -18,11 +18,15 @@ pub enum LossWeighting {
 }
 
 impl LossWeighting {
-    /// The weighting an architecture is trained with: LLaDA 1/t, Dream CART (p = 0.3, as dllm).
+    /// The weighting an architecture is trained with: Dream CART (p = 0.3, as dllm); LLaDA,
+    /// LLaDA-MoE and the A2D models 1/t (dllm's MDLM trainer).
     pub fn for_architecture(arch: crate::model::Architecture) -> Self {
+        use crate::model::Architecture;
         match arch {
-            crate::model::Architecture::Llada => LossWeighting::InverseTime,
-            crate::model::Architecture::Dream => LossWeighting::Cart { p: 0.3 },
+            Architecture::Dream => LossWeighting::Cart { p: 0.3 },
+            Architecture::Llada | Architecture::LladaMoe | Architecture::Qwen3A2d => {
+                LossWeighting::InverseTime
+            }
         }
     }
 

@@ -28,7 +28,8 @@ use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Bool, Tensor};
 
-use super::transformer::{BlockPass, BlockRunner, BlockRunnerHandle, MaskedDiffusionLm, Rope};
+use super::rope::Rope;
+use super::transformer::{BlockPass, BlockRunner, BlockRunnerHandle, MaskedDiffusionLm};
 
 /// The kept block inputs of every tracked forward pass since the tape was made.
 struct BlockTape<B: AutodiffBackend> {

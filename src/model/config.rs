@@ -1,6 +1,6 @@
 //! The resolved runtime configuration shared by every architecture, built from a checkpoint's own
-//! HF `config.json` by the architecture files (`llada.rs`, `dream.rs`; `mod.rs` dispatches on the
-//! architecture).
+//! HF `config.json` by the architecture files (`llada.rs`, `dream.rs`, `qwen3.rs`, `llada_moe.rs`;
+//! `family.rs` decides which one reads a file).
 
 use serde::Serialize;
 
@@ -11,6 +11,12 @@ pub enum Architecture {
     Llada,
     /// Dream (`model_type: "Dream"`): Qwen2 layout, GQA, q/k/v bias, logits right-shifted by consumers.
     Dream,
+    /// A Qwen3 model made bidirectional (dllm's A2D, `model_type: "a2d-qwen3"`): GQA, per-head q/k
+    /// RMSNorm, an explicit head dimension, usually a tied head, no logit shift.
+    Qwen3A2d,
+    /// LLaDA-MoE (`LLaDAMoEModelLM`; its `config.json` says `"llada"`): q/k RMSNorm, partial RoPE,
+    /// routed SwiGLU experts with a shared expert, no logit shift.
+    LladaMoe,
 }
 
 impl Architecture {
@@ -18,6 +24,17 @@ impl Architecture {
         match self {
             Architecture::Llada => "LLaDA",
             Architecture::Dream => "Dream",
+            Architecture::Qwen3A2d => "Qwen3 (A2D)",
+            Architecture::LladaMoe => "LLaDA-MoE",
+        }
+    }
+
+    /// The mask and end-of-turn token texts of the architecture's tokenizers.
+    pub fn special_texts(self) -> (&'static str, &'static str) {
+        match self {
+            Architecture::Llada => ("<|mdm_mask|>", "<|eot_id|>"),
+            Architecture::Dream | Architecture::Qwen3A2d => ("<|mask|>", "<|im_end|>"),
+            Architecture::LladaMoe => ("<|mask|>", "<|role_end|>"),
         }
     }
 
@@ -44,10 +61,44 @@ pub struct ModelConfig {
     pub max_position_embeddings: usize,
     /// q/k/v projections carry a bias (Dream).
     pub qkv_bias: bool,
+    /// Per-head RMSNorm on q and k before RoPE (Qwen3, LLaDA-MoE).
+    pub qk_norm: bool,
+    /// The LM head is the embedding matrix (no head tensor in the checkpoint).
+    pub tied_embeddings: bool,
+    /// Leading dimensions of each head that RoPE rotates (`head_dim` unless partial).
+    pub rotary_dim: usize,
+    /// q, k and v are clamped to ±this after their projections (LLaDA-MoE's `clip_qkv`).
+    pub clip_qkv: Option<f64>,
+    /// The mixture-of-experts layers (`None`: every MLP is dense).
+    pub moe: Option<MoeConfig>,
     pub mask_token_id: Option<u32>,
     pub eos_token_id: Option<u32>,
     pub pad_token_id: Option<u32>,
     pub bos_token_id: Option<u32>,
+}
+
+/// The routed experts of a mixture-of-experts model (LLaDA-MoE, `moe.rs`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MoeConfig {
+    pub num_experts: usize,
+    /// Experts each token is routed to.
+    pub top_k: usize,
+    pub expert_intermediate_size: usize,
+    /// The always-on shared expert's width (`None`: no shared expert).
+    pub shared_intermediate_size: Option<usize>,
+    /// Per layer: true where the MLP is the routed experts, false where it is dense.
+    pub moe_layers: Vec<bool>,
+    /// A per-expert bias buffer (`mlp.expert_bias`) added to the routing probabilities.
+    pub expert_bias: bool,
+}
+
+impl ModelConfig {
+    /// Whether layer `layer`'s MLP is the routed experts.
+    pub fn is_moe_layer(&self, layer: usize) -> bool {
+        self.moe
+            .as_ref()
+            .is_some_and(|m| m.moe_layers.get(layer).copied().unwrap_or(false))
+    }
 }
 
 /// A config problem, always naming the file and the key.
@@ -63,10 +114,12 @@ pub enum ConfigError {
         file: String,
         source: serde_json::Error,
     },
-    #[error(
-        "{file}: unknown model_type {found:?}; supported: \"llada\" (LLaDA), \"Dream\" (Dream)"
-    )]
-    UnknownModelType { file: String, found: String },
+    #[error("{file}: {found}, which is none of the supported layouts: {supported}")]
+    UnknownModelType {
+        file: String,
+        found: String,
+        supported: String,
+    },
     #[error("{file}: key `{key}`: {problem}")]
     Key {
         file: String,
@@ -99,6 +152,11 @@ impl ModelConfig {
             rms_norm_eps: 1e-5,
             max_position_embeddings: 512,
             qkv_bias: false,
+            qk_norm: false,
+            tied_embeddings: false,
+            rotary_dim: hidden / heads,
+            clip_qkv: None,
+            moe: None,
             mask_token_id: Some(vocab as u32 - 1),
             eos_token_id: Some(vocab as u32 - 2),
             pad_token_id: Some(vocab as u32 - 2),
@@ -139,6 +197,33 @@ impl ModelConfig {
                 format!("RoPE needs an even head dimension, got {}", self.head_dim),
             );
         }
+        if self.rotary_dim % 2 != 0 || self.rotary_dim == 0 || self.rotary_dim > self.head_dim {
+            return bad(
+                "partial_rotary_factor",
+                format!(
+                    "gives {} rotary dimensions; RoPE needs an even number in 2..={}",
+                    self.rotary_dim, self.head_dim
+                ),
+            );
+        }
+        if let Some(m) = &self.moe {
+            if m.top_k == 0 || m.top_k > m.num_experts {
+                return bad(
+                    "num_experts_per_tok",
+                    format!("{} of {} experts", m.top_k, m.num_experts),
+                );
+            }
+            if m.moe_layers.len() != self.num_layers {
+                return bad(
+                    "moe_layer_freq",
+                    format!(
+                        "has {} entries for {} layers",
+                        m.moe_layers.len(),
+                        self.num_layers
+                    ),
+                );
+            }
+        }
         for (key, id) in [
             ("mask_token_id", self.mask_token_id),
             ("eos_token_id", self.eos_token_id),
@@ -162,18 +247,30 @@ impl ModelConfig {
         self.num_kv_heads * self.head_dim
     }
 
-    /// Parameter count from the shapes (embedding, head, blocks, norms).
+    /// Parameter count from the shapes (embedding, head, blocks, norms; every expert counts).
     pub fn num_parameters(&self) -> u64 {
-        let (d, f, v, kv) = (
-            self.hidden_size as u64,
-            self.intermediate_size as u64,
-            self.vocab_size as u64,
-            self.kv_dim() as u64,
-        );
-        let attn = d * d * 2 + d * kv * 2 + if self.qkv_bias { d + 2 * kv } else { 0 };
-        let mlp = 3 * d * f;
-        let block = attn + mlp + 2 * d;
-        2 * v * d + self.num_layers as u64 * block + d
+        let (d, v) = (self.hidden_size as u64, self.vocab_size as u64);
+        let head = if self.tied_embeddings { 0 } else { v * d };
+        let blocks: u64 = (0..self.num_layers)
+            .map(|layer| {
+                super::block_weights(self, layer)
+                    .into_iter()
+                    .map(|w| w.shape(self).iter().product::<usize>() as u64)
+                    .sum::<u64>()
+            })
+            .sum();
+        v * d + head + blocks + d
+    }
+
+    /// Parameters one token passes through (the routed experts it is not sent to do not count).
+    pub fn active_parameters(&self) -> u64 {
+        let Some(m) = &self.moe else {
+            return self.num_parameters();
+        };
+        let per_expert = 3 * self.hidden_size as u64 * m.expert_intermediate_size as u64;
+        let idle = (m.num_experts - m.top_k.min(m.num_experts)) as u64 * per_expert;
+        let moe_layers = m.moe_layers.iter().filter(|&&x| x).count() as u64;
+        self.num_parameters() - moe_layers * idle
     }
 }
 
@@ -189,7 +286,8 @@ impl<'a> HfKeys<'a> {
         Self { json, file }
     }
 
-    fn err(&self, key: &str, problem: impl Into<String>) -> ConfigError {
+    /// An error naming the file and `key`.
+    pub fn err(&self, key: &str, problem: impl Into<String>) -> ConfigError {
         ConfigError::Key {
             file: self.file.to_string(),
             key: key.to_string(),
@@ -262,6 +360,31 @@ impl<'a> HfKeys<'a> {
                 .as_bool()
                 .ok_or_else(|| self.err(key, format!("expected true or false, found {v}"))),
         }
+    }
+
+    /// Rejects a `true` at `key`: a feature the port does not implement (absent reads as false).
+    pub fn reject_flag(&self, key: &str, problem: &str) -> Result<(), ConfigError> {
+        self.require(key, !self.bool_or(key, false)?, problem)
+    }
+
+    /// HF-style keys every supported transformers-layout architecture shares: a SiLU MLP and RoPE
+    /// without scaling.
+    pub fn require_silu_and_plain_rope(&self) -> Result<(), ConfigError> {
+        if let Ok(act) = self.string("hidden_act") {
+            self.require(
+                "hidden_act",
+                act == "silu",
+                &format!("activation {act:?} is not supported; expected \"silu\""),
+            )?;
+        }
+        if let Some(scaling) = self.raw("rope_scaling") {
+            self.require(
+                "rope_scaling",
+                false,
+                &format!("RoPE scaling {scaling} is not supported"),
+            )?;
+        }
+        Ok(())
     }
 
     /// Rejects a config that asks for a feature the port does not implement, instead of silently ignoring it.

@@ -11,52 +11,39 @@ use super::Weight;
 pub fn config_from_hf(keys: &HfKeys) -> Result<ModelConfig, ConfigError> {
     let hidden_size = keys.usize("hidden_size")?;
     let num_heads = keys.usize("num_attention_heads")?;
-    keys.require(
+    keys.reject_flag(
         "tie_word_embeddings",
-        !keys.bool_or("tie_word_embeddings", false)?,
         "tied embeddings are not supported (Dream ships an untied lm_head)",
     )?;
-    keys.require(
+    keys.reject_flag(
         "use_sliding_window",
-        !keys.bool_or("use_sliding_window", false)?,
         "sliding-window attention is not supported",
     )?;
-    keys.require(
-        "use_mrope",
-        !keys.bool_or("use_mrope", false)?,
-        "multimodal RoPE is not supported",
-    )?;
-    if let Ok(act) = keys.string("hidden_act") {
-        keys.require(
-            "hidden_act",
-            act == "silu",
-            &format!("activation {act:?} is not supported; expected \"silu\""),
-        )?;
-    }
-    if let Some(scaling) = keys.raw("rope_scaling") {
-        keys.require(
-            "rope_scaling",
-            false,
-            &format!("RoPE scaling {scaling} is not supported"),
-        )?;
-    }
+    keys.reject_flag("use_mrope", "multimodal RoPE is not supported")?;
+    keys.require_silu_and_plain_rope()?;
+    let head_dim = keys.opt_usize("head_dim")?.unwrap_or(if num_heads > 0 {
+        hidden_size / num_heads
+    } else {
+        0
+    });
     Ok(ModelConfig {
         architecture: Architecture::Dream,
         hidden_size,
         num_layers: keys.usize("num_hidden_layers")?,
         num_heads,
         num_kv_heads: keys.opt_usize("num_key_value_heads")?.unwrap_or(num_heads),
-        head_dim: keys.opt_usize("head_dim")?.unwrap_or(if num_heads > 0 {
-            hidden_size / num_heads
-        } else {
-            0
-        }),
+        head_dim,
         intermediate_size: keys.usize("intermediate_size")?,
         vocab_size: keys.usize("vocab_size")?,
         rope_theta: keys.f64_or("rope_theta", 10000.0)?,
         rms_norm_eps: keys.f64_or("rms_norm_eps", 1e-6)?,
         max_position_embeddings: keys.opt_usize("max_position_embeddings")?.unwrap_or(2048),
         qkv_bias: true,
+        qk_norm: false,
+        tied_embeddings: false,
+        rotary_dim: head_dim,
+        clip_qkv: None,
+        moe: None,
         mask_token_id: keys.opt_token_id("mask_token_id")?,
         eos_token_id: keys.opt_token_id("eos_token_id")?,
         pad_token_id: keys.opt_token_id("pad_token_id")?,
@@ -109,5 +96,6 @@ pub fn tensor_name(weight: Weight, layer: usize) -> Option<String> {
         Weight::Gate => layer_w("mlp.gate_proj.weight"),
         Weight::Up => layer_w("mlp.up_proj.weight"),
         Weight::Down => layer_w("mlp.down_proj.weight"),
+        _ => None,
     }
 }

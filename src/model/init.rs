@@ -20,8 +20,12 @@ pub fn random_init<B: Backend>(
             let shape = w.shape(config);
             let n: usize = shape.iter().product();
             let values: Vec<f32> = match w {
-                Weight::AttnNorm | Weight::MlpNorm | Weight::FinalNorm => vec![1.0; n],
-                Weight::QBias | Weight::KBias | Weight::VBias => vec![0.0; n],
+                Weight::AttnNorm
+                | Weight::MlpNorm
+                | Weight::FinalNorm
+                | Weight::QNorm
+                | Weight::KNorm => vec![1.0; n],
+                Weight::QBias | Weight::KBias | Weight::VBias | Weight::ExpertBias => vec![0.0; n],
                 _ => {
                     let mut v: Vec<f32> = (0..n).map(|_| rng.normal() * std).collect();
                     if w == Weight::Embed && config.architecture.shifts_logits() {

@@ -75,23 +75,29 @@ pub fn config_from_hf(keys: &HfKeys) -> Result<ModelConfig, ConfigError> {
             &format!("norm type {norm:?} is not supported; expected \"rms\""),
         )?;
     }
+    let head_dim = if num_heads > 0 {
+        hidden_size / num_heads
+    } else {
+        0
+    };
     Ok(ModelConfig {
         architecture: Architecture::Llada,
         hidden_size,
         num_layers: keys.usize("n_layers")?,
         num_heads,
         num_kv_heads,
-        head_dim: if num_heads > 0 {
-            hidden_size / num_heads
-        } else {
-            0
-        },
+        head_dim,
         intermediate_size,
         vocab_size,
         rope_theta: keys.f64_or("rope_theta", 10000.0)?,
         rms_norm_eps: keys.f64_or("rms_norm_eps", 1e-5)?,
         max_position_embeddings: keys.opt_usize("max_sequence_length")?.unwrap_or(4096),
         qkv_bias: false,
+        qk_norm: false,
+        tied_embeddings: false,
+        rotary_dim: head_dim,
+        clip_qkv: None,
+        moe: None,
         mask_token_id: keys.opt_token_id("mask_token_id")?,
         eos_token_id: keys.opt_token_id("eos_token_id")?,
         pad_token_id: keys.opt_token_id("pad_token_id")?,
@@ -157,6 +163,6 @@ pub fn tensor_name(weight: Weight, layer: usize) -> Option<String> {
         Weight::Gate => block("ff_proj"),
         Weight::Up => block("up_proj"),
         Weight::Down => block("ff_out"),
-        Weight::QBias | Weight::KBias | Weight::VBias => None,
+        _ => None,
     }
 }

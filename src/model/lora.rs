@@ -40,6 +40,41 @@ impl LoraTarget {
         LoraTarget::Down,
     ];
 
+    /// The weights this target adapts in block `layer`: the projection itself, or for gate/up/down
+    /// in an MoE layer the same projection of every routed expert and of the shared expert.
+    pub fn weights_in(self, config: &ModelConfig, layer: usize) -> Vec<Weight> {
+        let moe = config.moe.as_ref().filter(|_| config.is_moe_layer(layer));
+        let Some(m) = moe else {
+            return vec![self.weight()];
+        };
+        let (expert, shared): (fn(usize) -> Weight, Weight) = match self {
+            LoraTarget::Gate => (Weight::ExpertGate, Weight::SharedGate),
+            LoraTarget::Up => (Weight::ExpertUp, Weight::SharedUp),
+            LoraTarget::Down => (Weight::ExpertDown, Weight::SharedDown),
+            _ => return vec![self.weight()],
+        };
+        let mut out: Vec<Weight> = (0..m.num_experts).map(expert).collect();
+        if m.shared_intermediate_size.is_some() {
+            out.push(shared);
+        }
+        out
+    }
+
+    /// The target a weight belongs to (`None` for weights no adapter sits on).
+    pub fn of_weight(weight: Weight) -> Option<LoraTarget> {
+        Some(match weight {
+            Weight::Q => LoraTarget::Q,
+            Weight::K => LoraTarget::K,
+            Weight::V => LoraTarget::V,
+            Weight::O => LoraTarget::O,
+            Weight::Gate | Weight::ExpertGate(_) | Weight::SharedGate => LoraTarget::Gate,
+            Weight::Up | Weight::ExpertUp(_) | Weight::SharedUp => LoraTarget::Up,
+            Weight::Down | Weight::ExpertDown(_) | Weight::SharedDown => LoraTarget::Down,
+            _ => return None,
+        })
+    }
+
+    /// The dense model's weight of this target.
     pub fn weight(self) -> Weight {
         match self {
             LoraTarget::Q => Weight::Q,
@@ -157,17 +192,18 @@ impl LoraSettings {
         Ok(())
     }
 
-    /// Trainable parameters for `config`.
+    /// Trainable parameters for `config` (an MoE layer has one adapter per expert).
     pub fn num_parameters(&self, config: &ModelConfig) -> u64 {
-        let per_layer: usize = self
-            .targets
-            .iter()
-            .map(|t| {
-                let shape = t.weight().shape(config);
-                self.rank * (shape[0] + shape[1])
-            })
-            .sum();
-        (per_layer * config.num_layers) as u64
+        let mut total = 0;
+        for layer in 0..config.num_layers {
+            for t in &self.targets {
+                for w in t.weights_in(config, layer) {
+                    let shape = w.shape(config);
+                    total += self.rank * (shape[0] + shape[1]);
+                }
+            }
+        }
+        total as u64
     }
 }
 
@@ -219,16 +255,45 @@ impl<B: Backend> LoraPair<B> {
     }
 }
 
-/// The adapters of one block, one per targeted projection.
+/// The adapters of one expert's (or the shared expert's) SwiGLU projections.
+#[derive(Module, Debug)]
+pub struct MlpAdapters<B: Backend> {
+    pub gate: Option<LoraPair<B>>,
+    pub up: Option<LoraPair<B>>,
+    pub down: Option<LoraPair<B>>,
+}
+
+impl<B: Backend> MlpAdapters<B> {
+    fn empty() -> Self {
+        Self {
+            gate: None,
+            up: None,
+            down: None,
+        }
+    }
+
+    fn slot_mut(&mut self, target: LoraTarget) -> Option<&mut Option<LoraPair<B>>> {
+        match target {
+            LoraTarget::Gate => Some(&mut self.gate),
+            LoraTarget::Up => Some(&mut self.up),
+            LoraTarget::Down => Some(&mut self.down),
+            _ => None,
+        }
+    }
+}
+
+/// The adapters of one block, one per targeted projection (and, in an MoE layer, per expert).
 #[derive(Module, Debug)]
 pub struct BlockAdapters<B: Backend> {
     pub q: Option<LoraPair<B>>,
     pub k: Option<LoraPair<B>>,
     pub v: Option<LoraPair<B>>,
     pub o: Option<LoraPair<B>>,
-    pub gate: Option<LoraPair<B>>,
-    pub up: Option<LoraPair<B>>,
-    pub down: Option<LoraPair<B>>,
+    /// The dense MLP's adapters (empty in an MoE layer).
+    pub mlp: MlpAdapters<B>,
+    /// Routed expert `e`'s adapters at index `e` (empty in a dense layer).
+    pub experts: Vec<MlpAdapters<B>>,
+    pub shared: Option<MlpAdapters<B>>,
 }
 
 impl<B: Backend> BlockAdapters<B> {
@@ -238,9 +303,78 @@ impl<B: Backend> BlockAdapters<B> {
             k: None,
             v: None,
             o: None,
-            gate: None,
-            up: None,
-            down: None,
+            mlp: MlpAdapters::empty(),
+            experts: Vec::new(),
+            shared: None,
+        }
+    }
+
+    /// The dense MLP's adapters.
+    pub fn dense(&self) -> &MlpAdapters<B> {
+        &self.mlp
+    }
+
+    /// Every adapter with the weight it sits on, in checkpoint order.
+    pub fn pairs(&self) -> Vec<(Weight, &LoraPair<B>)> {
+        let mut out = Vec::new();
+        for target in LoraTarget::ALL {
+            if let Some(pair) = self.get(target) {
+                out.push((target.weight(), pair));
+            }
+        }
+        fn mlp<B: Backend>(a: &MlpAdapters<B>) -> [Option<&LoraPair<B>>; 3] {
+            [a.gate.as_ref(), a.up.as_ref(), a.down.as_ref()]
+        }
+        for (e, a) in self.experts.iter().enumerate() {
+            let weights = [
+                Weight::ExpertGate(e),
+                Weight::ExpertUp(e),
+                Weight::ExpertDown(e),
+            ];
+            for (w, pair) in weights.into_iter().zip(mlp(a)) {
+                if let Some(pair) = pair {
+                    out.push((w, pair));
+                }
+            }
+        }
+        if let Some(a) = &self.shared {
+            let weights = [Weight::SharedGate, Weight::SharedUp, Weight::SharedDown];
+            for (w, pair) in weights.into_iter().zip(mlp(a)) {
+                if let Some(pair) = pair {
+                    out.push((w, pair));
+                }
+            }
+        }
+        out
+    }
+
+    /// Puts `pair` on `weight` (a projection, an expert's or the shared expert's); false for a
+    /// weight no adapter can sit on.
+    pub fn set_weight(&mut self, weight: Weight, pair: LoraPair<B>) -> bool {
+        let Some(target) = LoraTarget::of_weight(weight) else {
+            return false;
+        };
+        let mlp = match weight {
+            Weight::ExpertGate(e) | Weight::ExpertUp(e) | Weight::ExpertDown(e) => {
+                while self.experts.len() <= e {
+                    self.experts.push(MlpAdapters::empty());
+                }
+                &mut self.experts[e]
+            }
+            Weight::SharedGate | Weight::SharedUp | Weight::SharedDown => {
+                self.shared.get_or_insert_with(MlpAdapters::empty)
+            }
+            _ => {
+                self.set(target, pair);
+                return true;
+            }
+        };
+        match mlp.slot_mut(target) {
+            Some(slot) => {
+                *slot = Some(pair);
+                true
+            }
+            None => false,
         }
     }
 
@@ -258,9 +392,9 @@ impl<B: Backend> BlockAdapters<B> {
             LoraTarget::K => &self.k,
             LoraTarget::V => &self.v,
             LoraTarget::O => &self.o,
-            LoraTarget::Gate => &self.gate,
-            LoraTarget::Up => &self.up,
-            LoraTarget::Down => &self.down,
+            LoraTarget::Gate => &self.mlp.gate,
+            LoraTarget::Up => &self.mlp.up,
+            LoraTarget::Down => &self.mlp.down,
         }
     }
 
@@ -270,9 +404,9 @@ impl<B: Backend> BlockAdapters<B> {
             LoraTarget::K => &mut self.k,
             LoraTarget::V => &mut self.v,
             LoraTarget::O => &mut self.o,
-            LoraTarget::Gate => &mut self.gate,
-            LoraTarget::Up => &mut self.up,
-            LoraTarget::Down => &mut self.down,
+            LoraTarget::Gate => &mut self.mlp.gate,
+            LoraTarget::Up => &mut self.mlp.up,
+            LoraTarget::Down => &mut self.mlp.down,
         }
     }
 }
@@ -296,24 +430,26 @@ impl<B: Backend> Adapters<B> {
     ) -> Self {
         let mut rng = SplitMix64(seed ^ 0x4C6F_5241_4164_6170);
         let blocks = (0..config.num_layers)
-            .map(|_| {
+            .map(|layer| {
                 let mut block = BlockAdapters::empty();
                 for &target in &settings.targets {
-                    let shape = target.weight().shape(config);
-                    let (out, inp) = (shape[0], shape[1]);
-                    let bound = 1.0 / (inp as f64).sqrt();
-                    let a: Vec<f32> = (0..settings.rank * inp)
-                        .map(|_| ((rng.uniform() * 2.0 - 1.0) * bound) as f32)
-                        .collect();
-                    let b = vec![0f32; out * settings.rank];
-                    block.set(
-                        target,
-                        Self::pair(
-                            TensorData::new(a, [settings.rank, inp]),
-                            TensorData::new(b, [out, settings.rank]),
-                            device,
-                        ),
-                    );
+                    for weight in target.weights_in(config, layer) {
+                        let shape = weight.shape(config);
+                        let (out, inp) = (shape[0], shape[1]);
+                        let bound = 1.0 / (inp as f64).sqrt();
+                        let a: Vec<f32> = (0..settings.rank * inp)
+                            .map(|_| ((rng.uniform() * 2.0 - 1.0) * bound) as f32)
+                            .collect();
+                        let b = vec![0f32; out * settings.rank];
+                        block.set_weight(
+                            weight,
+                            Self::pair(
+                                TensorData::new(a, [settings.rank, inp]),
+                                TensorData::new(b, [out, settings.rank]),
+                                device,
+                            ),
+                        );
+                    }
                 }
                 block
             })

@@ -1,15 +1,22 @@
-//! The masked-diffusion language model: one bidirectional transformer (`transformer.rs`) that both
-//! architectures build from their own HF config and tensor names (`llada.rs`, `dream.rs`). The
-//! dispatch on the architecture (config keys, tensor names) is here, so that `config.rs` stays
-//! independent of the architecture files.
+//! The masked-diffusion language model: one bidirectional transformer (`transformer.rs`, with the
+//! routed experts in `moe.rs` and RoPE in `rope.rs`) that every architecture builds from its own HF
+//! config and tensor names (`llada.rs`, `dream.rs`, `qwen3.rs`, `llada_moe.rs`). `family.rs` decides
+//! which architecture a `config.json` describes; the dispatch on it is here, so that `config.rs`
+//! stays independent of the architecture files.
 
 pub mod checkpointing;
 pub mod config;
 pub mod dream;
+pub mod family;
 pub mod init;
+pub mod layers;
 pub mod llada;
+pub mod llada_moe;
 pub mod lora;
+pub mod moe;
 pub mod precision;
+pub mod qwen3;
+pub mod rope;
 pub mod transformer;
 
 use std::path::Path;
@@ -21,7 +28,7 @@ pub use transformer::MaskedDiffusionLm;
 
 /// The HF `config.json` of each architecture, read and written by its own file.
 impl ModelConfig {
-    /// Reads `config.json` in a checkpoint folder and dispatches on `model_type`.
+    /// Reads `config.json` in a checkpoint folder; `family.rs` decides which architecture reads it.
     pub fn from_dir(dir: &Path) -> Result<Self, ConfigError> {
         let path = dir.join("config.json");
         let file = path.display().to_string();
@@ -39,16 +46,11 @@ impl ModelConfig {
 
     pub fn from_json(json: &serde_json::Value, file: &str) -> Result<Self, ConfigError> {
         let keys = config::HfKeys::new(json, file);
-        let model_type = keys.string("model_type")?;
-        let config = match model_type.to_ascii_lowercase().as_str() {
-            "llada" => llada::config_from_hf(&keys)?,
-            "dream" => dream::config_from_hf(&keys)?,
-            _ => {
-                return Err(ConfigError::UnknownModelType {
-                    file: file.to_string(),
-                    found: model_type,
-                })
-            }
+        let config = match family::architecture_of(json, file)? {
+            Architecture::Llada => llada::config_from_hf(&keys)?,
+            Architecture::Dream => dream::config_from_hf(&keys)?,
+            Architecture::Qwen3A2d => qwen3::config_from_hf(&keys)?,
+            Architecture::LladaMoe => llada_moe::config_from_hf(&keys)?,
         };
         config.validate(file)?;
         Ok(config)
@@ -59,12 +61,14 @@ impl ModelConfig {
         match self.architecture {
             Architecture::Llada => llada::config_to_hf(self),
             Architecture::Dream => dream::config_to_hf(self),
+            Architecture::Qwen3A2d => qwen3::config_to_hf(self),
+            Architecture::LladaMoe => llada_moe::config_to_hf(self),
         }
     }
 }
 
 /// Every weight a block or the model can hold, independent of the on-disk naming scheme.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Weight {
     Embed,
     FinalNorm,
@@ -77,33 +81,39 @@ pub enum Weight {
     QBias,
     KBias,
     VBias,
+    /// Per-head RMSNorm weights on q and k (`[head_dim]`).
+    QNorm,
+    KNorm,
     MlpNorm,
+    /// The dense MLP (every layer of a dense model; the dense layers of an MoE model).
     Gate,
     Up,
     Down,
+    /// The MoE router `[experts, hidden]` and its bias buffer `[experts]`.
+    Router,
+    ExpertBias,
+    /// Routed expert `e`'s SwiGLU projections.
+    ExpertGate(usize),
+    ExpertUp(usize),
+    ExpertDown(usize),
+    /// The shared expert's SwiGLU projections.
+    SharedGate,
+    SharedUp,
+    SharedDown,
 }
 
 impl Weight {
-    pub const MODEL: [Weight; 3] = [Weight::Embed, Weight::FinalNorm, Weight::LmHead];
-    pub const BLOCK: [Weight; 12] = [
-        Weight::AttnNorm,
-        Weight::Q,
-        Weight::K,
-        Weight::V,
-        Weight::QBias,
-        Weight::KBias,
-        Weight::VBias,
-        Weight::O,
-        Weight::MlpNorm,
-        Weight::Gate,
-        Weight::Up,
-        Weight::Down,
-    ];
-
     /// Shape in the HF (PyTorch) layout: `nn.Linear` weights are `[out, in]`.
     pub fn shape(self, c: &ModelConfig) -> Vec<usize> {
         let (d, f, v, kv) = (c.hidden_size, c.intermediate_size, c.vocab_size, c.kv_dim());
         let q = c.num_heads * c.head_dim;
+        let experts = c.moe.as_ref().map_or(0, |m| m.num_experts);
+        let fe = c.moe.as_ref().map_or(0, |m| m.expert_intermediate_size);
+        let fs = c
+            .moe
+            .as_ref()
+            .and_then(|m| m.shared_intermediate_size)
+            .unwrap_or(0);
         match self {
             Weight::Embed | Weight::LmHead => vec![v, d],
             Weight::FinalNorm | Weight::AttnNorm | Weight::MlpNorm => vec![d],
@@ -114,7 +124,30 @@ impl Weight {
             Weight::O => vec![d, q],
             Weight::Gate | Weight::Up => vec![f, d],
             Weight::Down => vec![d, f],
+            Weight::QNorm | Weight::KNorm => vec![c.head_dim],
+            Weight::Router => vec![experts, d],
+            Weight::ExpertBias => vec![experts],
+            Weight::ExpertGate(_) | Weight::ExpertUp(_) => vec![fe, d],
+            Weight::ExpertDown(_) => vec![d, fe],
+            Weight::SharedGate | Weight::SharedUp => vec![fs, d],
+            Weight::SharedDown => vec![d, fs],
         }
+    }
+
+    /// A 1-D weight (norms, biases, the expert bias buffer).
+    pub fn is_vector(self) -> bool {
+        matches!(
+            self,
+            Weight::FinalNorm
+                | Weight::AttnNorm
+                | Weight::MlpNorm
+                | Weight::QBias
+                | Weight::KBias
+                | Weight::VBias
+                | Weight::QNorm
+                | Weight::KNorm
+                | Weight::ExpertBias
+        )
     }
 
     /// The checkpoint name of this weight in `layer`, or `None` if the architecture lacks it.
@@ -122,8 +155,43 @@ impl Weight {
         match c.architecture {
             Architecture::Llada => llada::tensor_name(self, layer),
             Architecture::Dream => dream::tensor_name(self, layer),
+            Architecture::Qwen3A2d => qwen3::tensor_name(self, layer, c),
+            Architecture::LladaMoe => llada_moe::tensor_name(self, layer),
         }
     }
+}
+
+/// The weights block `layer` holds under `c`, in checkpoint order (a name may still be `None`
+/// where the architecture stores no such tensor).
+pub fn block_weights(c: &ModelConfig, layer: usize) -> Vec<Weight> {
+    let mut out = vec![Weight::AttnNorm, Weight::Q, Weight::K, Weight::V];
+    if c.qkv_bias {
+        out.extend([Weight::QBias, Weight::KBias, Weight::VBias]);
+    }
+    if c.qk_norm {
+        out.extend([Weight::QNorm, Weight::KNorm]);
+    }
+    out.extend([Weight::O, Weight::MlpNorm]);
+    match c.moe.as_ref().filter(|_| c.is_moe_layer(layer)) {
+        None => out.extend([Weight::Gate, Weight::Up, Weight::Down]),
+        Some(m) => {
+            out.push(Weight::Router);
+            if m.expert_bias {
+                out.push(Weight::ExpertBias);
+            }
+            for e in 0..m.num_experts {
+                out.extend([
+                    Weight::ExpertGate(e),
+                    Weight::ExpertUp(e),
+                    Weight::ExpertDown(e),
+                ]);
+            }
+            if m.shared_intermediate_size.is_some() {
+                out.extend([Weight::SharedGate, Weight::SharedUp, Weight::SharedDown]);
+            }
+        }
+    }
+    out
 }
 
 /// Every tensor a checkpoint of this config must contain, with its HF shape, in model order.
@@ -136,7 +204,7 @@ pub fn expected_tensors(c: &ModelConfig) -> Vec<(String, Vec<usize>)> {
     };
     push(Weight::Embed, 0);
     for layer in 0..c.num_layers {
-        for w in Weight::BLOCK {
+        for w in block_weights(c, layer) {
             push(w, layer);
         }
     }

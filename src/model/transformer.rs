@@ -8,18 +8,20 @@ use std::any::{Any, TypeId};
 use std::sync::Arc;
 
 use burn::module::{Module, Param};
-use burn::tensor::activation::silu;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{Bool, DType, Int, Tensor, TensorData};
+use burn::tensor::{Bool, Int, Tensor, TensorData};
 
 use super::config::ModelConfig;
-use super::lora::{Adapters, BlockAdapters, LoraPair, LoraTarget};
-use super::precision::{accumulation_dtype, at_least_f32};
+use super::layers::{linear, rms_norm, LoraUse, Mlp};
+use super::lora::{Adapters, BlockAdapters, LoraTarget};
+use super::moe::MoeLayer;
+use super::rope::Rope;
 use super::Weight;
 
-/// One pre-norm block: attention then SwiGLU MLP, each with a residual.
+/// One pre-norm block: attention then the feed-forward (a SwiGLU MLP, or routed experts), each
+/// with a residual.
 #[derive(Module, Debug)]
 pub struct Block<B: Backend> {
     pub attn_norm: Param<Tensor<B, 1>>,
@@ -29,20 +31,25 @@ pub struct Block<B: Backend> {
     pub q_bias: Option<Param<Tensor<B, 1>>>,
     pub k_bias: Option<Param<Tensor<B, 1>>>,
     pub v_bias: Option<Param<Tensor<B, 1>>>,
+    /// Per-head RMSNorm weights on q and k (Qwen3, LLaDA-MoE).
+    pub q_norm: Option<Param<Tensor<B, 1>>>,
+    pub k_norm: Option<Param<Tensor<B, 1>>>,
     pub o: Param<Tensor<B, 2>>,
     pub mlp_norm: Param<Tensor<B, 1>>,
-    pub gate: Param<Tensor<B, 2>>,
-    pub up: Param<Tensor<B, 2>>,
-    pub down: Param<Tensor<B, 2>>,
+    /// The dense MLP; `None` in an MoE layer.
+    pub mlp: Option<Mlp<B>>,
+    /// The routed experts; `None` in a dense layer.
+    pub moe: Option<MoeLayer<B>>,
 }
 
-/// A masked-diffusion LM (LLaDA or Dream) with its resolved config.
+/// A masked-diffusion LM (every architecture) with its resolved config.
 #[derive(Module, Debug)]
 pub struct MaskedDiffusionLm<B: Backend> {
     pub embed: Param<Tensor<B, 2>>,
     pub blocks: Vec<Block<B>>,
     pub final_norm: Param<Tensor<B, 1>>,
-    pub lm_head: Param<Tensor<B, 2>>,
+    /// The LM head; `None` when it is tied to the embedding.
+    pub lm_head: Option<Param<Tensor<B, 2>>>,
     /// LoRA adapters on the block projections (`None`: the plain model).
     pub adapters: Option<Adapters<B>>,
     #[module(skip)]
@@ -66,38 +73,19 @@ impl<B: Backend> MaskedDiffusionLm<B> {
         let embed = p2(source(Weight::Embed, 0)?);
         let mut blocks = Vec::with_capacity(config.num_layers);
         for layer in 0..config.num_layers {
-            let mut bias = |w: Weight| -> Result<_, E> {
-                Ok(if config.qkv_bias {
-                    Some(p1(source(w, layer)?))
-                } else {
-                    None
-                })
-            };
-            let (q_bias, k_bias, v_bias) = (
-                bias(Weight::QBias)?,
-                bias(Weight::KBias)?,
-                bias(Weight::VBias)?,
-            );
-            blocks.push(Block {
-                attn_norm: p1(source(Weight::AttnNorm, layer)?),
-                q: p2(source(Weight::Q, layer)?),
-                k: p2(source(Weight::K, layer)?),
-                v: p2(source(Weight::V, layer)?),
-                q_bias,
-                k_bias,
-                v_bias,
-                o: p2(source(Weight::O, layer)?),
-                mlp_norm: p1(source(Weight::MlpNorm, layer)?),
-                gate: p2(source(Weight::Gate, layer)?),
-                up: p2(source(Weight::Up, layer)?),
-                down: p2(source(Weight::Down, layer)?),
-            });
+            blocks.push(Block::build(config, layer, &mut source, &p1, &p2)?);
         }
+        let final_norm = p1(source(Weight::FinalNorm, 0)?);
+        let lm_head = if config.tied_embeddings {
+            None
+        } else {
+            Some(p2(source(Weight::LmHead, 0)?))
+        };
         Ok(Self {
             embed,
             blocks,
-            final_norm: p1(source(Weight::FinalNorm, 0)?),
-            lm_head: p2(source(Weight::LmHead, 0)?),
+            final_norm,
+            lm_head,
             adapters: None,
             config: config.clone(),
             block_runner: None,
@@ -128,14 +116,14 @@ impl<B: Backend> MaskedDiffusionLm<B> {
         };
         let scale = adapters.settings.scale();
         for (block, lora) in self.blocks.iter_mut().zip(&adapters.blocks) {
-            for target in LoraTarget::ALL {
-                if let Some(pair) = lora.get(target) {
-                    let slot = block.projection_mut(target);
-                    let weight = slot.val();
-                    let trainable = weight.is_require_grad();
-                    let merged = pair.merge_into(weight, scale);
-                    *slot = Param::from_tensor(merged).set_require_grad(trainable);
-                }
+            for (weight, pair) in lora.pairs() {
+                let Some(slot) = block.matrix_mut(weight) else {
+                    continue;
+                };
+                let value = slot.val();
+                let trainable = value.is_require_grad();
+                let merged = pair.merge_into(value, scale);
+                *slot = Param::from_tensor(merged).set_require_grad(trainable);
             }
         }
         self
@@ -161,27 +149,20 @@ impl<B: Backend> MaskedDiffusionLm<B> {
         };
         push(Weight::Embed, 0, f2(&self.embed));
         for (layer, b) in self.blocks.iter().enumerate() {
-            push(Weight::AttnNorm, layer, f1(&b.attn_norm));
-            push(Weight::Q, layer, f2(&b.q));
-            push(Weight::K, layer, f2(&b.k));
-            push(Weight::V, layer, f2(&b.v));
-            for (w, bias) in [
-                (Weight::QBias, &b.q_bias),
-                (Weight::KBias, &b.k_bias),
-                (Weight::VBias, &b.v_bias),
-            ] {
-                if let Some(bias) = bias {
-                    push(w, layer, f1(bias));
+            for w in super::block_weights(c, layer) {
+                if w.is_vector() {
+                    if let Some(p) = b.vector(w) {
+                        push(w, layer, f1(p));
+                    }
+                } else if let Some(p) = b.matrix(w) {
+                    push(w, layer, f2(p));
                 }
             }
-            push(Weight::O, layer, f2(&b.o));
-            push(Weight::MlpNorm, layer, f1(&b.mlp_norm));
-            push(Weight::Gate, layer, f2(&b.gate));
-            push(Weight::Up, layer, f2(&b.up));
-            push(Weight::Down, layer, f2(&b.down));
         }
         push(Weight::FinalNorm, 0, f1(&self.final_norm));
-        push(Weight::LmHead, 0, f2(&self.lm_head));
+        if let Some(head) = &self.lm_head {
+            push(Weight::LmHead, 0, f2(head));
+        }
         out
     }
 
@@ -234,17 +215,21 @@ impl<B: Backend> MaskedDiffusionLm<B> {
         rope: &Rope<B>,
         mask: Option<Tensor<B, 4, Bool>>,
     ) -> Tensor<B, 3> {
-        let adapters = self.adapters.as_ref().map(|a| Lora {
-            block: &a.blocks[layer],
-            scale: a.settings.scale(),
-            dropout: a.settings.dropout,
-        });
+        let adapters = self
+            .adapters
+            .as_ref()
+            .map(|a| (&a.blocks[layer], a.settings.scale(), a.settings.dropout));
         self.blocks[layer].forward(x, &self.config, rope, mask, adapters)
+    }
+
+    /// The LM head's weight `[V, D]`: its own, or the embedding when tied.
+    pub fn head_weight(&self) -> &Param<Tensor<B, 2>> {
+        self.lm_head.as_ref().unwrap_or(&self.embed)
     }
 
     /// LM head on selected hidden rows `[N, D]` → logits `[N, V]` (never the full `[B·L, V]` unless asked).
     pub fn logits_for_rows(&self, hidden_rows: Tensor<B, 2>) -> Tensor<B, 2> {
-        hidden_rows.matmul(self.lm_head.val().transpose())
+        hidden_rows.matmul(self.head_weight().val().transpose())
     }
 
     /// Logits at every position `[B, L, V]`, raw (before any Dream right shift).
@@ -317,30 +302,160 @@ pub fn gather_rows<B: Backend>(
     hidden.reshape([batch * len, dim]).select(0, flat_positions)
 }
 
-/// One block's adapters as its forward pass applies them.
-struct Lora<'a, B: Backend> {
-    block: &'a BlockAdapters<B>,
-    scale: f64,
-    dropout: f64,
-}
-
-impl<B: Backend> Clone for Lora<'_, B> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-impl<B: Backend> Copy for Lora<'_, B> {}
+/// A block's adapters with their scale and dropout, as its forward pass applies them.
+type BlockLora<'a, B> = Option<(&'a BlockAdapters<B>, f64, f64)>;
 
 impl<B: Backend> Block<B> {
-    fn projection_mut(&mut self, target: LoraTarget) -> &mut Param<Tensor<B, 2>> {
-        match target {
-            LoraTarget::Q => &mut self.q,
-            LoraTarget::K => &mut self.k,
-            LoraTarget::V => &mut self.v,
-            LoraTarget::O => &mut self.o,
-            LoraTarget::Gate => &mut self.gate,
-            LoraTarget::Up => &mut self.up,
-            LoraTarget::Down => &mut self.down,
+    /// Block `layer` of `config` from a source of HF-layout tensors (see [`MaskedDiffusionLm::build`]).
+    fn build<E>(
+        config: &ModelConfig,
+        layer: usize,
+        source: &mut impl FnMut(Weight, usize) -> Result<TensorData, E>,
+        p1: &impl Fn(TensorData) -> Param<Tensor<B, 1>>,
+        p2: &impl Fn(TensorData) -> Param<Tensor<B, 2>>,
+    ) -> Result<Self, E> {
+        let mut vector = |on: bool, w: Weight| -> Result<_, E> {
+            Ok(if on {
+                Some(p1(source(w, layer)?))
+            } else {
+                None
+            })
+        };
+        let (q_bias, k_bias, v_bias) = (
+            vector(config.qkv_bias, Weight::QBias)?,
+            vector(config.qkv_bias, Weight::KBias)?,
+            vector(config.qkv_bias, Weight::VBias)?,
+        );
+        let (q_norm, k_norm) = (
+            vector(config.qk_norm, Weight::QNorm)?,
+            vector(config.qk_norm, Weight::KNorm)?,
+        );
+        let attn_norm = p1(source(Weight::AttnNorm, layer)?);
+        let q = p2(source(Weight::Q, layer)?);
+        let k = p2(source(Weight::K, layer)?);
+        let v = p2(source(Weight::V, layer)?);
+        let o = p2(source(Weight::O, layer)?);
+        let mlp_norm = p1(source(Weight::MlpNorm, layer)?);
+        let mut mlp_of = |[gate, up, down]: [Weight; 3]| -> Result<Mlp<B>, E> {
+            Ok(Mlp {
+                gate: p2(source(gate, layer)?),
+                up: p2(source(up, layer)?),
+                down: p2(source(down, layer)?),
+            })
+        };
+        let (mlp, moe) = match config.moe.as_ref().filter(|_| config.is_moe_layer(layer)) {
+            None => (
+                Some(mlp_of([Weight::Gate, Weight::Up, Weight::Down])?),
+                None,
+            ),
+            Some(m) => {
+                let mut experts = Vec::with_capacity(m.num_experts);
+                for e in 0..m.num_experts {
+                    experts.push(mlp_of([
+                        Weight::ExpertGate(e),
+                        Weight::ExpertUp(e),
+                        Weight::ExpertDown(e),
+                    ])?);
+                }
+                let shared = match m.shared_intermediate_size {
+                    Some(_) => Some(mlp_of([
+                        Weight::SharedGate,
+                        Weight::SharedUp,
+                        Weight::SharedDown,
+                    ])?),
+                    None => None,
+                };
+                let router = p2(source(Weight::Router, layer)?);
+                let expert_bias = if m.expert_bias {
+                    // A buffer in PyTorch: loaded and saved, never trained.
+                    Some(p1(source(Weight::ExpertBias, layer)?).set_require_grad(false))
+                } else {
+                    None
+                };
+                let moe = MoeLayer {
+                    router,
+                    expert_bias,
+                    experts,
+                    shared,
+                    top_k: m.top_k,
+                };
+                (None, Some(moe))
+            }
+        };
+        Ok(Block {
+            attn_norm,
+            q,
+            k,
+            v,
+            q_bias,
+            k_bias,
+            v_bias,
+            q_norm,
+            k_norm,
+            o,
+            mlp_norm,
+            mlp,
+            moe,
+        })
+    }
+
+    /// The 2-D weight `w` of this block (`None` where the block has no such weight).
+    pub fn matrix(&self, w: Weight) -> Option<&Param<Tensor<B, 2>>> {
+        let expert = |e: usize| self.moe.as_ref().and_then(|m| m.experts.get(e));
+        let shared = || self.moe.as_ref().and_then(|m| m.shared.as_ref());
+        match w {
+            Weight::Q => Some(&self.q),
+            Weight::K => Some(&self.k),
+            Weight::V => Some(&self.v),
+            Weight::O => Some(&self.o),
+            Weight::Gate => self.mlp.as_ref().map(|m| &m.gate),
+            Weight::Up => self.mlp.as_ref().map(|m| &m.up),
+            Weight::Down => self.mlp.as_ref().map(|m| &m.down),
+            Weight::Router => self.moe.as_ref().map(|m| &m.router),
+            Weight::ExpertGate(e) => expert(e).map(|m| &m.gate),
+            Weight::ExpertUp(e) => expert(e).map(|m| &m.up),
+            Weight::ExpertDown(e) => expert(e).map(|m| &m.down),
+            Weight::SharedGate => shared().map(|m| &m.gate),
+            Weight::SharedUp => shared().map(|m| &m.up),
+            Weight::SharedDown => shared().map(|m| &m.down),
+            _ => None,
+        }
+    }
+
+    fn matrix_mut(&mut self, w: Weight) -> Option<&mut Param<Tensor<B, 2>>> {
+        let mlp = match w {
+            Weight::Q => return Some(&mut self.q),
+            Weight::K => return Some(&mut self.k),
+            Weight::V => return Some(&mut self.v),
+            Weight::O => return Some(&mut self.o),
+            Weight::Gate | Weight::Up | Weight::Down => self.mlp.as_mut(),
+            Weight::ExpertGate(e) | Weight::ExpertUp(e) | Weight::ExpertDown(e) => {
+                self.moe.as_mut().and_then(|m| m.experts.get_mut(e))
+            }
+            Weight::SharedGate | Weight::SharedUp | Weight::SharedDown => {
+                self.moe.as_mut().and_then(|m| m.shared.as_mut())
+            }
+            _ => None,
+        }?;
+        match LoraTarget::of_weight(w)? {
+            LoraTarget::Gate => Some(&mut mlp.gate),
+            LoraTarget::Up => Some(&mut mlp.up),
+            _ => Some(&mut mlp.down),
+        }
+    }
+
+    /// The 1-D weight `w` of this block (`None` where the block has no such weight).
+    pub fn vector(&self, w: Weight) -> Option<&Param<Tensor<B, 1>>> {
+        match w {
+            Weight::AttnNorm => Some(&self.attn_norm),
+            Weight::MlpNorm => Some(&self.mlp_norm),
+            Weight::QBias => self.q_bias.as_ref(),
+            Weight::KBias => self.k_bias.as_ref(),
+            Weight::VBias => self.v_bias.as_ref(),
+            Weight::QNorm => self.q_norm.as_ref(),
+            Weight::KNorm => self.k_norm.as_ref(),
+            Weight::ExpertBias => self.moe.as_ref().and_then(|m| m.expert_bias.as_ref()),
+            _ => None,
         }
     }
 
@@ -350,32 +465,58 @@ impl<B: Backend> Block<B> {
         c: &ModelConfig,
         rope: &Rope<B>,
         mask: Option<Tensor<B, 4, Bool>>,
-        lora: Option<Lora<'_, B>>,
+        lora: BlockLora<'_, B>,
     ) -> Tensor<B, 3> {
-        let linear = |x: Tensor<B, 3>, w, bias, target: LoraTarget| {
-            linear(
-                x,
-                w,
-                bias,
-                lora.and_then(|l| l.block.get(target).map(|p| (p, l))),
-            )
+        let use_of = |target: LoraTarget| {
+            lora.and_then(|(block, scale, dropout)| {
+                block.get(target).map(|pair| LoraUse {
+                    pair,
+                    scale,
+                    dropout,
+                })
+            })
         };
-        let [batch, len, _] = x.dims();
-        let heads =
-            |t: Tensor<B, 3>, n: usize| t.reshape([batch, len, n, c.head_dim]).swap_dims(1, 2);
+        let [batch, len, dim] = x.dims();
+        let project = |h: Tensor<B, 3>, w, bias: Option<&Param<Tensor<B, 1>>>, t, n: usize| {
+            let y = linear(h, w, bias, use_of(t));
+            // LLaDA-MoE's clip_qkv clamps q, k and v after their projections.
+            let y = match c.clip_qkv {
+                Some(limit) => y.clamp(-limit, limit),
+                None => y,
+            };
+            y.reshape([batch, len, n, c.head_dim]).swap_dims(1, 2)
+        };
         let h = rms_norm(x.clone(), &self.attn_norm, c.rms_norm_eps);
-        let q = heads(
-            linear(h.clone(), &self.q, self.q_bias.as_ref(), LoraTarget::Q),
+        let q = project(
+            h.clone(),
+            &self.q,
+            self.q_bias.as_ref(),
+            LoraTarget::Q,
             c.num_heads,
         );
-        let k = heads(
-            linear(h.clone(), &self.k, self.k_bias.as_ref(), LoraTarget::K),
+        let k = project(
+            h.clone(),
+            &self.k,
+            self.k_bias.as_ref(),
+            LoraTarget::K,
             c.num_kv_heads,
         );
-        let v = heads(
-            linear(h, &self.v, self.v_bias.as_ref(), LoraTarget::V),
+        let v = project(
+            h,
+            &self.v,
+            self.v_bias.as_ref(),
+            LoraTarget::V,
             c.num_kv_heads,
         );
+        // Qwen3 and LLaDA-MoE normalise each head of q and k before RoPE.
+        let q = match &self.q_norm {
+            Some(w) => rms_norm(q, w, c.rms_norm_eps),
+            None => q,
+        };
+        let k = match &self.k_norm {
+            Some(w) => rms_norm(k, w, c.rms_norm_eps),
+            None => k,
+        };
         let (q, k) = (rope.apply(q), rope.apply(k));
         let repeat = c.num_heads / c.num_kv_heads;
         let (k, v) = (repeat_kv(k, repeat), repeat_kv(v, repeat));
@@ -384,65 +525,16 @@ impl<B: Backend> Block<B> {
         let a = a
             .swap_dims(1, 2)
             .reshape([batch, len, c.num_heads * c.head_dim]);
-        let x = x + linear(a, &self.o, None, LoraTarget::O);
+        let x = x + linear(a, &self.o, None, use_of(LoraTarget::O));
         let h = rms_norm(x.clone(), &self.mlp_norm, c.rms_norm_eps);
-        let mlp = swish(linear(h.clone(), &self.gate, None, LoraTarget::Gate))
-            * linear(h, &self.up, None, LoraTarget::Up);
-        x + linear(mlp, &self.down, None, LoraTarget::Down)
+        let rows = h.reshape([batch * len, dim]);
+        let y = match (&self.mlp, &self.moe) {
+            (_, Some(moe)) => moe.forward_rows(rows, lora),
+            (Some(mlp), None) => mlp.forward_rows(rows, lora.map(|(b, s, d)| (b.dense(), s, d))),
+            (None, None) => unreachable!("every block has a dense MLP or experts"),
+        };
+        x + y.reshape([batch, len, dim])
     }
-}
-
-/// SiLU. Without a gradient to track (evaluation, generation, frozen passes) it is
-/// `x / (1 + exp(−x))`: one exponential and four passes, where Burn's generic sigmoid takes two
-/// exponentials, a logarithm and six (ndarray has no fused sigmoid). That form is exact at both
-/// tails in the forward (−x/∞ = −0) but its autodiff backward would give ∞/∞ there, so on an
-/// autodiff backend Burn's `silu`, whose sigmoid node has a stable backward, is kept. (The test is
-/// the backend, not `is_require_grad`, which is false for every tensor but a leaf.)
-fn swish<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    if B::ad_enabled(&x.device()) {
-        silu(x)
-    } else {
-        x.clone() / (x.neg().exp() + 1.0)
-    }
-}
-
-/// `x @ W^T + b` with `W` in the HF `[out, in]` layout, as one `[B·L, in] × [in, out]` product
-/// (a single large GEMM is faster than a batch of small ones on every backend we run), plus the
-/// LoRA term when the projection has an adapter.
-fn linear<B: Backend>(
-    x: Tensor<B, 3>,
-    weight: &Param<Tensor<B, 2>>,
-    bias: Option<&Param<Tensor<B, 1>>>,
-    lora: Option<(&LoraPair<B>, Lora<'_, B>)>,
-) -> Tensor<B, 3> {
-    let [batch, len, d_in] = x.dims();
-    let w = weight.val();
-    let d_out = w.dims()[0];
-    let rows = x.reshape([batch * len, d_in]);
-    let y = rows.clone().matmul(w.transpose());
-    let y = match bias {
-        Some(b) => y + b.val().unsqueeze::<2>(),
-        None => y,
-    };
-    let y = match lora {
-        Some((pair, l)) => y + pair.delta(rows, l.scale, l.dropout),
-        None => y,
-    };
-    y.reshape([batch, len, d_out])
-}
-
-/// RMSNorm as HF computes it: normalise in f32, cast back, then multiply the weight.
-fn rms_norm<B: Backend>(x: Tensor<B, 3>, weight: &Param<Tensor<B, 1>>, eps: f64) -> Tensor<B, 3> {
-    let dtype = x.dtype();
-    let xf = at_least_f32(x);
-    let rms = (xf.clone().powi_scalar(2).mean_dim(2) + eps).sqrt();
-    let normed = xf / rms;
-    let normed = if dtype == DType::F32 {
-        normed
-    } else {
-        normed.cast(dtype)
-    };
-    normed * weight.val().unsqueeze::<3>()
 }
 
 /// Each kv head serves `repeat` consecutive query heads (`repeat_kv` in HF).
@@ -454,65 +546,4 @@ fn repeat_kv<B: Backend>(x: Tensor<B, 4>, repeat: usize) -> Tensor<B, 4> {
     x.unsqueeze_dim::<5>(2)
         .expand([batch, kv_heads, repeat, len, dim])
         .reshape([batch, kv_heads * repeat, len, dim])
-}
-
-/// Half-rotation ("NeoX") rotary embedding with positions `0..L`, computed in f32 like HF.
-pub struct Rope<B: Backend> {
-    cos: Tensor<B, 4>,
-    sin: Tensor<B, 4>,
-}
-
-impl<B: Backend> Rope<B> {
-    pub fn new(c: &ModelConfig, len: usize, device: &B::Device) -> Self {
-        let (cos, sin) = rope_tables(c.head_dim, c.rope_theta, len);
-        let table = |v: Vec<f32>| {
-            // f32 whatever the device's storage: RoPE is applied in f32 (see `apply`).
-            Tensor::<B, 2>::from_data(
-                TensorData::new(v, [len, c.head_dim]),
-                (device, accumulation_dtype::<B>(device)),
-            )
-            .unsqueeze::<4>()
-        };
-        Self {
-            cos: table(cos),
-            sin: table(sin),
-        }
-    }
-
-    /// `x·cos + rotate_half(x)·sin` on `[B, H, L, hd]`, in f32 whatever the activation dtype.
-    fn apply(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let dtype = x.dtype();
-        let x = at_least_f32(x);
-        let [b, h, l, d] = x.dims();
-        let half = d / 2;
-        let first = x.clone().slice([0..b, 0..h, 0..l, 0..half]);
-        let second = x.clone().slice([0..b, 0..h, 0..l, half..d]);
-        let rotated = Tensor::cat(vec![second.neg(), first], 3);
-        let out = x * self.cos.clone() + rotated * self.sin.clone();
-        if dtype == DType::F32 {
-            out
-        } else {
-            out.cast(dtype)
-        }
-    }
-}
-
-/// cos/sin tables `[len, head_dim]`: `inv_freq = 1/θ^(2i/d)` and `emb = cat(freqs, freqs)`, all in f32.
-pub fn rope_tables(head_dim: usize, theta: f64, len: usize) -> (Vec<f32>, Vec<f32>) {
-    let half = head_dim / 2;
-    let inv_freq: Vec<f32> = (0..half)
-        .map(|i| 1.0 / (theta as f32).powf((2 * i) as f32 / head_dim as f32))
-        .collect();
-    let mut cos = Vec::with_capacity(len * head_dim);
-    let mut sin = Vec::with_capacity(len * head_dim);
-    for pos in 0..len {
-        for _ in 0..2 {
-            for f in &inv_freq {
-                let angle = pos as f32 * f;
-                cos.push(angle.cos());
-                sin.push(angle.sin());
-            }
-        }
-    }
-    (cos, sin)
 }

@@ -48,7 +48,14 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
-pub const FIXTURES: [&str; 4] = ["llada_f32", "llada_bf16", "llada_sharded", "dream_gqa"];
+pub const FIXTURES: [&str; 6] = [
+    "llada_f32",
+    "llada_bf16",
+    "llada_sharded",
+    "dream_gqa",
+    "qwen3_a2d",
+    "llada_moe",
+];
 
 /// Runs test `name` of this binary alone in a fresh process, with `envs` and `MDU_TEST_CHILD=1`:
 /// a test that calls this for itself does its child's work when [`is_child_test`] holds. For what is process-wide: the

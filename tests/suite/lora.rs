@@ -131,9 +131,9 @@ fn only_the_adapters_receive_gradients_and_the_base_stays_its_own_anchor() {
     let block = &model.blocks[0];
     for (name, w) in [
         ("embed", &model.embed),
-        ("lm_head", &model.lm_head),
+        ("lm_head", model.head_weight()),
         ("q", &block.q),
-        ("down", &block.down),
+        ("down", &block.mlp.as_ref().unwrap().down),
     ] {
         assert!(
             w.val().grad(&grads).is_none(),

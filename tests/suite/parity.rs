@@ -65,6 +65,19 @@ fn dream_gqa_matches_references_on_cpu() {
     check_fixture::<CpuBackend>("dream_gqa", &Default::default());
 }
 
+#[test]
+fn qwen3_a2d_matches_references_on_cpu() {
+    // Tied head, head_dim 16 ≠ hidden/heads, GQA, per-head q/k RMSNorm (transformers' Qwen3).
+    check_fixture::<CpuBackend>("qwen3_a2d", &Default::default());
+}
+
+#[test]
+fn llada_moe_matches_references_on_cpu() {
+    // A dense layer then two MoE layers (4 experts, top 2, expert bias, shared expert), q/k
+    // RMSNorm, half-rotary RoPE (dllm's modeling_lladamoe.py).
+    check_fixture::<CpuBackend>("llada_moe", &Default::default());
+}
+
 /// One test for all fixtures on wgpu: lavapipe's first use costs tens of seconds, pay it once.
 #[test]
 fn all_fixtures_match_references_on_wgpu() {

@@ -33,6 +33,8 @@ fn parity_checks_pass_on_lavapipe_and_the_kl_runs_the_kernel() {
         [
             "forward_llada",
             "forward_dream_gqa",
+            "forward_qwen3_a2d",
+            "forward_llada_moe",
             "mdu_step",
             "masked_kl"
         ]
@@ -41,7 +43,7 @@ fn parity_checks_pass_on_lavapipe_and_the_kl_runs_the_kernel() {
         assert!(r.pass, "{r:?}");
         assert!(r.max_rel_err.is_finite(), "{r:?}");
     }
-    assert!(results[3].detail.contains("kernel"), "{:?}", results[3]);
+    assert!(results[5].detail.contains("kernel"), "{:?}", results[5]);
 }
 
 #[test]
@@ -61,7 +63,7 @@ fn a_wrong_answer_fails_the_check() {
 #[test]
 fn selftest_cli_prints_one_json_line_per_check() {
     let (_, lines) = selftest_lines(&["--device", "wgpu:cpu", "--bench", "none"]);
-    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert_eq!(lines.len(), 6, "{lines:?}");
     assert!(lines
         .iter()
         .all(|l| l["pass"] == true && l["device"] == "wgpu:cpu"));
@@ -89,7 +91,7 @@ fn half_precision_storage_passes_the_checks_or_is_refused_with_a_note() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert_eq!(lines.len(), 6, "{lines:?}");
     for line in &lines {
         assert_eq!(line["pass"], true, "{line}");
         if line["precision"] == "f16" {

@@ -125,3 +125,108 @@ fn special_ids_come_from_the_checkpoint_files() {
     // Dream's tokenizer BOS is <|beginoftext|>, not config.json's bos_token_id (mdlm.md §3.2).
     assert_eq!(dream.special.bos, dream.token_to_id("<|beginoftext|>"));
 }
+
+/// The Qwen3 A2D and LLaDA-MoE fixtures (scripts/make_arch_fixtures.py): ids from transformers'
+/// fast tokenizer, renderings from its `apply_chat_template` (A2D with `enable_thinking=False`,
+/// as dllm renders it), and the special ids the engine must find.
+#[derive(Deserialize)]
+struct ArchCases {
+    texts: Vec<ArchText>,
+    templates: Vec<TemplateCase>,
+    special: Vec<ArchSpecial>,
+}
+
+#[derive(Deserialize)]
+struct ArchText {
+    checkpoint: String,
+    text: String,
+    ids: Vec<u32>,
+}
+
+#[derive(Deserialize)]
+struct ArchSpecial {
+    checkpoint: String,
+    mask: u32,
+    eos: u32,
+    eot: u32,
+    pad: u32,
+    bos: Option<u32>,
+}
+
+fn arch_cases() -> ArchCases {
+    let path = fixture("reference").join("arch_tokenizer_cases.json");
+    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+}
+
+#[test]
+fn qwen3_a2d_and_llada_moe_tokenize_and_render_like_transformers() {
+    let cases = arch_cases();
+    for checkpoint in ["qwen3_a2d", "llada_moe"] {
+        let texts: Vec<_> = cases
+            .texts
+            .iter()
+            .filter(|c| c.checkpoint == checkpoint)
+            .collect();
+        let templates: Vec<_> = cases
+            .templates
+            .iter()
+            .filter(|c| c.checkpoint == checkpoint)
+            .collect();
+        assert!(texts.len() >= 5 && templates.len() >= 4, "{checkpoint}");
+        let tk = tokenizer(checkpoint);
+        for case in texts {
+            assert_eq!(
+                tk.encode(&case.text).unwrap(),
+                case.ids,
+                "{checkpoint}: {:?}",
+                case.text
+            );
+        }
+        for case in templates {
+            assert_eq!(case.template, "engine");
+            let rendered = tk
+                .apply_chat_template(&case.messages, case.add_generation_prompt)
+                .unwrap();
+            assert_eq!(rendered, case.rendered, "{}", case.name);
+            assert_eq!(
+                tk.encode(&rendered).unwrap(),
+                case.ids,
+                "{}: ids",
+                case.name
+            );
+        }
+    }
+    // The A2D rendering really carries the empty think block (enable_thinking=false).
+    let a2d = tokenizer("qwen3_a2d");
+    let prompt = a2d
+        .apply_chat_template(&[ChatMessage::user("Hi")], true)
+        .unwrap();
+    assert!(
+        prompt.ends_with("<|im_start|>assistant\n<think>\n\n</think>\n\n"),
+        "{prompt:?}"
+    );
+    let plain = a2d
+        .apply_file_template(&[ChatMessage::user("Hi")], true)
+        .unwrap();
+    assert!(plain.ends_with("<|im_start|>assistant\n"), "{plain:?}");
+}
+
+#[test]
+fn qwen3_a2d_and_llada_moe_special_ids_come_from_their_files() {
+    for case in arch_cases().special {
+        let tk = tokenizer(&case.checkpoint);
+        let s = &tk.special;
+        assert_eq!(s.mask, case.mask, "{}: mask", case.checkpoint);
+        assert_eq!(s.eos, case.eos, "{}: eos", case.checkpoint);
+        assert_eq!(s.eot, Some(case.eot), "{}: eot", case.checkpoint);
+        assert_eq!(s.pad, case.pad, "{}: pad", case.checkpoint);
+        // Neither tokenizer names a BOS; config.json's bos_token_id (if any) fills in, as for Dream.
+        let config = ModelConfig::from_dir(&fixture(&case.checkpoint)).unwrap();
+        assert_eq!(
+            s.bos,
+            case.bos.or(config.bos_token_id),
+            "{}: bos",
+            case.checkpoint
+        );
+    }
+}

@@ -57,6 +57,7 @@ fn tiny_setup() -> (ModelConfig, TextTokenizer, Vec<SftExample>) {
         eos_token_id: tk.token_to_id(demo_tokenizer::EOS),
         pad_token_id: tk.token_to_id(demo_tokenizer::EOS),
         bos_token_id: tk.token_to_id(demo_tokenizer::BOS),
+        ..ModelConfig::llada_shape(32, 2, 4, 64, 256)
     };
     let text = TextTokenizer::from_dir(dir.path(), &config).unwrap();
     let examples = splits.retain[..6]
@@ -89,10 +90,11 @@ fn global_norm_clipping_matches_hand_computation() {
             .unwrap_or(0.0)
     };
     let mut hand = sq(model.embed.val().grad(&raw))
-        + sq(model.lm_head.val().grad(&raw))
+        + sq(model.head_weight().val().grad(&raw))
         + sq1(model.final_norm.val().grad(&raw));
     for b in &model.blocks {
-        for w in [&b.q, &b.k, &b.v, &b.o, &b.gate, &b.up, &b.down] {
+        let mlp = b.mlp.as_ref().unwrap();
+        for w in [&b.q, &b.k, &b.v, &b.o, &mlp.gate, &mlp.up, &mlp.down] {
             hand += sq(w.val().grad(&raw));
         }
         hand += sq1(b.attn_norm.val().grad(&raw)) + sq1(b.mlp_norm.val().grad(&raw));
@@ -177,7 +179,7 @@ fn gradient_accumulation_equals_the_mean_loss_gradient() {
     assert!(total > 0.0);
     for (name, w) in [
         ("embed", &model.embed),
-        ("lm_head", &model.lm_head),
+        ("lm_head", model.head_weight()),
         ("q0", &model.blocks[0].q),
     ] {
         let host = |g: &GradientsParams| {
