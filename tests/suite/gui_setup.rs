@@ -236,3 +236,56 @@ fn a_window_run_keeps_the_newest_checkpoints_plus_the_best() {
     }
     assert_eq!(kept, want, "the newest two and the best (step {best})");
 }
+
+/// The window opens a Qwen3 A2D and an LLaDA-MoE model and unlearns each, as it does the demo.
+#[test]
+fn the_window_unlearns_a_qwen3_a2d_and_an_llada_moe_model() {
+    for (name, architecture) in [("qwen3_a2d", "Qwen3 (A2D)"), ("llada_moe", "LLaDA-MoE")] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (forget, retain) = crate::unlearn::data_files(tmp.path());
+        let mut h = settled_with(&tmp, ScriptedDialogs::default());
+        // Knobs changed from the demo's, so that reading a real model leaves them alone.
+        h.state_mut().settings.config = UnlearnConfig {
+            device: "cpu".into(),
+            steps: 2,
+            batch_size: 2,
+            live_every: 1,
+            live_mc_samples: 1,
+            eval_mc_samples: 1,
+            eval_max_items: Some(2),
+            eval_tofu: false,
+            leakage_probe: false,
+            ..Default::default()
+        };
+        h.state_mut().checkpoint.set(&crate::common::fixture(name));
+        h.state_mut().forget.set(&forget);
+        h.state_mut().retain.set(&retain);
+        step_until(
+            &mut h,
+            "the model and data read",
+            Duration::from_secs(60),
+            |a| a.checkpoint.is_ok() && a.forget.is_ok() && a.retain.is_ok(),
+        );
+        h.run_ok();
+        match &h.state().checkpoint.info {
+            Some(Ok(info)) => assert_eq!(info.architecture, architecture, "{name}"),
+            other => panic!("{name}: {:?}", other.as_ref().map(|r| r.as_ref().err())),
+        }
+        h.get_by_label("▶ Start").click();
+        step_until(&mut h, "the run to finish", Duration::from_secs(300), |a| {
+            !matches!(
+                a.record.state,
+                mdu_workbench::gui::series::RunState::Idle
+                    | mdu_workbench::gui::series::RunState::Running
+            )
+        });
+        let state = h.state();
+        assert_eq!(
+            state.record.state,
+            mdu_workbench::gui::series::RunState::Finished,
+            "{name}: errors {:?}",
+            state.errors
+        );
+        assert_eq!(state.record.loss.len(), 2, "{name}: a loss point per step");
+    }
+}
