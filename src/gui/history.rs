@@ -63,7 +63,7 @@ impl HistoryEntry {
     pub fn short_label(&self) -> String {
         match self.method {
             Method::Mdu => format!("MDU τ={}", self.tau),
-            m => super::setup::method_title(m).to_string(),
+            m => m.label().to_string(),
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod help;
 pub mod history;
 pub mod inside;
 pub mod jobs;
+pub mod method;
 pub mod modals;
 pub mod plots;
 pub mod run_bar;

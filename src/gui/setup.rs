@@ -11,7 +11,6 @@ use crate::session::{ModelInfo, Pending};
 use crate::unlearn::config::{
     Checkpointing, LoraSettings, LoraTarget, MomentPrecision, UnlearnConfig,
 };
-use crate::unlearn::{KlDirection, Method};
 
 /// What the panel shows about a data file.
 #[derive(Clone, Debug, PartialEq)]
@@ -260,111 +259,6 @@ pub fn show_file_info(ui: &mut egui::Ui, id: &str, info: &Option<Result<FileInfo
     }
 }
 
-/// The method, its parameters and the training budget.
-pub fn show_method(ui: &mut egui::Ui, config: &mut UnlearnConfig) {
-    let method_label = ui.label(egui::RichText::new("Method").strong());
-    egui::ComboBox::from_id_salt("method")
-        .selected_text(method_title(config.method))
-        .show_ui(ui, |ui| {
-            for (m, tip) in [
-                (Method::Mdu, "Masked Diffusion Unlearning: pull the model's answer distribution on forget items toward a target built from the model without the question (τ), keep retain with the diffusion loss (α)."),
-                (Method::Ga, "Gradient ascent: raise the diffusion loss on forget items. Forgets fast, usually destroys everything else."),
-                (Method::GradDiff, "GradDiff: gradient ascent on forget plus the usual loss on retain (weights γ and α)."),
-                (Method::Npo, "Negative Preference Optimisation: push forget likelihood below a frozen reference, bounded by β; retain loss weighted α."),
-            ] {
-                ui.selectable_value(&mut config.method, m, method_title(m))
-                    .on_hover_text(tip);
-            }
-        })
-        .response
-        .labelled_by(method_label.id);
-    let p = &mut config.params;
-    if config.method == Method::Mdu {
-        labelled_slider(
-            ui,
-            "τ (anchor temperature)",
-            &mut p.tau,
-            0.0..=1.0,
-            "target = τ·(z_u − η·(z_c − z_u)), z_u = logits without the question.\n\
-             τ = 0: aim for a uniform (know-nothing) answer; τ = 1: aim for what the model says without the question.\n\
-             Lower forgets more; higher keeps more fluency.",
-        );
-        labelled_slider(
-            ui,
-            "η (extrapolation)",
-            &mut p.eta,
-            0.0..=2.0,
-            "Pushes the target further away from the question-conditioned prediction z_c. 0 = off.",
-        );
-        egui::ComboBox::from_label("KL direction")
-            .selected_text(format!("{:?}", p.kl))
-            .show_ui(ui, |ui| {
-                ui.selectable_value(&mut p.kl, KlDirection::Forward, "Forward")
-                    .on_hover_text("KL(p_model ‖ p_target), the paper's default");
-                ui.selectable_value(&mut p.kl, KlDirection::Reverse, "Reverse")
-                    .on_hover_text("KL(p_target ‖ p_model)");
-                ui.selectable_value(&mut p.kl, KlDirection::Js, "Js")
-                    .on_hover_text("Jensen–Shannon divergence");
-            });
-    }
-    if config.method != Method::Ga {
-        labelled_slider(
-            ui,
-            "α (retain weight)",
-            &mut p.alpha,
-            0.0..=5.0,
-            "Weight of the retain diffusion loss. Higher keeps more of what should stay.",
-        );
-    }
-    if matches!(config.method, Method::GradDiff | Method::Npo) {
-        labelled_slider(
-            ui,
-            "γ (forget weight)",
-            &mut p.gamma,
-            0.0..=5.0,
-            "Weight of the forget term.",
-        );
-    }
-    if config.method == Method::Npo {
-        labelled_slider(
-            ui,
-            "β (NPO)",
-            &mut p.beta,
-            0.01..=1.0,
-            "NPO inverse temperature; the paper uses 0.1.",
-        );
-    }
-    ui.separator();
-    let lr_label = ui.label("Learning rate");
-    let speed = config.learning_rate * 0.05;
-    ui.add(
-        egui::DragValue::new(&mut config.learning_rate)
-            .speed(speed)
-            .range(1e-7..=1e-1)
-            .custom_formatter(|v, _| format!("{v:.1e}")),
-    )
-    .labelled_by(lr_label.id)
-    .on_hover_text("AdamW step size. Higher forgets faster and risks collapse.");
-    drag_usize(
-        ui,
-        "Steps",
-        &mut config.steps,
-        1..=100_000,
-        "Optimiser steps.",
-    );
-    drag_usize(
-        ui,
-        "Batch",
-        &mut config.batch_size,
-        1..=256,
-        "Forget rows per step (and as many retain rows).",
-    );
-    let seed_label = ui.label("Seed");
-    ui.add(egui::DragValue::new(&mut config.seed))
-        .labelled_by(seed_label.id)
-        .on_hover_text("Same seed, same masks and batches: runs repeat exactly.");
-}
-
 /// Full fine-tuning or LoRA adapters on a frozen base, with the adapters' rank, α and targets.
 pub fn show_lora(ui: &mut egui::Ui, config: &mut UnlearnConfig) {
     let mut on = config.lora.is_some();
@@ -471,16 +365,7 @@ pub fn show_moments(ui: &mut egui::Ui, config: &mut UnlearnConfig) {
     });
 }
 
-pub fn method_title(m: Method) -> &'static str {
-    match m {
-        Method::Mdu => "MDU",
-        Method::Ga => "Gradient ascent",
-        Method::GradDiff => "GradDiff",
-        Method::Npo => "NPO",
-    }
-}
-
-fn labelled_slider(
+pub fn labelled_slider(
     ui: &mut egui::Ui,
     label: &str,
     value: &mut f64,

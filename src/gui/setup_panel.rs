@@ -58,7 +58,7 @@ pub fn show(ui: &mut egui::Ui, app: SetupInput) -> Vec<Action> {
         presets(ui, &mut app, &mut actions);
         inputs(ui, &mut app);
         ui.separator();
-        setup::show_method(ui, &mut app.settings.config);
+        super::method::show_method(ui, &mut app.settings.config);
         setup::show_lora(ui, &mut app.settings.config);
         super::advanced::show(ui, &mut app.settings.config);
         ui.separator();

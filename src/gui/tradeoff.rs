@@ -13,8 +13,8 @@ use crate::unlearn::Method;
 
 pub struct TradeoffView {
     pub taus: String,
-    pub with_ga: bool,
-    pub with_npo: bool,
+    /// The baselines queued with the τ runs, one flag per method other than MDU (`Method::ALL[1..]`).
+    pub baselines: Vec<(Method, bool)>,
     /// Plot utility (y) instead of retain ROUGE-L.
     pub utility_axis: bool,
     pub error: Option<String>,
@@ -24,10 +24,28 @@ impl Default for TradeoffView {
     fn default() -> Self {
         Self {
             taus: "0, 0.25, 0.5, 0.75, 1".into(),
-            with_ga: true,
-            with_npo: true,
+            baselines: Method::ALL
+                .into_iter()
+                .filter(|&m| m != Method::Mdu)
+                .map(|m| (m, matches!(m, Method::Ga | Method::GradDiff | Method::Npo)))
+                .collect(),
             utility_axis: false,
             error: None,
+        }
+    }
+}
+
+impl TradeoffView {
+    /// One box per method other than MDU, to queue it beside the τ runs.
+    fn baseline_boxes(&mut self, ui: &mut egui::Ui) {
+        for (method, on) in &mut self.baselines {
+            let short = if *method == Method::Ga {
+                "GA"
+            } else {
+                method.label()
+            };
+            ui.checkbox(on, short)
+                .on_hover_text(format!("Also run {} for comparison.", method.label()));
         }
     }
 }
@@ -66,8 +84,7 @@ impl TradeoffView {
             ui.add(egui::TextEdit::singleline(&mut self.taus).desired_width(180.0))
                 .labelled_by(l.id)
                 .on_hover_text("MDU runs to queue, one per τ in [0, 1], separated by commas.");
-            ui.checkbox(&mut self.with_ga, "GA").on_hover_text("Also run gradient ascent for comparison.");
-            ui.checkbox(&mut self.with_npo, "NPO").on_hover_text("Also run NPO for comparison.");
+            self.baseline_boxes(ui);
             if ui
                 .button("Queue runs")
                 .on_hover_text("Runs them one after another with the current setup (learning rate, steps, batch, seed).")
@@ -76,9 +93,10 @@ impl TradeoffView {
                 match parse_taus(&self.taus) {
                     Ok(taus) => {
                         self.error = None;
-                        let baselines: Vec<Method> = [(self.with_ga, Method::Ga), (self.with_npo, Method::Npo)]
-                            .into_iter()
-                            .filter_map(|(on, m)| on.then_some(m))
+                        let baselines: Vec<Method> = self
+                            .baselines
+                            .iter()
+                            .filter_map(|&(m, on)| on.then_some(m))
                             .collect();
                         action = Some(Action::Queue(sweep::configs(base, &taus, &baselines)));
                     }

@@ -207,6 +207,18 @@ impl<B: Backend> MaskedDiffusionLm<B> {
         rms_norm(x, &self.final_norm, c.rms_norm_eps)
     }
 
+    /// The residual stream after block `layer` `[B, L, D]` (before the later blocks and the
+    /// final norm): what RMU steers.
+    pub fn hidden_after_block(&self, ids: Tensor<B, 2, Int>, layer: usize) -> Tensor<B, 3> {
+        let len = ids.dims()[1];
+        let rope = Rope::new(&self.config, len, &ids.device());
+        let mut x = burn::tensor::module::embedding(self.embed.val(), ids);
+        for l in 0..=layer.min(self.blocks.len().saturating_sub(1)) {
+            x = self.block_forward(l, x, &rope, None);
+        }
+        x
+    }
+
     /// Block `layer` (with its adapters) on `x` `[B, L, D]`.
     pub(super) fn block_forward(
         &self,

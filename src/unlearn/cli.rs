@@ -369,7 +369,7 @@ pub struct SweepArgs {
     /// share `--out`; a last run over everything then reuses every finished run and writes the table.
     #[arg(long)]
     pub no_mdu: bool,
-    /// Baselines run beside MDU (none, or any of ga, graddiff, npo).
+    /// Baselines run beside MDU (none, or any of ga, graddiff, npo, simnpo, wga, undial, rmu).
     #[arg(long, value_delimiter = ',')]
     pub baselines: Vec<Method>,
     /// Learning rates per method; each method's reported row uses its best one (same criterion for all).

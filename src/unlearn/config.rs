@@ -199,12 +199,13 @@ impl UnlearnConfig {
         let key = key.trim();
         let mut value = toml::Value::try_from(&*self)?;
         let param_keys = toml::Value::try_from(MethodParams::default())?;
-        let path: Vec<&str> =
-            if !key.contains('.') && param_keys.as_table().is_some_and(|t| t.contains_key(key)) {
-                vec!["params", key]
-            } else {
-                key.split('.').collect()
-            };
+        let path: Vec<&str> = if !key.contains('.')
+            && (key == "rmu_layer" || param_keys.as_table().is_some_and(|t| t.contains_key(key)))
+        {
+            vec!["params", key]
+        } else {
+            key.split('.').collect()
+        };
         let parsed: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
             Ok(mut t) => t.remove("v").expect("parsed above"),
             Err(_) => toml::Value::String(raw.trim().to_string()),
@@ -285,6 +286,7 @@ fn optional_key(key: &str) -> bool {
     matches!(
         key,
         "checkpoint"
+            | "rmu_layer"
             | "forget"
             | "retain"
             | "eval_retain"

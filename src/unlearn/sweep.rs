@@ -119,6 +119,8 @@ struct Line {
     retain: (Option<f64>, Option<f64>),
     utility: Option<f64>,
     forget_quality: Option<f64>,
+    /// The leakage probe's mean worst-path forget ROUGE-L recall after the run.
+    leakage: Option<f64>,
     forget_sd: Option<f64>,
     retain_sd: Option<f64>,
 }
@@ -167,6 +169,10 @@ impl Line {
             retain: (get(When::Before, "retain"), get(When::After, "retain")),
             utility: after(|r| r.model_utility),
             forget_quality: after(|r| r.forget_quality),
+            leakage: mean(runs.iter().map(|r| {
+                let after = r.summary.after.as_ref()?;
+                after.splits.get("forget")?.worst_path_rouge_l_recall
+            })),
             forget_sd: sd("forget"),
             retain_sd: sd("retain"),
             lr,
@@ -186,7 +192,7 @@ fn sci(v: Option<f64>) -> String {
     v.map(|v| format!("{v:.2e}")).unwrap_or_else(|| "–".into())
 }
 
-const CSV_HEADER: [&str; 14] = [
+const CSV_HEADER: [&str; 15] = [
     "method",
     "tau",
     "lr",
@@ -199,11 +205,12 @@ const CSV_HEADER: [&str; 14] = [
     "retain_ratio",
     "model_utility_after",
     "forget_quality_after",
+    "forget_worst_path_after",
     "forget_after_sd",
     "retain_after_sd",
 ];
 
-const MARKDOWN_HEADER: &str = "| method | τ | lr | seeds | forget R-L before → after (×) | retain R-L before → after (×) | model utility after | forget quality after |\n|---|---|---|---|---|---|---|---|\n";
+const MARKDOWN_HEADER: &str = "| method | τ | lr | seeds | forget R-L before → after (×) | retain R-L before → after (×) | model utility after | forget quality after | forget R-L, worst decoding path |\n|---|---|---|---|---|---|---|---|---|\n";
 
 fn csv_line(key: &Key, l: &Line) -> String {
     let tau = key.1.clone().unwrap_or_default();
@@ -220,6 +227,7 @@ fn csv_line(key: &Key, l: &Line) -> String {
         fixed(ratio(l.retain)),
         fixed(l.utility),
         sci(l.forget_quality),
+        fixed(l.leakage),
         fixed(l.forget_sd),
         fixed(l.retain_sd),
     ]
@@ -236,7 +244,7 @@ fn markdown_line(key: &Key, l: &Line) -> String {
         .unwrap_or(&key.0);
     let tau = key.1.clone().unwrap_or_else(|| "–".to_string());
     format!(
-        "| {method} | {tau} | {} | {} | {} → {}{} (×{}) | {} → {}{} (×{}) | {} | {} |\n",
+        "| {method} | {tau} | {} | {} | {} → {}{} (×{}) | {} → {}{} (×{}) | {} | {} | {} |\n",
         l.lr,
         l.seeds,
         fixed(l.forget.0),
@@ -248,7 +256,8 @@ fn markdown_line(key: &Key, l: &Line) -> String {
         pm(l.retain_sd),
         fixed(ratio(l.retain)),
         fixed(l.utility),
-        sci(l.forget_quality)
+        sci(l.forget_quality),
+        fixed(l.leakage)
     )
 }
 

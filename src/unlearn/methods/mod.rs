@@ -6,6 +6,10 @@ pub mod ga;
 pub mod graddiff;
 pub mod mdu;
 pub mod npo;
+pub mod rmu;
+pub mod simnpo;
+pub mod undial;
+pub mod wga;
 
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
@@ -29,10 +33,28 @@ pub enum Method {
     GradDiff,
     /// Negative preference optimisation against the frozen starting model (+ α·retain NLL).
     Npo,
+    /// SimNPO: NPO on the length-normalised NLL with a margin δ, without a reference model.
+    #[value(name = "simnpo")]
+    SimNpo,
+    /// Weighted gradient ascent: each token's ascent weighted by the model's own p(token)^β.
+    Wga,
+    /// UNDIAL: self-distillation towards the frozen model with the true token's logit lowered by β.
+    Undial,
+    /// RMU: steer one block's output on forget data to a random direction, keep retain's.
+    Rmu,
 }
 
 impl Method {
-    pub const ALL: [Method; 4] = [Method::Mdu, Method::Ga, Method::GradDiff, Method::Npo];
+    pub const ALL: [Method; 8] = [
+        Method::Mdu,
+        Method::Ga,
+        Method::GradDiff,
+        Method::Npo,
+        Method::SimNpo,
+        Method::Wga,
+        Method::Undial,
+        Method::Rmu,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -40,6 +62,10 @@ impl Method {
             Method::Ga => "ga",
             Method::GradDiff => "graddiff",
             Method::Npo => "npo",
+            Method::SimNpo => "simnpo",
+            Method::Wga => "wga",
+            Method::Undial => "undial",
+            Method::Rmu => "rmu",
         }
     }
 
@@ -49,6 +75,10 @@ impl Method {
             Method::Ga => "Gradient ascent",
             Method::GradDiff => "GradDiff",
             Method::Npo => "NPO",
+            Method::SimNpo => "SimNPO",
+            Method::Wga => "WGA",
+            Method::Undial => "UNDIAL",
+            Method::Rmu => "RMU",
         }
     }
 
@@ -61,8 +91,8 @@ impl Method {
     pub fn uses_reference(self, p: &MethodParams) -> bool {
         match self {
             Method::Mdu => p.tau != 0.0,
-            Method::Npo => true,
-            Method::Ga | Method::GradDiff => false,
+            Method::Npo | Method::Undial | Method::Rmu => true,
+            Method::Ga | Method::GradDiff | Method::SimNpo | Method::Wga => false,
         }
     }
 
@@ -77,6 +107,10 @@ impl Method {
             Method::Ga => ga::loss(ctx, batches, p),
             Method::GradDiff => graddiff::loss(ctx, batches, p),
             Method::Npo => npo::loss(ctx, batches, p),
+            Method::SimNpo => simnpo::loss(ctx, batches, p),
+            Method::Wga => wga::loss(ctx, batches, p),
+            Method::Undial => undial::loss(ctx, batches, p),
+            Method::Rmu => rmu::loss(ctx, batches, p),
         }
     }
 }
@@ -132,6 +166,20 @@ pub struct MethodParams {
     /// MDU: how the per-row KL is computed (`auto`: the WGSL kernel on wgpu for the forward and
     /// reverse KL, the composite tensor ops elsewhere; `composite`: always the tensor ops).
     pub kl_impl: KlImpl,
+    /// SimNPO's inverse temperature β (NPO's is `beta`).
+    pub simnpo_beta: f64,
+    /// SimNPO's margin δ on the length-normalised NLL.
+    pub delta: f64,
+    /// WGA's exponent on the token-probability weight.
+    pub wga_beta: f64,
+    /// UNDIAL's strength: how far the true token's teacher logit is lowered.
+    pub undial_beta: f64,
+    /// RMU's steered block (0-based); `None`: 7, or a quarter of the depth in a shallow model.
+    pub rmu_layer: Option<usize>,
+    /// RMU's steering coefficient c.
+    pub rmu_coeff: f64,
+    /// RMU's seed for the random direction.
+    pub rmu_seed: u64,
 }
 
 impl Default for MethodParams {
@@ -145,6 +193,13 @@ impl Default for MethodParams {
             beta: 0.1,
             exclude_special: false,
             kl_impl: KlImpl::Auto,
+            simnpo_beta: 4.5,
+            delta: 0.0,
+            wga_beta: 1.0,
+            undial_beta: 10.0,
+            rmu_layer: None,
+            rmu_coeff: rmu::PAPER_COEFF,
+            rmu_seed: 0,
         }
     }
 }
