@@ -94,6 +94,7 @@ pub fn mean_recall(scores: &[SampleScore]) -> f64 {
 }
 pub mod cache;
 pub mod cli;
+pub mod mia;
 pub mod protocol;
 pub mod report;
 pub mod stats;

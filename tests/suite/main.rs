@@ -26,6 +26,7 @@ mod kl_cube;
 mod kl_kernel;
 mod likelihood;
 mod lora;
+mod mia;
 mod model_families;
 mod moments;
 mod objectives;
