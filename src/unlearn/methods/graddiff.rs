@@ -2,7 +2,7 @@
 
 use burn::tensor::backend::AutodiffBackend;
 
-use super::{nll, retain_nll, LossParts, MethodParams, StepBatches, StepContext};
+use super::{nll, with_retain_nll, LossParts, MethodParams, StepBatches, StepContext};
 
 pub fn loss<B: AutodiffBackend>(
     ctx: &StepContext<B>,
@@ -10,9 +10,5 @@ pub fn loss<B: AutodiffBackend>(
     p: &MethodParams,
 ) -> LossParts<B> {
     let forget = nll(ctx.model, batches.forget, ctx.device).neg();
-    let retain = retain_nll(ctx, batches);
-    LossParts {
-        total: forget.clone() * p.gamma + retain.clone() * p.alpha,
-        parts: vec![("forget", forget), ("retain", retain)],
-    }
+    with_retain_nll(ctx, batches, p, forget)
 }

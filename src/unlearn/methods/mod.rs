@@ -255,6 +255,21 @@ pub fn retain_nll<B: AutodiffBackend>(ctx: &StepContext<B>, batches: &StepBatche
     }
 }
 
+/// `γ·forget + α·NLL(retain)` with both parts named: how GradDiff and the baselines built on it
+/// (NPO, SimNPO, WGA, UNDIAL) combine their forget term with the retain loss.
+pub fn with_retain_nll<B: AutodiffBackend>(
+    ctx: &StepContext<B>,
+    batches: &StepBatches,
+    p: &MethodParams,
+    forget: Tensor<B, 1>,
+) -> LossParts<B> {
+    let retain = retain_nll(ctx, batches);
+    LossParts {
+        total: forget.clone() * p.gamma + retain.clone() * p.alpha,
+        parts: vec![("forget", forget), ("retain", retain)],
+    }
+}
+
 /// Per-sequence NLL `[rows]`: Σ over the row's masked positions of weighted CE, unnormalised (the
 /// MDLM bound on −log p(answer | prompt), summed as DPO/NPO sum token NLLs).
 pub fn sequence_nll<B: Backend>(

@@ -7,7 +7,7 @@ use burn::tensor::activation::log_sigmoid;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;
 
-use super::{retain_nll, sequence_nll, LossParts, MethodParams, StepBatches, StepContext};
+use super::{sequence_nll, with_retain_nll, LossParts, MethodParams, StepBatches, StepContext};
 
 pub fn loss<B: AutodiffBackend>(
     ctx: &StepContext<B>,
@@ -20,9 +20,5 @@ pub fn loss<B: AutodiffBackend>(
     let current = sequence_nll(ctx.model, batches.forget, ctx.device);
     let frozen = Tensor::<B, 1>::from_inner(sequence_nll(reference, batches.forget, ctx.device));
     let forget = (log_sigmoid((current - frozen) * p.beta) * (-2.0 / p.beta)).mean();
-    let retain = retain_nll(ctx, batches);
-    LossParts {
-        total: forget.clone() * p.gamma + retain.clone() * p.alpha,
-        parts: vec![("forget", forget), ("retain", retain)],
-    }
+    with_retain_nll(ctx, batches, p, forget)
 }

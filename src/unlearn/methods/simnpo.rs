@@ -9,7 +9,7 @@
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Tensor, TensorData};
 
-use super::{retain_nll, sequence_nll, LossParts, MethodParams, StepBatches, StepContext};
+use super::{sequence_nll, with_retain_nll, LossParts, MethodParams, StepBatches, StepContext};
 
 pub fn loss<B: AutodiffBackend>(
     ctx: &StepContext<B>,
@@ -32,9 +32,5 @@ pub fn loss<B: AutodiffBackend>(
     // in f32 once m > 17, where the term is still 1e-8 and more.
     let softplus = margin.clone().neg().clamp_min(0.0) + margin.abs().neg().exp().log1p();
     let forget = (softplus * (2.0 / p.simnpo_beta)).mean();
-    let retain = retain_nll(ctx, batches);
-    LossParts {
-        total: forget.clone() * p.gamma + retain.clone() * p.alpha,
-        parts: vec![("forget", forget), ("retain", retain)],
-    }
+    with_retain_nll(ctx, batches, p, forget)
 }

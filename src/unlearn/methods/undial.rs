@@ -12,7 +12,7 @@ use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{IndexingUpdateOp, Int, Tensor, TensorData};
 
-use super::{retain_nll, LossParts, MethodParams, StepBatches, StepContext};
+use super::{with_retain_nll, LossParts, MethodParams, StepBatches, StepContext};
 use crate::model::precision::at_least_f32;
 
 pub fn loss<B: AutodiffBackend>(
@@ -43,9 +43,5 @@ pub fn loss<B: AutodiffBackend>(
         let soft = softmax(teacher - lowered, 1).detach();
         (soft * log_softmax(student, 1)).sum().neg() / n as f32
     };
-    let retain = retain_nll(ctx, batches);
-    LossParts {
-        total: forget.clone() * p.gamma + retain.clone() * p.alpha,
-        parts: vec![("forget", forget), ("retain", retain)],
-    }
+    with_retain_nll(ctx, batches, p, forget)
 }

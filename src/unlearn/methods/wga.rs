@@ -9,7 +9,7 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Int, Tensor, TensorData};
 
-use super::{retain_nll, LossParts, MethodParams, StepBatches, StepContext};
+use super::{with_retain_nll, LossParts, MethodParams, StepBatches, StepContext};
 use crate::model::precision::at_least_f32;
 
 pub fn loss<B: AutodiffBackend>(
@@ -33,9 +33,5 @@ pub fn loss<B: AutodiffBackend>(
         );
         (ce * weight * w).sum().neg() / batch.maskable.max(1) as f32
     };
-    let retain = retain_nll(ctx, batches);
-    LossParts {
-        total: forget.clone() * p.gamma + retain.clone() * p.alpha,
-        parts: vec![("forget", forget), ("retain", retain)],
-    }
+    with_retain_nll(ctx, batches, p, forget)
 }
