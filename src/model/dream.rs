@@ -77,25 +77,10 @@ pub fn config_to_hf(c: &ModelConfig) -> serde_json::Value {
     })
 }
 
-/// The HF name of a weight.
+/// The HF name of a weight: transformers' Qwen2 names (Dream has no q/k norm).
 pub fn tensor_name(weight: Weight, layer: usize) -> Option<String> {
-    let layer_w = |leaf: &str| Some(format!("model.layers.{layer}.{leaf}"));
     match weight {
-        Weight::Embed => Some("model.embed_tokens.weight".into()),
-        Weight::FinalNorm => Some("model.norm.weight".into()),
-        Weight::LmHead => Some("lm_head.weight".into()),
-        Weight::AttnNorm => layer_w("input_layernorm.weight"),
-        Weight::Q => layer_w("self_attn.q_proj.weight"),
-        Weight::K => layer_w("self_attn.k_proj.weight"),
-        Weight::V => layer_w("self_attn.v_proj.weight"),
-        Weight::QBias => layer_w("self_attn.q_proj.bias"),
-        Weight::KBias => layer_w("self_attn.k_proj.bias"),
-        Weight::VBias => layer_w("self_attn.v_proj.bias"),
-        Weight::O => layer_w("self_attn.o_proj.weight"),
-        Weight::MlpNorm => layer_w("post_attention_layernorm.weight"),
-        Weight::Gate => layer_w("mlp.gate_proj.weight"),
-        Weight::Up => layer_w("mlp.up_proj.weight"),
-        Weight::Down => layer_w("mlp.down_proj.weight"),
-        _ => None,
+        Weight::QNorm | Weight::KNorm => None,
+        w => super::transformers_name(w, layer),
     }
 }

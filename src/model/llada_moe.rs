@@ -129,25 +129,11 @@ pub fn config_to_hf(c: &ModelConfig) -> serde_json::Value {
     })
 }
 
-/// The HF name of a weight.
+/// The HF name of a weight: the transformers-style names every layer shares, and the experts'.
 pub fn tensor_name(weight: Weight, layer: usize) -> Option<String> {
     let layer_w = |leaf: &str| Some(format!("model.layers.{layer}.{leaf}"));
     let expert = |e: usize, proj: &str| layer_w(&format!("mlp.experts.{e}.{proj}_proj.weight"));
     match weight {
-        Weight::Embed => Some("model.embed_tokens.weight".into()),
-        Weight::FinalNorm => Some("model.norm.weight".into()),
-        Weight::LmHead => Some("lm_head.weight".into()),
-        Weight::AttnNorm => layer_w("input_layernorm.weight"),
-        Weight::Q => layer_w("self_attn.q_proj.weight"),
-        Weight::K => layer_w("self_attn.k_proj.weight"),
-        Weight::V => layer_w("self_attn.v_proj.weight"),
-        Weight::O => layer_w("self_attn.o_proj.weight"),
-        Weight::QNorm => layer_w("self_attn.q_norm.weight"),
-        Weight::KNorm => layer_w("self_attn.k_norm.weight"),
-        Weight::MlpNorm => layer_w("post_attention_layernorm.weight"),
-        Weight::Gate => layer_w("mlp.gate_proj.weight"),
-        Weight::Up => layer_w("mlp.up_proj.weight"),
-        Weight::Down => layer_w("mlp.down_proj.weight"),
         Weight::Router => layer_w("mlp.gate.weight"),
         Weight::ExpertBias => layer_w("mlp.expert_bias"),
         Weight::ExpertGate(e) => expert(e, "gate"),
@@ -157,5 +143,6 @@ pub fn tensor_name(weight: Weight, layer: usize) -> Option<String> {
         Weight::SharedUp => layer_w("shared_expert.up_proj.weight"),
         Weight::SharedDown => layer_w("shared_expert.down_proj.weight"),
         Weight::QBias | Weight::KBias | Weight::VBias => None,
+        w => super::transformers_name(w, layer),
     }
 }

@@ -161,6 +161,32 @@ impl Weight {
     }
 }
 
+/// The transformers (Qwen2/Qwen3/OLMoE-style) name of a dense-layout weight, which Dream, Qwen3
+/// A2D and LLaDA-MoE share; each architecture file drops what it lacks and adds its own.
+fn transformers_name(weight: Weight, layer: usize) -> Option<String> {
+    let layer_w = |leaf: &str| Some(format!("model.layers.{layer}.{leaf}"));
+    match weight {
+        Weight::Embed => Some("model.embed_tokens.weight".into()),
+        Weight::FinalNorm => Some("model.norm.weight".into()),
+        Weight::LmHead => Some("lm_head.weight".into()),
+        Weight::AttnNorm => layer_w("input_layernorm.weight"),
+        Weight::Q => layer_w("self_attn.q_proj.weight"),
+        Weight::K => layer_w("self_attn.k_proj.weight"),
+        Weight::V => layer_w("self_attn.v_proj.weight"),
+        Weight::QBias => layer_w("self_attn.q_proj.bias"),
+        Weight::KBias => layer_w("self_attn.k_proj.bias"),
+        Weight::VBias => layer_w("self_attn.v_proj.bias"),
+        Weight::O => layer_w("self_attn.o_proj.weight"),
+        Weight::QNorm => layer_w("self_attn.q_norm.weight"),
+        Weight::KNorm => layer_w("self_attn.k_norm.weight"),
+        Weight::MlpNorm => layer_w("post_attention_layernorm.weight"),
+        Weight::Gate => layer_w("mlp.gate_proj.weight"),
+        Weight::Up => layer_w("mlp.up_proj.weight"),
+        Weight::Down => layer_w("mlp.down_proj.weight"),
+        _ => None,
+    }
+}
+
 /// The weights block `layer` holds under `c`, in checkpoint order (a name may still be `None`
 /// where the architecture stores no such tensor).
 pub fn block_weights(c: &ModelConfig, layer: usize) -> Vec<Weight> {

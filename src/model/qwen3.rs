@@ -79,25 +79,12 @@ pub fn config_to_hf(c: &ModelConfig) -> serde_json::Value {
     })
 }
 
-/// The HF name of a weight (`None` for the head when it is tied, and for what Qwen3 lacks).
+/// The HF name of a weight: transformers' Qwen3 names, without the head when it is tied and
+/// without the q/k/v biases Qwen3 does not have.
 pub fn tensor_name(weight: Weight, layer: usize, c: &ModelConfig) -> Option<String> {
-    let layer_w = |leaf: &str| Some(format!("model.layers.{layer}.{leaf}"));
     match weight {
-        Weight::Embed => Some("model.embed_tokens.weight".into()),
-        Weight::FinalNorm => Some("model.norm.weight".into()),
         Weight::LmHead if c.tied_embeddings => None,
-        Weight::LmHead => Some("lm_head.weight".into()),
-        Weight::AttnNorm => layer_w("input_layernorm.weight"),
-        Weight::Q => layer_w("self_attn.q_proj.weight"),
-        Weight::K => layer_w("self_attn.k_proj.weight"),
-        Weight::V => layer_w("self_attn.v_proj.weight"),
-        Weight::O => layer_w("self_attn.o_proj.weight"),
-        Weight::QNorm => layer_w("self_attn.q_norm.weight"),
-        Weight::KNorm => layer_w("self_attn.k_norm.weight"),
-        Weight::MlpNorm => layer_w("post_attention_layernorm.weight"),
-        Weight::Gate => layer_w("mlp.gate_proj.weight"),
-        Weight::Up => layer_w("mlp.up_proj.weight"),
-        Weight::Down => layer_w("mlp.down_proj.weight"),
-        _ => None,
+        Weight::QBias | Weight::KBias | Weight::VBias => None,
+        w => super::transformers_name(w, layer),
     }
 }
