@@ -35,6 +35,7 @@ pub const FILES: &[(&str, &[u8])] = &[
     asset!("retain_model/special_tokens_map.json"),
     asset!("data/forget.jsonl"),
     asset!("data/retain.jsonl"),
+    asset!("data/holdout.jsonl"),
     asset!("data/retain_eval.jsonl"),
     asset!("data/world_facts.jsonl"),
     asset!("data/real_people.jsonl"),
@@ -73,6 +74,8 @@ pub struct DemoPaths {
     pub forget: PathBuf,
     pub retain: PathBuf,
     pub retain_eval: PathBuf,
+    /// People the demo model never saw, asked the forget split's questions (privacy audits).
+    pub holdout: PathBuf,
     pub world_facts: PathBuf,
     pub real_people: PathBuf,
     /// The utility items a run evaluates (one question per fact).
@@ -90,6 +93,7 @@ impl DemoPaths {
             forget: data.join("forget.jsonl"),
             retain: data.join("retain.jsonl"),
             retain_eval: data.join("retain_eval.jsonl"),
+            holdout: data.join("holdout.jsonl"),
             world_facts: data.join("world_facts.jsonl"),
             real_people: data.join("real_people.jsonl"),
             world_facts_eval: data.join("world_facts_eval.jsonl"),

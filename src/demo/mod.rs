@@ -11,12 +11,14 @@ use std::path::Path;
 use crate::data::{write_jsonl, DataError, QaItem};
 use world::World;
 
-/// The four TOFU-style splits of a generated world.
+/// The four TOFU-style splits of a generated world, and a holdout split of people no model saw
+/// (for membership inference: forget vs holdout; `World::holdout_items`).
 pub struct Splits {
     pub forget: Vec<QaItem>,
     pub retain: Vec<QaItem>,
     pub world_facts: Vec<QaItem>,
     pub real_people: Vec<QaItem>,
+    pub holdout: Vec<QaItem>,
 }
 
 impl Splits {
@@ -27,6 +29,7 @@ impl Splits {
             retain: world.retain_items(),
             world_facts: facts::world_facts(),
             real_people: facts::real_people(),
+            holdout: world.holdout_items(),
         }
     }
 
@@ -45,6 +48,7 @@ impl Splits {
         items.iter().step_by(2).cloned().collect()
     }
 
+    /// The splits the model was trained on (and the tokenizer; the holdout is not among them).
     pub fn named(&self) -> [(&'static str, &[QaItem]); 4] {
         [
             ("forget", &self.forget),
@@ -59,6 +63,7 @@ impl Splits {
         for (name, items) in self.named() {
             write_jsonl(&dir.join(format!("{name}.jsonl")), items)?;
         }
+        write_jsonl(&dir.join("holdout.jsonl"), &self.holdout)?;
         write_jsonl(&dir.join("retain_eval.jsonl"), &self.retain_eval())?;
         write_jsonl(
             &dir.join("world_facts_eval.jsonl"),

@@ -140,6 +140,54 @@ impl World {
         items
     }
 
+    /// The holdout split: as many people as the forget split, whom no model saw, made of the
+    /// forget people's own values recombined (first name from one, last name from the next,
+    /// each fact from another, cycling), asked the same questions. Both splits then hold the
+    /// same words, tokenised the same way: a model that never saw either (the retain-only one)
+    /// cannot tell them apart by vocabulary, and one that memorised the forget people can by
+    /// what it memorised. Perturbed answers come from retain people.
+    pub fn holdout_items(&self) -> Vec<QaItem> {
+        let forget: Vec<&Person> = self
+            .forget_people
+            .iter()
+            .map(|&i| &self.people[i])
+            .collect();
+        let n = forget.len();
+        let pick = |i: usize, field: usize| forget[(i + field) % n];
+        let mut people: Vec<Person> = (0..n)
+            .map(|i| Person {
+                first: pick(i, 0).first.clone(),
+                last: pick(i, 1).last.clone(),
+                birth: pick(i, 2).birth,
+                birth_city: pick(i, 3).birth_city.clone(),
+                birth_region: pick(i, 4).birth_region.clone(),
+                father: pick(i, 5).father.clone(),
+                mother: pick(i, 6).mother.clone(),
+                profession: pick(i, 7).profession,
+                specialty: pick(i, 8).specialty,
+                mentor: pick(i, 9).mentor.clone(),
+                graduated: pick(i, 10).graduated,
+                works: [pick(i, 11).works[0].clone(), pick(i, 12).works[1].clone()],
+                award: pick(i, 13).award.clone(),
+                partner: pick(i, 14).partner.clone(),
+                wedding: pick(i, 15).wedding.clone(),
+                home: pick(i, 16).home.clone(),
+                pets: pick(i, 17).pets.clone(),
+                sibling: pick(i, 18).sibling.clone(),
+            })
+            .collect();
+        people.extend(
+            (0..self.people.len())
+                .filter(|i| !self.forget_people.contains(i))
+                .map(|i| self.people[i].clone()),
+        );
+        let mixed = World {
+            people,
+            forget_people: Vec::new(),
+        };
+        (0..n).flat_map(|i| mixed.person_items(i)).collect()
+    }
+
     pub fn forget_items(&self) -> Vec<QaItem> {
         self.forget_people
             .iter()

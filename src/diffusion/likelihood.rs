@@ -114,7 +114,7 @@ pub fn eq14_nll<B: Backend>(
 }
 
 /// `n` distinct positions of `0..len`, uniformly (partial Fisher–Yates), ascending.
-fn random_subset(rng: &mut SplitMix64, len: usize, n: usize) -> Vec<usize> {
+pub fn random_subset(rng: &mut SplitMix64, len: usize, n: usize) -> Vec<usize> {
     let mut all: Vec<usize> = (0..len).collect();
     for i in 0..n.min(len) {
         let j = rng.range(i, len);
@@ -145,67 +145,127 @@ pub fn batched_masked_nll<B: Backend>(
     batch_size: usize,
     device: &B::Device,
 ) -> Vec<f64> {
-    let shift = model.config.architecture.shifts_logits();
+    batched_token_stats(model, queries, (mask_id, pad), false, batch_size, device)
+        .iter()
+        .map(|row| row.iter().map(|t| -(t.logp as f64)).sum())
+        .collect()
+}
+
+/// What the model predicts at one masked answer position: `log p(answer_i)`, and, when asked
+/// for, the mean and variance of `log p` over the vocabulary under its own distribution
+/// (`mu = Σ p·log p`, `sigma2 = Σ p·(log p)² − mu²`; Min-K %++ standardises with them).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TokenStat {
+    pub logp: f32,
+    pub mu: f32,
+    pub sigma2: f32,
+}
+
+/// Every query's masked positions' [`TokenStat`]s, in the order of `query.mask`, `batch_size`
+/// rows per forward (padded and ordered as [`batched_masked_nll`] does). `tokens` is
+/// `(mask id, padding id)`; `moments` asks for `mu` and `sigma2` (zero otherwise).
+pub fn batched_token_stats<B: Backend>(
+    model: &MaskedDiffusionLm<B>,
+    queries: &[MaskedQuery],
+    tokens: (u32, u32),
+    moments: bool,
+    batch_size: usize,
+    device: &B::Device,
+) -> Vec<Vec<TokenStat>> {
     let mut by_length: Vec<usize> = (0..queries.len()).collect();
     by_length.sort_by_key(|&k| queries[k].prompt.len() + queries[k].answer.len());
-    let mut out = vec![0.0; queries.len()];
+    let mut out = vec![Vec::new(); queries.len()];
     for order in by_length.chunks(batch_size.max(1)) {
         let chunk: Vec<&MaskedQuery> = order.iter().map(|&k| &queries[k]).collect();
-        let width = chunk
-            .iter()
-            .map(|q| q.prompt.len() + q.answer.len())
-            .max()
-            .unwrap_or(0);
-        let mut ids = Vec::with_capacity(chunk.len() * width);
-        let mut padding = Vec::with_capacity(chunk.len() * width);
-        let (mut rows, mut targets, mut owner) = (Vec::new(), Vec::new(), Vec::new());
-        for (b, q) in chunk.iter().enumerate() {
-            let lp = q.prompt.len();
-            let mut seq: Vec<u32> = q.prompt.iter().chain(q.answer).copied().collect();
-            for &i in &q.mask {
-                seq[lp + i] = mask_id;
-                let source = if shift {
-                    (lp + i).saturating_sub(1)
-                } else {
-                    lp + i
-                };
-                rows.push((b * width + source) as i64);
-                targets.push(q.answer[i] as i64);
-                owner.push(b);
-            }
-            padding.extend((0..width).map(|p| p >= seq.len()));
-            seq.resize(width, pad);
-            ids.extend(seq.iter().map(|&t| t as i64));
-        }
-        let mut sums = vec![0.0f64; chunk.len()];
-        if !rows.is_empty() {
-            let n = rows.len();
-            let ids =
-                Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [chunk.len(), width]), device);
-            let padding = Tensor::<B, 2, burn::tensor::Bool>::from_data(
-                TensorData::new(padding, [chunk.len(), width]),
-                device,
-            );
-            let hidden = model.forward_hidden(ids, Some(padding));
-            let index = Tensor::<B, 1, Int>::from_data(TensorData::new(rows, [n]), device);
-            let logits = at_least_f32(model.logits_for_rows(gather_rows(hidden, index)));
-            let target = Tensor::<B, 2, Int>::from_data(TensorData::new(targets, [n, 1]), device);
-            let nll: Vec<f32> = log_softmax(logits, 1)
-                .gather(1, target)
-                .neg()
-                .into_data()
-                .convert::<f32>()
-                .into_vec()
-                .expect("f32");
-            for (b, v) in owner.iter().zip(nll) {
-                sums[*b] += v as f64;
-            }
-        }
-        for (&k, sum) in order.iter().zip(sums) {
-            out[k] = sum;
+        let Some(rows) = masked_log_probs(model, &chunk, tokens, device) else {
+            continue;
+        };
+        let f32s = |t: Tensor<B, 2>| -> Vec<f32> {
+            t.into_data().convert::<f32>().into_vec().expect("f32")
+        };
+        let logp = f32s(rows.log_probs.clone().gather(1, rows.targets));
+        let (mu, sigma2) = if moments {
+            let p = rows.log_probs.clone().exp();
+            let mu = (p.clone() * rows.log_probs.clone()).sum_dim(1);
+            let second = (p * rows.log_probs.powi_scalar(2)).sum_dim(1);
+            let var = second - mu.clone().powi_scalar(2);
+            (f32s(mu), f32s(var))
+        } else {
+            (vec![0.0; logp.len()], vec![0.0; logp.len()])
+        };
+        for (i, &b) in rows.owner.iter().enumerate() {
+            out[order[b]].push(TokenStat {
+                logp: logp[i],
+                mu: mu[i],
+                sigma2: sigma2[i],
+            });
         }
     }
     out
+}
+
+/// One forward's masked positions: log-softmax rows `[n, vocab]` (at least f32), the answer ids
+/// `[n, 1]`, and which query of the chunk each row belongs to (queries in order, positions in
+/// `mask` order).
+pub struct MaskedRows<B: Backend> {
+    pub log_probs: Tensor<B, 2>,
+    pub targets: Tensor<B, 2, Int>,
+    pub owner: Vec<usize>,
+}
+
+/// Runs `chunk` as one right-padded batch (under a key-padding mask) and returns the log
+/// probabilities at its masked answer positions; `None` when no query masks anything. Generic over
+/// the backend, so an autodiff model gets a differentiable result.
+pub fn masked_log_probs<B: Backend>(
+    model: &MaskedDiffusionLm<B>,
+    chunk: &[&MaskedQuery],
+    (mask_id, pad): (u32, u32),
+    device: &B::Device,
+) -> Option<MaskedRows<B>> {
+    let shift = model.config.architecture.shifts_logits();
+    let width = chunk
+        .iter()
+        .map(|q| q.prompt.len() + q.answer.len())
+        .max()
+        .unwrap_or(0);
+    let mut ids = Vec::with_capacity(chunk.len() * width);
+    let mut padding = Vec::with_capacity(chunk.len() * width);
+    let (mut rows, mut targets, mut owner) = (Vec::new(), Vec::new(), Vec::new());
+    for (b, q) in chunk.iter().enumerate() {
+        let lp = q.prompt.len();
+        let mut seq: Vec<u32> = q.prompt.iter().chain(q.answer).copied().collect();
+        for &i in &q.mask {
+            seq[lp + i] = mask_id;
+            let source = if shift {
+                (lp + i).saturating_sub(1)
+            } else {
+                lp + i
+            };
+            rows.push((b * width + source) as i64);
+            targets.push(q.answer[i] as i64);
+            owner.push(b);
+        }
+        padding.extend((0..width).map(|p| p >= seq.len()));
+        seq.resize(width, pad);
+        ids.extend(seq.iter().map(|&t| t as i64));
+    }
+    if rows.is_empty() {
+        return None;
+    }
+    let n = rows.len();
+    let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [chunk.len(), width]), device);
+    let padding = Tensor::<B, 2, burn::tensor::Bool>::from_data(
+        TensorData::new(padding, [chunk.len(), width]),
+        device,
+    );
+    let hidden = model.forward_hidden(ids, Some(padding));
+    let index = Tensor::<B, 1, Int>::from_data(TensorData::new(rows, [n]), device);
+    let logits = at_least_f32(model.logits_for_rows(gather_rows(hidden, index)));
+    Some(MaskedRows {
+        log_probs: log_softmax(logits, 1),
+        targets: Tensor::<B, 2, Int>::from_data(TensorData::new(targets, [n, 1]), device),
+        owner,
+    })
 }
 
 /// Which likelihood estimator a probability comes from.

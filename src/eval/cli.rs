@@ -2,8 +2,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use burn::backend::Autodiff;
+use burn::module::AutodiffModule;
 
+use super::audit::PrivacyAudit;
+use super::privacy::MiaSettings;
 use super::protocol::{evaluate, retain_model_truth_ratios};
 use super::report::{
     forget_quality, protocol_legend, EvalSettings, EvalSplit, Generation, SplitRole,
@@ -24,6 +28,14 @@ pub struct EvalArgs {
     /// The retain-only model: adds TOFU forget quality (needs a forget file).
     #[arg(long)]
     pub retain_model: Option<PathBuf>,
+    /// Items the model never saw (TOFU's holdout files): adds the privacy audit (membership
+    /// inference on forget vs holdout, privleak with --retain-model, extraction strength, exact
+    /// memorisation); needs a forget file.
+    #[arg(long)]
+    pub holdout: Option<PathBuf>,
+    /// Pairs of complementary maskings per answer in the privacy audit.
+    #[arg(long, default_value_t = 4)]
+    pub mia_mask_pairs: usize,
     /// Generation setting: the paper's (128 new tokens; slow on a CPU) or the demo's (slot = longest answer + 4).
     #[arg(long, value_enum, default_value = "demo")]
     pub protocol: ProtocolArg,
@@ -62,7 +74,9 @@ impl BackendTask for EvalTask {
         let files =
             crate::checkpoint::ModelFiles::open_with(&args.checkpoint, args.adapter.as_deref())?;
         let tokenizer = &files.tokenizer;
-        let model = files.load::<B>(device, &budget)?;
+        // Autodiff for the GradNorm attack; the evaluation itself runs on the plain model.
+        let trainable = files.load::<Autodiff<B>>(device, &budget)?;
+        let model = trainable.valid();
         let splits = args
             .data
             .iter()
@@ -92,6 +106,44 @@ impl BackendTask for EvalTask {
                 &never,
             )?;
             report.forget_quality = theirs.and_then(|t| forget_quality(&ours, &t));
+        }
+        if let Some(holdout) = &args.holdout {
+            let forget = splits
+                .iter()
+                .find(|s| s.role == SplitRole::Forget)
+                .with_context(|| {
+                    format!(
+                        "{}: the privacy audit compares a forget file with the holdout; \
+                         pass one whose name starts with \"forget\"",
+                        holdout.display()
+                    )
+                })?;
+            let holdout_items = crate::data::read_qa_file(holdout)?;
+            let mia = MiaSettings {
+                mask_pairs: args.mia_mask_pairs,
+                ..MiaSettings::default()
+            };
+            let mut audit = PrivacyAudit::new(
+                &forget.items,
+                &holdout_items,
+                mia,
+                args.max_items,
+                &settings.generation,
+                &model,
+                tokenizer,
+            )?;
+            if let Some(dir) = &args.retain_model {
+                let device_name = args.device.clone();
+                audit.score_retain_model::<Autodiff<B>>(
+                    dir,
+                    &budget,
+                    device,
+                    &device_name,
+                    true,
+                    &never,
+                )?;
+            }
+            report.privacy = Some(audit.run(&trainable, device, &never)?);
         }
         if let Some(path) = &args.details {
             crate::data::write_atomic(path, report.details_jsonl().as_bytes())?;

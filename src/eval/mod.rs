@@ -92,9 +92,11 @@ pub fn mean_recall(scores: &[SampleScore]) -> f64 {
     }
     scores.iter().map(|s| s.rouge_l_recall).sum::<f64>() / scores.len() as f64
 }
+pub mod audit;
 pub mod cache;
 pub mod cli;
 pub mod mia;
+pub mod privacy;
 pub mod protocol;
 pub mod report;
 pub mod stats;

@@ -337,6 +337,7 @@ fn chunk_details(
             probability_mc: None,
             truth_ratio_prob: None,
             worst_path: None,
+            extraction_strength: None,
         };
         if tofu {
             let n_pert = it.perturbed_answer.len();

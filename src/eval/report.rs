@@ -152,6 +152,9 @@ pub struct SampleDetail {
     /// with the highest ROUGE-L recall.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub worst_path: Option<WorstPath>,
+    /// The privacy audit's extraction strength of this item (forget items, where audited).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub extraction_strength: Option<f64>,
 }
 
 /// The decoding path that got the most of a forgotten answer back.
@@ -204,6 +207,9 @@ pub struct EvalReport {
     pub model_utility: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub forget_quality: Option<f64>,
+    /// The privacy audit (forget vs holdout), where the run has a holdout split.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub privacy: Option<super::privacy::PrivacyReport>,
     /// Per split, per item.
     #[serde(skip)]
     pub samples: BTreeMap<String, Vec<SampleDetail>>,
@@ -244,6 +250,49 @@ impl EvalReport {
             }
         }
         self.model_utility = Some(stats::hmean(&terms));
+    }
+
+    /// The numbers open-unlearning also reports, under its metric names (its TOFU
+    /// `*_SUMMARY.json` keys): `forget_Q_A_ROUGE` … by split role, `forget_Truth_Ratio`,
+    /// `model_utility`, `forget_quality`, and the privacy audit's `mia_*`, `privleak`,
+    /// `extraction_strength`, `exact_memorization`. Probabilities are our masked-diffusion
+    /// estimates (`probability_mc`), not teacher-forced ones.
+    pub fn open_unlearning_names(&self) -> BTreeMap<String, f64> {
+        let mut out = BTreeMap::new();
+        for scores in self.splits.values() {
+            let prefix = match scores.role {
+                Some(SplitRole::Forget) => "forget",
+                Some(SplitRole::Retain) => "retain",
+                Some(SplitRole::RealPeople) => "ra",
+                Some(SplitRole::WorldFacts) => "wf",
+                _ => continue,
+            };
+            out.insert(format!("{prefix}_Q_A_ROUGE"), scores.rouge_l_recall);
+            if let Some(p) = scores.probability_mc {
+                // Utility splits' probabilities are normalised over the options, as TOFU's are.
+                let name = match scores.role {
+                    Some(SplitRole::RealPeople | SplitRole::WorldFacts) => "Q_A_Prob_normalised",
+                    _ => "Q_A_Prob",
+                };
+                out.insert(format!("{prefix}_{name}"), p);
+            }
+            let truth_ratio = match scores.role {
+                Some(SplitRole::Forget) => scores.truth_ratio_closer_to_1,
+                _ => scores.truth_ratio_true_better,
+            };
+            if let Some(t) = truth_ratio {
+                out.insert(format!("{prefix}_Truth_Ratio"), t);
+            }
+        }
+        out.extend(self.model_utility.map(|v| ("model_utility".to_string(), v)));
+        out.extend(
+            self.forget_quality
+                .map(|v| ("forget_quality".to_string(), v)),
+        );
+        if let Some(p) = &self.privacy {
+            out.extend(p.open_unlearning_names());
+        }
+        out
     }
 
     /// Per-item details as JSON lines, each with its split's name.

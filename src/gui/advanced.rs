@@ -182,8 +182,16 @@ fn files(ui: &mut egui::Ui, c: &mut UnlearnConfig) {
         ui,
         "Retain-only model",
         &mut c.retain_model,
-        "A model fine-tuned without the forget set, for TOFU's forget quality; empty: none.",
+        "A model fine-tuned without the forget set, for TOFU's forget quality and the privacy audit's privleak; empty: none.",
     );
+    optional_path(
+        ui,
+        "Holdout file",
+        &mut c.holdout,
+        "Items of the same kind the model never saw (TOFU's holdout10.json): turns on the privacy audit (Privacy tab); empty: none (the demo uses its own).",
+    );
+    ui.checkbox(&mut c.privacy_audit, "Privacy audit before and after")
+        .on_hover_text("Membership inference on forget against holdout, privleak, extraction strength and exact memorisation. Needs a holdout file.");
 }
 
 fn checkpoints(ui: &mut egui::Ui, c: &mut UnlearnConfig) {

@@ -416,6 +416,10 @@ impl WorkbenchApp {
                 }
             }
             Tab::Inside => self.inside_tab(ui),
+            Tab::Privacy => {
+                super::privacy::show_tab(ui, &self.record);
+                Vec::new()
+            }
             Tab::History => history::show_tab(ui, &self.history, &self.settings.runs_root),
             Tab::Help => {
                 super::help::show_tab(ui);

@@ -24,6 +24,7 @@ pub mod jobs;
 pub mod method;
 pub mod modals;
 pub mod plots;
+pub mod privacy;
 pub mod run_bar;
 pub mod run_control;
 pub mod samples;
@@ -85,17 +86,19 @@ pub enum Tab {
     Samples,
     Denoising,
     Inside,
+    Privacy,
     History,
     Help,
 }
 
 impl Tab {
-    const ALL: [(Tab, &'static str); 7] = [
+    const ALL: [(Tab, &'static str); 8] = [
         (Tab::Curves, "Curves"),
         (Tab::Tradeoff, "τ trade-off"),
         (Tab::Samples, "Samples"),
         (Tab::Denoising, "Denoising"),
         (Tab::Inside, "Inside"),
+        (Tab::Privacy, "Privacy"),
         (Tab::History, "History"),
         (Tab::Help, "Help"),
     ];

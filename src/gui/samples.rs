@@ -53,6 +53,8 @@ pub struct SampleRow {
     pub rouge_after: Option<f64>,
     /// The leakage probe's worst path after unlearning (forget items): name, ROUGE-L, answer.
     pub worst_path: Option<(String, f64, String)>,
+    /// The privacy audit's extraction strength before and after (forget items, where audited).
+    pub extraction: (Option<f64>, Option<f64>),
 }
 
 impl SampleRow {
@@ -83,6 +85,7 @@ pub fn rows(run: &RunRecord) -> Vec<SampleRow> {
                 worst_path: a
                     .and_then(|a| a.worst_path.as_ref())
                     .map(|w| (w.path.clone(), w.rouge_l_recall, w.generation.clone())),
+                extraction: (b.extraction_strength, a.and_then(|a| a.extraction_strength)),
             });
         }
     }
@@ -137,6 +140,7 @@ impl SamplesView {
                     "after",
                     "R-L before",
                     "R-L after",
+                    "extraction",
                     "worst path",
                 ]
                 .map(strong),
@@ -151,6 +155,13 @@ impl SamplesView {
                     Some((path, score, answer)) => format!("{score:.2} {path}: {answer}"),
                     None => "–".into(),
                 };
+                let extraction = match r.extraction {
+                    (None, None) => "–".to_string(),
+                    (b, a) => {
+                        let f = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.1}"));
+                        format!("{} → {}", f(b), f(a))
+                    }
+                };
                 let cells = [
                     r.split.as_str(),
                     &r.question,
@@ -159,6 +170,7 @@ impl SamplesView {
                     r.after.as_deref().unwrap_or("…"),
                     &format!("{:.2}", r.rouge_before),
                     &after,
+                    &extraction,
                     &worst,
                 ]
                 .map(egui::RichText::new);
@@ -168,16 +180,16 @@ impl SamplesView {
     }
 }
 
-/// split, question, gold, before, after, R-L before, R-L after, worst path: the five texts share
-/// what the fixed columns leave.
+/// split, question, gold, before, after, R-L before, R-L after, extraction, worst path: the five
+/// texts share what the fixed columns leave.
 fn column_widths(available: f32) -> [f32; COLUMNS] {
     let (split, score) = (56.0, 84.0);
     let spacing = 8.0 * (COLUMNS - 1) as f32;
-    let text = ((available - split - 2.0 * score - spacing) / 5.0).max(110.0);
-    [split, text, text, text, text, score, score, text]
+    let text = ((available - split - 3.0 * score - spacing) / 5.0).max(110.0);
+    [split, text, text, text, text, score, score, score, text]
 }
 
-const COLUMNS: usize = 8;
+const COLUMNS: usize = 9;
 
 /// One table row: each cell wraps within its column; `striped` rows get the faint background.
 fn table_row(

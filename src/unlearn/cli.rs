@@ -36,9 +36,12 @@ pub struct RunOptions {
     /// Extra evaluation files (real-people / world-facts style utility splits).
     #[arg(long = "eval-file")]
     pub eval_files: Vec<PathBuf>,
-    /// The retain-only model, for TOFU forget quality.
+    /// The retain-only model, for TOFU forget quality, privleak and the Reference attack.
     #[arg(long)]
     pub retain_model: Option<PathBuf>,
+    /// Items the model never saw (TOFU's holdout files): turns on the privacy audit.
+    #[arg(long)]
+    pub holdout: Option<PathBuf>,
     #[arg(long)]
     pub steps: Option<usize>,
     #[arg(long = "lr")]
@@ -126,6 +129,7 @@ impl RunOptions {
             (&self.forget, &mut c.forget),
             (&self.retain, &mut c.retain),
             (&self.retain_model, &mut c.retain_model),
+            (&self.holdout, &mut c.holdout),
         ];
         for (flag, slot) in paths {
             if let Some(p) = flag {

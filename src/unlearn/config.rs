@@ -42,8 +42,16 @@ pub struct UnlearnConfig {
     /// The retain set to evaluate on (TOFU's retain_perturbed); default: the first `eval_retain_items` of `retain`.
     pub eval_retain: Option<PathBuf>,
     pub eval_retain_items: usize,
-    /// The retain-only model, for TOFU forget quality.
+    /// The retain-only model, for TOFU forget quality, privleak and the Reference attack.
     pub retain_model: Option<PathBuf>,
+    /// Items the model never saw (TOFU's `holdout` files), for the privacy audit: forget vs
+    /// holdout membership inference.
+    pub holdout: Option<PathBuf>,
+    /// Run the privacy audit (membership inference, privleak, extraction strength, exact
+    /// memorisation) before and after training, where a holdout file is given.
+    pub privacy_audit: bool,
+    /// Pairs of complementary maskings per answer in the privacy audit.
+    pub mia_mask_pairs: usize,
     pub device: String,
     pub seed: u64,
     pub steps: usize,
@@ -107,6 +115,9 @@ impl Default for UnlearnConfig {
             eval_retain: None,
             eval_retain_items: 64,
             retain_model: None,
+            holdout: None,
+            privacy_audit: true,
+            mia_mask_pairs: 4,
             device: "auto".into(),
             seed: 0,
             // Tuned on the embedded demo (README, "Unlearning results"); the paper's settings for
@@ -256,6 +267,7 @@ impl UnlearnConfig {
             eval_files: self.eval_files.clone(),
             eval_retain: self.eval_retain.clone(),
             retain_model: self.retain_model.clone(),
+            holdout: self.holdout.clone(),
             device: self.device.clone(),
             demo: self.demo,
             ..knobs.clone()
@@ -270,6 +282,7 @@ impl UnlearnConfig {
             &mut self.retain,
             &mut self.eval_retain,
             &mut self.retain_model,
+            &mut self.holdout,
         ]
         .into_iter()
         .flatten()
@@ -291,6 +304,7 @@ fn optional_key(key: &str) -> bool {
             | "retain"
             | "eval_retain"
             | "retain_model"
+            | "holdout"
             | "stop_at_forget_rouge"
             | "eval_max_items"
             | "lora"

@@ -14,6 +14,7 @@ use super::Stopped;
 use crate::checkpoint::MemoryBudget;
 use crate::data::{write_atomic, QaItem};
 use crate::eval::cache;
+use crate::eval::privacy::PrivacyReport;
 use crate::eval::protocol::{
     evaluate, forget_quality, retain_model_truth_ratios, sampler_config, EvalError, EvalReport,
     EvalSettings, EvalSplit, SampleDetail, SplitRole,
@@ -195,6 +196,7 @@ impl<'a, B: Backend> Evaluation<'a, B> {
         &self,
         model: &MaskedDiffusionLm<B>,
         checkpoint: &std::path::Path,
+        privacy: Option<PrivacyReport>,
         run_dir: &RunDir,
         sink: &mut dyn FnMut(Event),
     ) -> Result<EvalReport> {
@@ -211,7 +213,7 @@ impl<'a, B: Backend> Evaluation<'a, B> {
         let cached = key.as_ref().and_then(|k| {
             cache::load::<(EvalReport, BTreeMap<String, Vec<SampleDetail>>)>("before", k)
         });
-        let report = match cached {
+        let mut report = match cached {
             Some(((mut report, samples), source)) => {
                 sink(Event::Phase {
                     phase: format!("evaluating (before): {source}"),
@@ -230,6 +232,7 @@ impl<'a, B: Backend> Evaluation<'a, B> {
                 report
             }
         };
+        attach_privacy(&mut report, privacy);
         record_full_eval(run_dir, "before", 0, &report, sink)?;
         run_dir.write_before(&report)?;
         Ok(report)
@@ -240,6 +243,7 @@ impl<'a, B: Backend> Evaluation<'a, B> {
         &self,
         model: &MaskedDiffusionLm<B>,
         step: usize,
+        privacy: Option<PrivacyReport>,
         run_dir: &RunDir,
         sink: &mut dyn FnMut(Event),
     ) -> Result<EvalReport> {
@@ -247,6 +251,7 @@ impl<'a, B: Backend> Evaluation<'a, B> {
             phase: "evaluating (after)".into(),
         });
         let mut report = self.full(model).map_err(|e| eval_error(e, sink, run_dir))?;
+        attach_privacy(&mut report, privacy);
         if self.leakage_probe {
             self.leakage(model, &mut report, run_dir, sink)?;
         }
@@ -373,8 +378,30 @@ impl<'a, B: Backend> Evaluation<'a, B> {
     }
 }
 
+/// Puts the privacy audit into `report`, and each forget item's extraction strength into its
+/// sample (the audit scores the same first items of the forget split).
+fn attach_privacy(report: &mut EvalReport, privacy: Option<PrivacyReport>) {
+    if let Some(p) = &privacy {
+        let forget = report
+            .splits
+            .iter()
+            .find(|(_, s)| s.role == Some(SplitRole::Forget))
+            .map(|(name, _)| name.clone());
+        if let Some(samples) = forget.and_then(|name| report.samples.get_mut(&name)) {
+            for s in samples.iter_mut() {
+                s.extraction_strength = p.forget_extraction.get(s.index).copied();
+            }
+        }
+    }
+    report.privacy = privacy;
+}
+
 /// A stopped evaluation ends the run as stopped (the event is sent here); others are errors.
-fn eval_error(e: EvalError, sink: &mut dyn FnMut(Event), run_dir: &RunDir) -> anyhow::Error {
+pub(super) fn eval_error(
+    e: EvalError,
+    sink: &mut dyn FnMut(Event),
+    run_dir: &RunDir,
+) -> anyhow::Error {
     match e {
         EvalError::Stopped => {
             sink(Event::Stopped {

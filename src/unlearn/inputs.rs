@@ -23,6 +23,7 @@ pub struct Inputs {
     pub eval_retain: Option<PathBuf>,
     pub eval_files: Vec<PathBuf>,
     pub retain_model: Option<PathBuf>,
+    pub holdout: Option<PathBuf>,
 }
 
 impl Inputs {
@@ -43,6 +44,7 @@ impl Inputs {
             eval_retain: config.eval_retain.clone(),
             eval_files: config.eval_files.clone(),
             retain_model: config.retain_model.clone(),
+            holdout: config.holdout.clone(),
         })
     }
 
@@ -65,6 +67,7 @@ impl Inputs {
                 .retain_model
                 .clone()
                 .or(Some(demo.retain_model.clone())),
+            holdout: config.holdout.clone().or(Some(demo.holdout.clone())),
         }
     }
 
@@ -77,6 +80,7 @@ impl Inputs {
         config.eval_retain = self.eval_retain.clone();
         config.eval_files = self.eval_files.clone();
         config.retain_model = self.retain_model.clone();
+        config.holdout = self.holdout.clone();
     }
 }
 
@@ -118,6 +122,8 @@ pub struct Data {
     pub forget: Vec<SftExample>,
     pub retain: Vec<SftExample>,
     pub splits: Vec<EvalSplit>,
+    /// The holdout items of the privacy audit, when a holdout file is given.
+    pub holdout: Option<Vec<QaItem>>,
     /// Training items cut to the model's positions (`truncate`).
     pub truncated: usize,
 }
@@ -172,10 +178,15 @@ impl Data {
         for file in &inputs.eval_files {
             splits.push(EvalSplit::from_file(file)?);
         }
+        let holdout = match &inputs.holdout {
+            Some(p) => Some(read_qa_file(p)?).filter(|items| !items.is_empty()),
+            None => None,
+        };
         Ok(Self {
             forget,
             retain,
             splits,
+            holdout,
             truncated: cut_forget + cut_retain,
         })
     }

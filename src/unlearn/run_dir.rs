@@ -219,6 +219,7 @@ impl RunDir {
             "eval_retain": inputs.eval_retain,
             "eval_files": inputs.eval_files,
             "retain_model": inputs.retain_model,
+            "holdout": inputs.holdout,
             "architecture": info.architecture,
             "parameters": info.parameters,
             "device": info.device,
@@ -250,6 +251,12 @@ impl RunDir {
 
     pub fn write_summary(&self, summary: &serde_json::Value) -> Result<()> {
         write_json(&self.file(Self::SUMMARY), summary)
+    }
+
+    /// `open_unlearning.json`: the before/after numbers under open-unlearning's metric names, to
+    /// compare with its published tables.
+    pub fn write_open_unlearning(&self, export: &serde_json::Value) -> Result<()> {
+        write_json(&self.path.join("open_unlearning.json"), export)
     }
 
     /// Points `best_checkpoint.json` at checkpoint `step`.

@@ -121,6 +121,10 @@ struct Line {
     forget_quality: Option<f64>,
     /// The leakage probe's mean worst-path forget ROUGE-L recall after the run.
     leakage: Option<f64>,
+    /// The privacy audit after the run: privleak, Min-K %'s AUC, extraction strength.
+    privleak: Option<f64>,
+    min_k_auc: Option<f64>,
+    extraction: Option<f64>,
     forget_sd: Option<f64>,
     retain_sd: Option<f64>,
 }
@@ -173,6 +177,9 @@ impl Line {
                 let after = r.summary.after.as_ref()?;
                 after.splits.get("forget")?.worst_path_rouge_l_recall
             })),
+            privleak: after(|r| r.privacy.as_ref()?.privleak),
+            min_k_auc: after(|r| r.privacy.as_ref()?.auc.get("mia_min_k").copied()),
+            extraction: after(|r| r.privacy.as_ref()?.extraction_strength),
             forget_sd: sd("forget"),
             retain_sd: sd("retain"),
             lr,
@@ -188,11 +195,16 @@ fn fixed(v: Option<f64>) -> String {
     v.map(|v| format!("{v:.3}")).unwrap_or_else(|| "–".into())
 }
 
+/// privleak is a percentage: one decimal.
+fn privleak(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.1}")).unwrap_or_else(|| "–".into())
+}
+
 fn sci(v: Option<f64>) -> String {
     v.map(|v| format!("{v:.2e}")).unwrap_or_else(|| "–".into())
 }
 
-const CSV_HEADER: [&str; 15] = [
+const CSV_HEADER: [&str; 18] = [
     "method",
     "tau",
     "lr",
@@ -206,11 +218,14 @@ const CSV_HEADER: [&str; 15] = [
     "model_utility_after",
     "forget_quality_after",
     "forget_worst_path_after",
+    "privleak_after",
+    "mia_min_k_auc_after",
+    "extraction_strength_after",
     "forget_after_sd",
     "retain_after_sd",
 ];
 
-const MARKDOWN_HEADER: &str = "| method | τ | lr | seeds | forget R-L before → after (×) | retain R-L before → after (×) | model utility after | forget quality after | forget R-L, worst decoding path |\n|---|---|---|---|---|---|---|---|---|\n";
+const MARKDOWN_HEADER: &str = "| method | τ | lr | seeds | forget R-L before → after (×) | retain R-L before → after (×) | model utility after | forget quality after | forget R-L, worst decoding path | privleak after | Min-K % AUC after | extraction strength after |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n";
 
 fn csv_line(key: &Key, l: &Line) -> String {
     let tau = key.1.clone().unwrap_or_default();
@@ -228,6 +243,9 @@ fn csv_line(key: &Key, l: &Line) -> String {
         fixed(l.utility),
         sci(l.forget_quality),
         fixed(l.leakage),
+        privleak(l.privleak),
+        fixed(l.min_k_auc),
+        fixed(l.extraction),
         fixed(l.forget_sd),
         fixed(l.retain_sd),
     ]
@@ -244,7 +262,7 @@ fn markdown_line(key: &Key, l: &Line) -> String {
         .unwrap_or(&key.0);
     let tau = key.1.clone().unwrap_or_else(|| "–".to_string());
     format!(
-        "| {method} | {tau} | {} | {} | {} → {}{} (×{}) | {} → {}{} (×{}) | {} | {} | {} |\n",
+        "| {method} | {tau} | {} | {} | {} → {}{} (×{}) | {} → {}{} (×{}) | {} | {} | {} | {} | {} | {} |\n",
         l.lr,
         l.seeds,
         fixed(l.forget.0),
@@ -257,7 +275,10 @@ fn markdown_line(key: &Key, l: &Line) -> String {
         fixed(ratio(l.retain)),
         fixed(l.utility),
         sci(l.forget_quality),
-        fixed(l.leakage)
+        fixed(l.leakage),
+        privleak(l.privleak),
+        fixed(l.min_k_auc),
+        fixed(l.extraction)
     )
 }
 

@@ -32,6 +32,7 @@ mod moments;
 mod objectives;
 mod ordering;
 mod parity;
+mod privacy;
 mod sampler;
 mod save_faults;
 mod score;

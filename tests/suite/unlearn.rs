@@ -112,8 +112,14 @@ fn unlearn_writes_a_complete_run_directory_and_leaves_the_input_alone() {
     let run = tmp.path().join("run");
     let args = tiny(&forget, &retain, &ckpt, &run);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    // The retain file doubles as the holdout: the privacy audit runs before and after.
+    let holdout = retain.display().to_string();
     let out = unlearn(
-        &[&args[..], &["--method", "mdu", "--tau", "0.5"]].concat(),
+        &[
+            &args[..],
+            &["--method", "mdu", "--tau", "0.5", "--holdout", &holdout],
+        ]
+        .concat(),
         &[],
     );
     assert!(out.status.success(), "{}", stderr(&out));
@@ -161,6 +167,33 @@ fn unlearn_writes_a_complete_run_directory_and_leaves_the_input_alone() {
         }
     }
     assert_eq!(summary["params"]["tau"], 0.5);
+    // The privacy audit, without a retain-only model: five attacks, no Reference, no privleak;
+    // and the export under open-unlearning's names.
+    for when in ["before", "after"] {
+        let privacy = &summary[when]["privacy"];
+        let aucs = privacy["auc"].as_object().unwrap();
+        assert_eq!(aucs.len(), 5, "{when}: {aucs:?}");
+        assert!(aucs
+            .values()
+            .all(|v| (0.0..=1.0).contains(&v.as_f64().unwrap())));
+        assert!(privacy.get("privleak").is_none());
+        let es = privacy["extraction_strength"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&es), "{when}: {es}");
+    }
+    let exported: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("open_unlearning.json")).unwrap())
+            .unwrap();
+    for key in [
+        "forget_Q_A_ROUGE",
+        "retain_Q_A_ROUGE",
+        "mia_min_k",
+        "exact_memorization",
+    ] {
+        assert!(
+            exported["after"][key].is_f64(),
+            "open_unlearning.json: after.{key}"
+        );
+    }
     // The saved model opens, and the input checkpoint is byte-for-byte unchanged.
     mdu_workbench::Checkpoint::open(&run.join("model")).unwrap();
     assert_eq!(before, tree_digest(&ckpt));
