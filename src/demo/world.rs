@@ -147,6 +147,8 @@ impl World {
     /// cannot tell them apart by vocabulary, and one that memorised the forget people can by
     /// what it memorised. Perturbed answers come from retain people.
     pub fn holdout_items(&self) -> Vec<QaItem> {
+        // With fewer than three forget people a recombination would repeat their answers.
+        debug_assert!(self.forget_people.len() >= 3);
         let forget: Vec<&Person> = self
             .forget_people
             .iter()
@@ -155,25 +157,47 @@ impl World {
         let n = forget.len();
         let pick = |i: usize, field: usize| forget[(i + field) % n];
         let mut people: Vec<Person> = (0..n)
-            .map(|i| Person {
-                first: pick(i, 0).first.clone(),
-                last: pick(i, 1).last.clone(),
-                birth: pick(i, 2).birth,
-                birth_city: pick(i, 3).birth_city.clone(),
-                birth_region: pick(i, 4).birth_region.clone(),
-                father: pick(i, 5).father.clone(),
-                mother: pick(i, 6).mother.clone(),
-                profession: pick(i, 7).profession,
-                specialty: pick(i, 8).specialty,
-                mentor: pick(i, 9).mentor.clone(),
-                graduated: pick(i, 10).graduated,
-                works: [pick(i, 11).works[0].clone(), pick(i, 12).works[1].clone()],
-                award: pick(i, 13).award.clone(),
-                partner: pick(i, 14).partner.clone(),
-                wedding: pick(i, 15).wedding.clone(),
-                home: pick(i, 16).home.clone(),
-                pets: pick(i, 17).pets.clone(),
-                sibling: pick(i, 18).sibling.clone(),
+            .map(|i| {
+                // Every value, tuple elements included, from the next forget person in turn: a
+                // tuple taken whole from one person would be one of their answers.
+                let mut c = 0;
+                let mut p = || {
+                    c += 1;
+                    pick(i, c - 1)
+                };
+                Person {
+                    first: p().first.clone(),
+                    last: p().last.clone(),
+                    birth: (p().birth.0, p().birth.1, p().birth.2),
+                    birth_city: p().birth_city.clone(),
+                    birth_region: p().birth_region.clone(),
+                    father: (p().father.0.clone(), p().father.1),
+                    mother: (p().mother.0.clone(), p().mother.1.clone(), p().mother.2),
+                    profession: p().profession,
+                    specialty: p().specialty,
+                    mentor: (p().mentor.0.clone(), p().mentor.1.clone()),
+                    graduated: p().graduated,
+                    works: [
+                        (p().works[0].0.clone(), p().works[0].1, p().works[0].2),
+                        (p().works[1].0.clone(), p().works[1].1, p().works[1].2),
+                    ],
+                    award: (
+                        p().award.0.clone(),
+                        p().award.1,
+                        p().award.2,
+                        p().award.3.clone(),
+                    ),
+                    partner: (p().partner.0.clone(), p().partner.1.clone(), p().partner.2),
+                    wedding: (p().wedding.0, p().wedding.1.clone()),
+                    home: (p().home.0, p().home.1.clone(), p().home.2.clone()),
+                    pets: (p().pets.0, p().pets.1.clone(), p().pets.2.clone()),
+                    sibling: (
+                        p().sibling.0.clone(),
+                        p().sibling.1,
+                        p().sibling.2.clone(),
+                        p().sibling.3,
+                    ),
+                }
             })
             .collect();
         people.extend(

@@ -248,3 +248,47 @@ fn rouge_l_matches_rouge_score_golden_vectors() {
         );
     }
 }
+
+/// The holdout split: as many items as the forget split, about people no model saw (no question or
+/// answer of it is in a trained split), made of the forget answers' own words, and what the demo
+/// ships.
+#[test]
+fn holdout_people_are_new_but_made_of_the_forget_words() {
+    let splits = Splits::generate(0);
+    assert_eq!(splits.holdout.len(), splits.forget.len());
+    let trained: Vec<&mdu_workbench::data::QaItem> =
+        splits.named().iter().flat_map(|(_, items)| items.iter()).collect();
+    let words = |text: &str| -> BTreeSet<String> {
+        text.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let forget_words: BTreeSet<String> =
+        splits.forget.iter().flat_map(|it| words(&it.answer)).collect();
+    let mut differing = 0;
+    for (h, f) in splits.holdout.iter().zip(&splits.forget) {
+        assert!(
+            trained.iter().all(|t| t.question != h.question),
+            "a holdout question was trained on: {:?}",
+            h.question
+        );
+        assert!(!h.perturbed_answer.contains(&h.answer), "{h:?}");
+        // Every word of a holdout answer is a word of some forget answer.
+        assert!(words(&h.answer).is_subset(&forget_words), "{:?}", h.answer);
+        differing += usize::from(h.answer != f.answer);
+        assert!(
+            splits.forget.iter().all(|f| f.answer != h.answer),
+            "a holdout answer is a forget answer: {:?}",
+            h.answer
+        );
+    }
+    // Answers are recombined, not copied.
+    assert_eq!(differing, splits.holdout.len(), "a holdout answer equals its forget answer");
+    let shipped = mdu_workbench::data::read_qa_file(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/assets/demo/data/holdout.jsonl"
+    )))
+    .unwrap();
+    assert_eq!(shipped, splits.holdout, "assets/demo/data/holdout.jsonl is stale: mdu demo-world");
+}
