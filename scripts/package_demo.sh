@@ -10,7 +10,7 @@ for f in config.json model.safetensors tokenizer.json tokenizer_config.json spec
   cp "$full/$f" "$out/model/$f"
   cp "$retain/$f" "$out/retain_model/$f"
 done
-for f in forget retain retain_eval world_facts real_people world_facts_eval real_people_eval; do
+for f in forget retain holdout retain_eval world_facts real_people world_facts_eval real_people_eval; do
   cp "$world/$f.jsonl" "$out/data/$f.jsonl"
 done
 du -sh "$out"

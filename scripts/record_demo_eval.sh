@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Records assets/demo/eval_record.json: the default "before" evaluation of the demo model and the
-# retain-only model's truth ratios on the CPU, under the evaluation-cache keys a demo run computes,
+# Records assets/demo/eval_record.json: the default "before" evaluation and privacy audit of the demo model and the
+# retain-only model's truth ratios and privacy-audit statistics on the CPU, under the evaluation-cache keys a demo run computes,
 # so a first `mdu unlearn --demo` (and the GUI's first run) reuses them instead of spending about a
 # minute. Run after scripts/package_demo.sh and a release build, then rebuild (the record is
 # embedded). Re-run whenever the demo, the evaluation settings or the crate version change:

@@ -47,7 +47,8 @@ pub const FILES: &[(&str, &[u8])] = &[
 ];
 
 /// The evaluations recorded when the demo was made (`scripts/record_demo_eval.sh`): the default
-/// "before" evaluation of the demo model and the retain-only model's truth ratios, under the keys
+/// "before" evaluation and privacy audit of the demo model and the retain-only model's truth
+/// ratios and privacy-audit statistics, under the keys
 /// the evaluation cache gives them. Temperature-0 generation and seeded estimators make them what
 /// a fresh evaluation computes (tested), so a first demo run skips about a minute of evaluation.
 pub fn recorded_eval(kind: &str, key: &str) -> Option<&'static serde_json::Value> {

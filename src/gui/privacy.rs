@@ -23,8 +23,13 @@ fn explain(metric: &str) -> &'static str {
     }
 }
 
-fn cell(v: Option<f64>) -> String {
-    v.map(|v| format!("{v:.3}")).unwrap_or_else(|| "–".into())
+/// privleak is a percentage (one decimal); the rest are shares (three).
+fn cell(metric: &str, v: Option<f64>) -> String {
+    match v {
+        Some(v) if metric == "privleak" => format!("{v:.1}"),
+        Some(v) => format!("{v:.3}"),
+        None => "–".into(),
+    }
 }
 
 /// The tab: the first full evaluation's audit as "before", the last one's as "after".
@@ -71,9 +76,9 @@ pub fn show_tab(ui: &mut egui::Ui, record: &RunRecord) {
             ui.end_row();
             for m in &metrics {
                 ui.label(m.as_str()).on_hover_text(explain(m));
-                ui.label(cell(value(before, m)));
-                ui.label(cell(value(after, m)));
-                ui.label(cell(any.retain_only_auc.get(m).copied()));
+                ui.label(cell(m, value(before, m)));
+                ui.label(cell(m, value(after, m)));
+                ui.label(cell(m, any.retain_only_auc.get(m).copied()));
                 ui.label(better(m));
                 ui.end_row();
             }

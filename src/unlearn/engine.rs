@@ -13,17 +13,17 @@ use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 
 use super::config::{MomentPrecision, UnlearnConfig};
-use super::evaluation::{eval_error, Evaluation};
+use super::evaluation::Evaluation;
 use super::inputs::{Data, ResolvedRun};
 use super::memory_plan::{MemoryPlan, PlanInputs};
+use super::privacy::RunAudit;
 use super::run_dir::{MetricsLog, RunDir, RunInfo, RunSummary};
 use super::step_loop::{CheckpointSaver, LoopInputs, TrainerState, Training};
 pub use super::Stopped;
 use crate::checkpoint::{CheckpointError, MemoryBudget, ModelFiles};
 use crate::device::{BackendTask, DeviceChoice, EngineBackend};
 use crate::diffusion::loss::LossWeighting;
-use crate::eval::audit::PrivacyAudit;
-use crate::eval::privacy::MiaSettings;
+use crate::eval::protocol::EvalReport;
 use crate::events::{Event, StopFlag};
 use crate::model::MaskedDiffusionLm;
 
@@ -394,34 +394,10 @@ fn train<B: AutodiffBackend + crate::kernels::KlBackend>(
         sink(real.reusable(inputs, probed, &inputs.checkpoint));
     }
     eval.score_retain_model(inputs, config, &budget, sink)?;
-    let audit = privacy_audit::<B>(
+    let audit = RunAudit::new::<B>(
         &run, &data, &reference, tokenizer, &budget, device, sink, &stop,
     )?;
-    let resumed_before = run.resume && run_dir.read_before()?.is_some();
-    let privacy_before = match &audit {
-        Some(a) if config.eval_before && !resumed_before => {
-            let stop = stop.clone();
-            let (report, source) = a
-                .run_cached(
-                    &model,
-                    &inputs.checkpoint,
-                    &config.lora,
-                    device,
-                    &device_name,
-                    run.eval_cache,
-                    &move || stop.is_set(),
-                )
-                .map_err(|e| eval_error(e, sink, &run_dir))?;
-            sink(Event::Phase {
-                phase: match source {
-                    Some(source) => format!("privacy audit (before): {source}"),
-                    None => "privacy audit (before)".into(),
-                },
-            });
-            Some(report)
-        }
-        _ => None,
-    };
+    let privacy_before = audit.before(&model, &run_dir, device, sink)?;
     let mut training = Training {
         model,
         optim: crate::train::adamw(config.weight_decay as f32).for_run(config.moments),
@@ -488,34 +464,30 @@ fn train<B: AutodiffBackend + crate::kernels::KlBackend>(
     let inner = training.model.valid();
     let after = match config.eval_after {
         true => {
-            let privacy = match &audit {
-                Some(a) => {
-                    sink(Event::Phase {
-                        phase: "privacy audit (after)".into(),
-                    });
-                    let stop = stop.clone();
-                    Some(
-                        a.run(&training.model, device, &move || stop.is_set())
-                            .map_err(|e| eval_error(e, sink, &run_dir))?,
-                    )
-                }
-                None => None,
-            };
+            let privacy = audit.after(&training.model, &run_dir, device, sink)?;
             Some(eval.after(&inner, step, privacy, &run_dir, sink)?)
         }
         false => None,
     };
+    let reports = (before, after);
+    finish(&loop_inputs, &inner, reports, step, sink)
+}
+
+/// Saves the final model, then writes the summary and the open-unlearning export and sends
+/// `Finished`.
+fn finish<B: AutodiffBackend>(
+    inputs: &LoopInputs<B>,
+    model: &MaskedDiffusionLm<B::InnerBackend>,
+    (before, after): (Option<EvalReport>, Option<EvalReport>),
+    step: usize,
+    sink: &mut dyn FnMut(Event),
+) -> Result<()> {
+    let (config, run_dir) = (inputs.config, inputs.run_dir);
     sink(Event::Phase {
         phase: "saving".into(),
     });
-    let model_dir = save_final(&loop_inputs.saver, &inner, &run_dir)?;
-    let export = |r: &Option<crate::eval::protocol::EvalReport>| {
-        r.as_ref().map(|r| r.open_unlearning_names())
-    };
-    run_dir.write_open_unlearning(&serde_json::json!({
-        "before": export(&before),
-        "after": export(&after),
-    }))?;
+    let model_dir = save_final(&inputs.saver, model, run_dir)?;
+    run_dir.write_open_unlearning(before.as_ref(), after.as_ref())?;
     let summary = serde_json::to_value(RunSummary {
         after,
         before,
@@ -524,7 +496,7 @@ fn train<B: AutodiffBackend + crate::kernels::KlBackend>(
         protocols: crate::eval::report::protocol_legend(),
         seed: config.seed,
         steps: step,
-        wall_s: started.elapsed().as_secs_f64(),
+        wall_s: inputs.started.elapsed().as_secs_f64(),
     })?;
     run_dir.write_summary(&summary)?;
     sink(Event::Finished {
@@ -533,60 +505,4 @@ fn train<B: AutodiffBackend + crate::kernels::KlBackend>(
         summary,
     });
     Ok(())
-}
-
-/// The run's privacy audit, with the retain-only model scored once (or read from the cache),
-/// where the run has a holdout split and evaluates before or after.
-#[allow(clippy::too_many_arguments)]
-fn privacy_audit<B: AutodiffBackend>(
-    run: &ResolvedRun,
-    data: &Data,
-    model: &MaskedDiffusionLm<B::InnerBackend>,
-    tokenizer: &crate::tokenizer::TextTokenizer,
-    budget: &crate::checkpoint::MemoryBudget,
-    device: &B::Device,
-    sink: &mut dyn FnMut(Event),
-    stop: &StopFlag,
-) -> Result<Option<PrivacyAudit>> {
-    let config = &run.config;
-    let Some(holdout) = &data.holdout else {
-        return Ok(None);
-    };
-    if !config.privacy_audit || !(config.eval_before || config.eval_after) {
-        return Ok(None);
-    }
-    let settings = MiaSettings {
-        mask_pairs: config.mia_mask_pairs,
-        seed: config.seed,
-        ..MiaSettings::default()
-    };
-    let mut audit = PrivacyAudit::new(
-        &data.splits[0].items,
-        holdout,
-        settings,
-        config.eval_max_items,
-        &config.generation,
-        model,
-        tokenizer,
-    )?;
-    if let Some(dir) = &run.inputs.retain_model {
-        sink(Event::Phase {
-            phase: "privacy audit: scoring the retain-only model".into(),
-        });
-        let stop = stop.clone();
-        let source = audit.score_retain_model::<B>(
-            dir,
-            budget,
-            device,
-            &run.device.to_string(),
-            run.eval_cache,
-            &move || stop.is_set(),
-        )?;
-        if let Some(source) = source {
-            sink(Event::Phase {
-                phase: format!("privacy audit, the retain-only model: {source}"),
-            });
-        }
-    }
-    Ok(Some(audit))
 }

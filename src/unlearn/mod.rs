@@ -10,6 +10,7 @@ pub mod inputs;
 pub mod memory_plan;
 pub mod methods;
 pub mod presets;
+pub mod privacy;
 pub mod run_dir;
 pub mod step_loop;
 pub mod sweep;

@@ -255,8 +255,16 @@ impl RunDir {
 
     /// `open_unlearning.json`: the before/after numbers under open-unlearning's metric names, to
     /// compare with its published tables.
-    pub fn write_open_unlearning(&self, export: &serde_json::Value) -> Result<()> {
-        write_json(&self.path.join("open_unlearning.json"), export)
+    pub fn write_open_unlearning(
+        &self,
+        before: Option<&EvalReport>,
+        after: Option<&EvalReport>,
+    ) -> Result<()> {
+        let export = |r: Option<&EvalReport>| r.map(EvalReport::open_unlearning_names);
+        write_json(
+            &self.path.join("open_unlearning.json"),
+            &serde_json::json!({ "before": export(before), "after": export(after) }),
+        )
     }
 
     /// Points `best_checkpoint.json` at checkpoint `step`.

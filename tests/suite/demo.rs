@@ -118,6 +118,8 @@ fn demo_runs_reuse_the_recorded_evaluation() {
     for wanted in [
         "retain-only model's truth ratios: recorded with the demo",
         "evaluating (before): recorded with the demo",
+        "privacy audit, the retain-only model: recorded with the demo",
+        "privacy audit (before): recorded with the demo",
     ] {
         assert!(
             phases.iter().any(|p| p == wanted),
@@ -137,4 +139,12 @@ fn demo_runs_reuse_the_recorded_evaluation() {
         );
     }
     assert!(summary["before"]["forget_quality"].as_f64().is_some());
+    // The recorded audit: the memorised model tells forget from holdout, as tests/suite/privacy.rs
+    // computes afresh.
+    let privacy = &summary["before"]["privacy"];
+    assert!(
+        privacy["auc"]["mia_min_k"].as_f64().unwrap() > 0.9,
+        "{privacy}"
+    );
+    assert!(privacy["privleak"].as_f64().unwrap() < -80.0, "{privacy}");
 }

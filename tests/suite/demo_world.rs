@@ -256,16 +256,22 @@ fn rouge_l_matches_rouge_score_golden_vectors() {
 fn holdout_people_are_new_but_made_of_the_forget_words() {
     let splits = Splits::generate(0);
     assert_eq!(splits.holdout.len(), splits.forget.len());
-    let trained: Vec<&mdu_workbench::data::QaItem> =
-        splits.named().iter().flat_map(|(_, items)| items.iter()).collect();
+    let trained: Vec<&mdu_workbench::data::QaItem> = splits
+        .named()
+        .iter()
+        .flat_map(|(_, items)| items.iter())
+        .collect();
     let words = |text: &str| -> BTreeSet<String> {
         text.split(|c: char| !c.is_alphanumeric())
             .filter(|w| !w.is_empty())
             .map(str::to_string)
             .collect()
     };
-    let forget_words: BTreeSet<String> =
-        splits.forget.iter().flat_map(|it| words(&it.answer)).collect();
+    let forget_words: BTreeSet<String> = splits
+        .forget
+        .iter()
+        .flat_map(|it| words(&it.answer))
+        .collect();
     let mut differing = 0;
     for (h, f) in splits.holdout.iter().zip(&splits.forget) {
         assert!(
@@ -284,11 +290,18 @@ fn holdout_people_are_new_but_made_of_the_forget_words() {
         );
     }
     // Answers are recombined, not copied.
-    assert_eq!(differing, splits.holdout.len(), "a holdout answer equals its forget answer");
+    assert_eq!(
+        differing,
+        splits.holdout.len(),
+        "a holdout answer equals its forget answer"
+    );
     let shipped = mdu_workbench::data::read_qa_file(std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/assets/demo/data/holdout.jsonl"
     )))
     .unwrap();
-    assert_eq!(shipped, splits.holdout, "assets/demo/data/holdout.jsonl is stale: mdu demo-world");
+    assert_eq!(
+        shipped, splits.holdout,
+        "assets/demo/data/holdout.jsonl is stale: mdu demo-world"
+    );
 }

@@ -99,6 +99,27 @@ fn demo_opens_runs_saves_and_is_in_history_after_a_restart() {
     h.state_mut().tab = Tab::Samples;
     h.run_ok();
     h.get_by_label("R-L before");
+    h.get_by_label("extraction");
+
+    // The demo has a holdout split and a retain-only model: the Privacy tab shows the audit
+    // before and after, beside the retain-only model's AUCs.
+    h.state_mut().tab = Tab::Privacy;
+    h.run_ok();
+    for label in [
+        "retain-only model",
+        "mia_min_k",
+        "mia_reference",
+        "privleak",
+        "extraction_strength",
+    ] {
+        h.get_by_label(label);
+    }
+    h.get_by_label_contains("4 forget items against 4 holdout items");
+    let after = record_privacy(&h.state().record);
+    assert!(
+        after.privleak.is_some() && after.auc.len() == 6,
+        "{after:?}"
+    );
 
     // Save model as… → a prompt with an editable destination → Browse… (the scripted dialog
     // answers) fills it → Save → a loadable checkpoint appears.
@@ -425,4 +446,16 @@ fn the_setup_says_whether_a_training_step_fits_and_lora_shrinks_it() {
         "{checkpointed}"
     );
     assert_ne!(checkpointed, lora);
+}
+
+/// The last full evaluation's privacy audit.
+fn record_privacy(
+    record: &mdu_workbench::gui::series::RunRecord,
+) -> mdu_workbench::eval::privacy::PrivacyReport {
+    record
+        .evals
+        .iter()
+        .rev()
+        .find_map(|e| e.report.privacy.clone())
+        .expect("a privacy audit")
 }

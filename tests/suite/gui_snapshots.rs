@@ -148,6 +148,22 @@ fn main_views_match_their_snapshots() {
     show(&mut h, Tab::Tradeoff);
     h.snapshot_options("tradeoff", &options());
 
+    // The Privacy tab, with the audits of a demo run (tests/fixtures/gui/privacy.json) attached
+    // to this run's full evaluations.
+    let audits: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string("tests/fixtures/gui/privacy.json").unwrap())
+            .unwrap();
+    let full: Vec<usize> = (0..h.state().record.evals.len())
+        .filter(|&i| h.state().record.evals[i].label == "full")
+        .collect();
+    for (&i, when) in full.iter().zip(["before", "after"]) {
+        h.state_mut().record.evals[i].report.privacy =
+            Some(serde_json::from_value(audits[when].clone()).unwrap());
+    }
+    show(&mut h, Tab::Privacy);
+    h.get_by_label("privleak");
+    h.snapshot_options("privacy", &options());
+
     show(&mut h, Tab::History);
     h.get_by_label("7 runs in tests/fixtures/gui/runs");
     h.snapshot_options("history", &options());

@@ -166,8 +166,12 @@ fn attack_scores_and_aucs_by_hand() {
     assert_eq!(f["mia_zlib"], vec![0.5 / 11.0, 1.0 / 9.0]);
     // Min-K % with k = 0.4: max(1, int(3·0.4)) = 1 lowest of three, 1 of two.
     assert_eq!(f["mia_min_k"], vec![0.9, 2.0]);
-    // Min-K %++: (log p − (−1)) / 2 for the lowest token.
-    assert_eq!(f["mia_min_k_plus_plus"], vec![0.05, 0.5]);
+    // Min-K %++: minus (log p − (−1)) / 2 of the lowest token: −(−0.9 + 1)/2, −(−2 + 1)/2.
+    let mkpp = &f["mia_min_k_plus_plus"];
+    assert!(
+        (mkpp[0] + 0.05).abs() < 1e-12 && (mkpp[1] - 0.5).abs() < 1e-12,
+        "{mkpp:?}"
+    );
     assert_eq!(f["mia_gradnorm"], vec![3.0, 1.0]);
     assert_eq!(f["mia_reference"], vec![0.25, -0.5]);
     let h = attack_scores(&holdout, &answers, Some(&[2.0, 4.0]), Some(&reference), 0.4);
