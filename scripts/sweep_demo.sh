@@ -4,6 +4,7 @@
 # learning rates; each method's rate is picked on seed 0 by one rule (`mdu sweep --help`:
 # reach forget ≤ 0.3 × before with the most retain kept, else forget most); means over seeds.
 # Two processes share the 2 cores; a last call reuses every finished run and writes the table.
+# Every run is also privacy-audited (the demo ships a holdout split; results/demo_sweep_privacy/).
 # Usage: scripts/sweep_demo.sh [path/to/mdu] [OUT]   (about 80 min on the 2-core dev VM, with the
 # leakage probe after every run)
 set -euo pipefail
