@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use super::cache::{self, erased::Part, Source};
 use super::privacy::{
-    attack_aucs, attack_scores, grad_norms, item_stats, memorisation, ItemStats, MiaSettings,
-    PrivacyReport,
+    attack_aucs, attack_scores, grad_norms, item_stats, memorisation, AttackScores, ItemStats,
+    MiaSettings, PrivacyReport,
 };
 use super::protocol::{sampler_config, EvalError};
 use super::report::Generation;
@@ -148,29 +148,9 @@ impl PrivacyAudit {
                 loaded.with_context(|| format!("{}: the retain-only model", dir.display()))?
             }
         };
-        let inner = model.valid();
-        let forget = item_stats(
-            &inner,
-            &self.forget.examples,
-            self.pair(),
-            &self.settings,
-            device,
-        );
-        let holdout = item_stats(
-            &inner,
-            &self.holdout.examples,
-            self.pair(),
-            &self.settings,
-            device,
-        );
-        let score = |side: &Side, stats: &[ItemStats]| {
-            let grads = grad_norms(&model, &side.examples, self.pair(), &self.settings, device);
-            attack_scores(stats, &side.answers(), Some(&grads), None, self.settings.k)
-        };
-        let auc = attack_aucs(
-            &score(&self.forget, &forget),
-            &score(&self.holdout, &holdout),
-        );
+        let (forget, forget_scores) = self.side(&model, &self.forget, None, device);
+        let (holdout, holdout_scores) = self.side(&model, &self.holdout, None, device);
+        let auc = attack_aucs(&forget_scores, &holdout_scores);
         let scored = RetainOnly {
             forget,
             holdout,
@@ -217,6 +197,22 @@ impl PrivacyAudit {
         Ok((report, None))
     }
 
+    /// One side's statistics under `model` and every attack's scores on them (Reference against
+    /// `reference`, the retain-only model's statistics on the same items, where given).
+    fn side<B: AutodiffBackend>(
+        &self,
+        model: &MaskedDiffusionLm<B>,
+        side: &Side,
+        reference: Option<&[ItemStats]>,
+        device: &B::Device,
+    ) -> (Vec<ItemStats>, AttackScores) {
+        let (settings, pair) = (&self.settings, self.pair());
+        let stats = item_stats(&model.valid(), &side.examples, pair, settings, device);
+        let grads = grad_norms(model, &side.examples, pair, settings, device);
+        let scores = attack_scores(&stats, &side.answers(), Some(&grads), reference, settings.k);
+        (stats, scores)
+    }
+
     /// The audit of `model`.
     pub fn run<B: AutodiffBackend>(
         &self,
@@ -225,26 +221,24 @@ impl PrivacyAudit {
         stop: &dyn Fn() -> bool,
     ) -> Result<PrivacyReport, EvalError> {
         let reference = self.retain_only.as_ref();
-        let inner = model.valid();
-        let side = |s: &Side, reference: Option<&[ItemStats]>| {
-            let stats = item_stats(&inner, &s.examples, self.pair(), &self.settings, device);
-            let grads = grad_norms(model, &s.examples, self.pair(), &self.settings, device);
-            attack_scores(
-                &stats,
-                &s.answers(),
-                Some(&grads),
-                reference,
-                self.settings.k,
-            )
-        };
-        let forget = side(&self.forget, reference.map(|r| &r.forget[..]));
+        let (_, forget) = self.side(
+            model,
+            &self.forget,
+            reference.map(|r| &r.forget[..]),
+            device,
+        );
         if stop() {
             return Err(EvalError::Stopped);
         }
-        let holdout = side(&self.holdout, reference.map(|r| &r.holdout[..]));
+        let (_, holdout) = self.side(
+            model,
+            &self.holdout,
+            reference.map(|r| &r.holdout[..]),
+            device,
+        );
         let auc = attack_aucs(&forget, &holdout);
         let memorised = memorisation(
-            &inner,
+            &model.valid(),
             &self.forget.examples,
             &self.tokens,
             &self.sampler,

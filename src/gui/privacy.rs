@@ -32,7 +32,7 @@ fn cell(metric: &str, v: Option<f64>) -> String {
     }
 }
 
-/// The tab: the first full evaluation's audit as "before", the last one's as "after".
+/// The tab: the audit at step 0 as "before", the last one after it as "after".
 pub fn show_tab(ui: &mut egui::Ui, record: &RunRecord) {
     let audits: Vec<(usize, &PrivacyReport)> = record
         .evals
@@ -40,7 +40,9 @@ pub fn show_tab(ui: &mut egui::Ui, record: &RunRecord) {
         .filter(|e| e.label != "live")
         .filter_map(|e| Some((e.step, e.report.privacy.as_ref()?)))
         .collect();
-    let Some(&(_, first)) = audits.first() else {
+    let before = audits.iter().find(|a| a.0 == 0).map(|a| a.1);
+    let after = audits.iter().rev().find(|a| a.0 > 0).map(|a| a.1);
+    let Some(any) = after.or(before) else {
         ui.label(
             "No privacy audit yet. It runs before and after unlearning when a holdout file is \
              given (the demo ships one: people the model never saw). It asks whether the forget \
@@ -50,11 +52,6 @@ pub fn show_tab(ui: &mut egui::Ui, record: &RunRecord) {
         );
         return;
     };
-    let (before, after) = match audits.last() {
-        Some(&(step, last)) if step > 0 => ((audits[0].0 == 0).then_some(first), Some(last)),
-        _ => (Some(first), None),
-    };
-    let any = after.or(before).unwrap_or(first);
     ui.label(format!(
         "{} forget items against {} holdout items; {}. AUC: 0.5 means the attack cannot tell \
          forget from holdout, towards 1 the forget set still looks like training data.",
